@@ -1,0 +1,46 @@
+// Assembles the server: a fastify instance with the FHIR endpoint, errors as
+// OperationOutcomes, health routes, structured logs with request ids.
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Config } from './config.ts';
+import { loadDefinitions } from './fhir/definitions.ts';
+import { registerErrorHandlers } from './http/errors.ts';
+import { fhirRoutes } from './http/fhir-routes.ts';
+import { healthRoutes, type HealthState } from './http/health.ts';
+import type { Db } from './store/db.ts';
+
+export interface App {
+  server: FastifyInstance;
+  state: HealthState;
+}
+
+export async function buildApp(db: Db, config: Config, logger: boolean | object = { level: config.logLevel }): Promise<App> {
+  loadDefinitions();
+  const state: HealthState = { shuttingDown: false };
+  const server = Fastify({
+    logger: logger === false ? false : { ...(logger as object), redact: ['req.headers.authorization', 'req.headers.cookie'] },
+    bodyLimit: config.bodyLimit,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    trustProxy: true,
+    // Ids and query strings may be long (conditional criteria); FHIR ids are at most 64 chars.
+    routerOptions: { maxParamLength: 1000 },
+    return503OnClosing: true,
+  });
+  server.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  registerErrorHandlers(server);
+  await server.register(healthRoutes, { db, state });
+  await server.register(fhirRoutes, {
+    db,
+    baseUrl: config.baseUrl,
+    limits: {
+      defaultCount: config.defaultCount,
+      maxCount: config.maxCount,
+      maxBundleEntries: config.maxBundleEntries,
+      maxConditionalDelete: config.maxConditionalDelete,
+    },
+  });
+  return { server, state };
+}

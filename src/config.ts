@@ -1,0 +1,43 @@
+// Every setting comes from the environment; the README lists them all.
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  databaseUrl?: string;
+  poolSize: number;
+  /** Public base URL of the FHIR API; derived from the Host header when unset. */
+  baseUrl?: string;
+  logLevel: string;
+  bodyLimit: number;
+  defaultCount: number;
+  maxCount: number;
+  maxBundleEntries: number;
+  maxConditionalDelete: number;
+  loadFixtures: boolean;
+}
+
+function int(name: string, fallback: number, env: NodeJS.ProcessEnv): number {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, not "${v}"`);
+  return n;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return {
+    host: env.HOST || '127.0.0.1',
+    port: int('PORT', 8080, env),
+    dataDir: env.DATA_DIR || './data',
+    databaseUrl: env.DATABASE_URL || undefined,
+    poolSize: int('DATABASE_POOL_SIZE', 16, env),
+    baseUrl: env.BASE_URL ? env.BASE_URL.replace(/\/$/, '') : undefined,
+    logLevel: env.LOG_LEVEL || 'info',
+    bodyLimit: int('BODY_LIMIT', 16 * 1024 * 1024, env),
+    defaultCount: int('DEFAULT_COUNT', 20, env),
+    maxCount: int('MAX_COUNT', 1000, env),
+    maxBundleEntries: int('MAX_BUNDLE_ENTRIES', 10_000, env),
+    maxConditionalDelete: int('MAX_CONDITIONAL_DELETE', 100, env),
+    loadFixtures: env.LOAD_FIXTURES !== 'false',
+  };
+}

@@ -1,0 +1,45 @@
+// What every interaction handler receives: where to run SQL (the database, or the open
+// transaction of a transaction bundle), the public base URL, limits, and the access filter.
+import type { Db, Executor } from '../store/db.ts';
+import type { SqlParams } from './search/sql.ts';
+
+/**
+ * The access-control hook of the search engine: a condition on a `resources` alias that a
+ * caller's identity imposes. Every query that returns or counts resources applies it in SQL.
+ */
+export interface AccessFilter {
+  condition(alias: string, params: SqlParams): string;
+}
+
+export interface Limits {
+  defaultCount: number;
+  maxCount: number;
+  /** Conditional delete of several matches deletes at most this many, else 412. */
+  maxConditionalDelete: number;
+  maxBundleEntries: number;
+}
+
+export interface FhirContext {
+  db: Db;
+  /** The executor handlers use: db itself, or the transaction in progress. */
+  ex: Executor;
+  baseUrl: string;
+  limits: Limits;
+  access?: AccessFilter;
+  /** True while inside a transaction bundle (no nested transaction is opened). */
+  inTransaction: boolean;
+}
+
+export function withExecutor(ctx: FhirContext, ex: Executor): FhirContext {
+  return { ...ctx, ex, inTransaction: true };
+}
+
+/** Runs fn atomically: in the transaction already open, or in a new one. */
+export function atomically<T>(ctx: FhirContext, fn: (c: FhirContext) => Promise<T>): Promise<T> {
+  return ctx.inTransaction ? fn(ctx) : ctx.db.transaction((tx) => fn(withExecutor(ctx, tx)));
+}
+
+/** Serialises conditional writes that use the same criteria, until the transaction ends. */
+export async function lockCriteria(ctx: FhirContext, key: string): Promise<void> {
+  await ctx.ex.query('SELECT pg_advisory_xact_lock(hashtext($1))', [key]);
+}

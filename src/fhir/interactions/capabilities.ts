@@ -1,0 +1,81 @@
+// The CapabilityStatement (capabilities interaction), generated from the interaction registry
+// and the search parameter definitions the engine indexes: it states what the server does.
+import type { CapabilityStatement, CapabilityStatementRestResource, CapabilityStatementRestResourceSearchParam } from '@medplum/fhirtypes';
+import type { FhirContext } from '../context.ts';
+import { getResourceTypes, getSearchParams } from '../definitions.ts';
+import { registry } from '../router.ts';
+import type { InteractionCode } from '../registry.ts';
+import { supportedModifiers } from '../search/sql.ts';
+
+const TYPE_INTERACTIONS: InteractionCode[] = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'];
+const SYSTEM_INTERACTIONS: InteractionCode[] = ['transaction', 'batch', 'search-system', 'history-system'];
+const INDEXED_TYPES = new Set(['number', 'date', 'string', 'token', 'reference', 'quantity', 'uri']);
+export const SOFTWARE = { name: 'fhir-coordination-server', version: '0.1.0' };
+
+let cached: CapabilityStatement | undefined;
+let cachedBase: string | undefined;
+
+export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
+  if (cached && cachedBase === ctx.baseUrl) return cached;
+  const interactions = TYPE_INTERACTIONS.filter((i) => registry.has(i));
+  const resource: CapabilityStatementRestResource[] = getResourceTypes().map((type) => {
+    const params = [...getSearchParams(type).values()].filter((p) => INDEXED_TYPES.has(p.type));
+    const searchParam: CapabilityStatementRestResourceSearchParam[] = params.map((p) => ({
+      name: p.code,
+      definition: p.url,
+      type: p.type as CapabilityStatementRestResourceSearchParam['type'],
+      documentation: modifierDoc(p.code, p.type),
+    }));
+    const refs = params.filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`);
+    return {
+      type: type as CapabilityStatementRestResource['type'],
+      profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+      interaction: interactions.map((code) => ({ code: code as 'read' })),
+      versioning: 'versioned-update',
+      readHistory: true,
+      updateCreate: true,
+      conditionalCreate: registry.has('create'),
+      conditionalRead: 'full-support',
+      conditionalUpdate: registry.has('update', true),
+      conditionalDelete: registry.has('delete', true) ? 'multiple' : 'not-supported',
+      referencePolicy: ['literal', 'logical', 'local'],
+      searchInclude: refs.length ? ['*', ...refs] : undefined,
+      searchRevInclude: refs.length ? refs : undefined,
+      searchParam: [
+        { name: '_id', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id' },
+        { name: '_lastUpdated', type: 'date', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated' },
+        ...searchParam.filter((s) => s.name !== '_id' && s.name !== '_lastUpdated'),
+      ],
+    };
+  });
+  cached = {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: new Date().toISOString(),
+    kind: 'instance',
+    software: SOFTWARE,
+    implementation: { description: 'FHIR R4 server for French care coordination', url: ctx.baseUrl },
+    fhirVersion: '4.0.1',
+    format: ['application/fhir+json', 'json'],
+    patchFormat: ['application/json-patch+json', 'application/fhir+json'],
+    rest: [
+      {
+        mode: 'server',
+        resource,
+        interaction: SYSTEM_INTERACTIONS.filter((i) => registry.has(i)).map((code) => ({ code: code as 'transaction' })),
+        searchParam: [
+          { name: '_id', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id' },
+          { name: '_lastUpdated', type: 'date', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated' },
+          { name: '_type', type: 'token', documentation: 'Resource types of a system-level search' },
+        ],
+      },
+    ],
+  };
+  cachedBase = ctx.baseUrl;
+  return cached;
+}
+
+function modifierDoc(code: string, type: string): string | undefined {
+  const mods = supportedModifiers(type);
+  return mods.length ? `Modifiers: ${mods.map((m) => ':' + m).join(', ')}` : undefined;
+}

@@ -1,0 +1,59 @@
+// history at instance, type and system level (http.html#history), with _since, _at, _count
+// and paging that stays stable while new versions arrive.
+import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
+import type { FhirContext } from '../context.ts';
+import { errors } from '../outcome.ts';
+import type { FhirResponse } from '../response.ts';
+import { toRange } from '../search/dates.ts';
+import type { Query } from '../search/parse.ts';
+import { readCurrent, readHistory } from '../../store/resources.ts';
+
+const KNOWN = new Set(['_since', '_at', '_count', '_page_offset', '_page_max', '_format', '_pretty', '_list']);
+
+export async function history(ctx: FhirContext, type: string | undefined, id: string | undefined, query: Query): Promise<FhirResponse> {
+  const one = (name: string) => query[name]?.[query[name].length - 1];
+  for (const k of Object.keys(query)) if (!KNOWN.has(k)) throw errors.invalid(`Unknown history parameter "${k}"`, k);
+  if (type && id && !(await readCurrent(ctx.ex, type, id))) throw errors.notFound(`${type}/${id} not found`);
+  const since = one('_since');
+  if (since !== undefined && (!toRange(since) || !since.includes('T'))) throw errors.invalid(`_since must be an instant, not "${since}"`, '_since');
+  const atRaw = one('_at');
+  const at = atRaw !== undefined ? toRange(atRaw) : undefined;
+  if (atRaw !== undefined && !at) throw errors.invalid(`_at must be a date or dateTime, not "${atRaw}"`, '_at');
+  const countRaw = one('_count');
+  if (countRaw !== undefined && !/^\d+$/.test(countRaw)) throw errors.invalid(`_count must be a non-negative integer`, '_count');
+  const count = Math.min(countRaw !== undefined ? Number(countRaw) : ctx.limits.defaultCount, ctx.limits.maxCount);
+  const offsetRaw = one('_page_offset') ?? '0';
+  const maxRaw = one('_page_max');
+  if (!/^\d+$/.test(offsetRaw) || (maxRaw !== undefined && !/^\d+$/.test(maxRaw))) throw errors.invalid('Malformed paging parameters');
+  const offset = Number(offsetRaw);
+  const sinceIso = since ? toRange(since)!.low : undefined;
+  const page = await readHistory(ctx.ex, { resourceType: type, id, since: sinceIso, at, maxSeq: maxRaw, offset, count });
+
+  const entries: BundleEntry[] = page.entries.map((e) => {
+    const url = `${e.resourceType}/${e.id}`;
+    const entry: BundleEntry = { fullUrl: `${ctx.baseUrl}/${url}` };
+    if (!e.deleted && e.content) entry.resource = JSON.parse(e.content);
+    entry.request = { method: e.method as 'POST', url: e.method === 'POST' ? e.resourceType : url };
+    entry.response = {
+      status: e.deleted ? '204' : e.versionId === 1 ? '201' : '200',
+      etag: `W/"${e.versionId}"`,
+      lastModified: e.lastUpdated.toISOString(),
+    };
+    return entry;
+  });
+  const path = [type, id, '_history'].filter(Boolean).join('/');
+  const link = (o: number) => {
+    const q = new URLSearchParams();
+    if (since) q.set('_since', since);
+    if (atRaw) q.set('_at', atRaw);
+    q.set('_count', String(count));
+    q.set('_page_max', page.maxSeq);
+    q.set('_page_offset', String(o));
+    return `${ctx.baseUrl}/${path}?${q}`;
+  };
+  const bundle: Bundle = { resourceType: 'Bundle', type: 'history', total: page.total, link: [{ relation: 'self', url: link(offset) }] };
+  if (offset + count < page.total) bundle.link!.push({ relation: 'next', url: link(offset + count) });
+  if (offset > 0) bundle.link!.push({ relation: 'previous', url: link(Math.max(0, offset - count)) });
+  bundle.entry = entries;
+  return { status: 200, resource: bundle, headers: {} };
+}

@@ -1,0 +1,31 @@
+// read and vread (http.html#read, #vread), with If-None-Match / If-Modified-Since giving 304.
+import type { FhirContext } from '../context.ts';
+import { errors, FhirError } from '../outcome.ts';
+import { parseETagVersion, type FhirRequest } from '../request.ts';
+import { versionHeaders, type FhirResponse } from '../response.ts';
+import { readCurrent, readVersion } from '../../store/resources.ts';
+
+export async function read(ctx: FhirContext, type: string, id: string, req: FhirRequest): Promise<FhirResponse> {
+  const stored = await readCurrent(ctx.ex, type, id);
+  if (!stored) throw errors.notFound(`${type}/${id} not found`);
+  const headers = versionHeaders(ctx.baseUrl, stored);
+  if (stored.deleted) throw new FhirError(410, errors.gone(`${type}/${id} was deleted`).issues, headers);
+  const inm = req.ifNoneMatch === '*' ? stored.versionId : parseETagVersion(req.ifNoneMatch, 'If-None-Match');
+  if (inm === stored.versionId) return { status: 304, headers };
+  if (req.ifModifiedSince && req.ifNoneMatch === undefined) {
+    const since = Date.parse(req.ifModifiedSince);
+    if (Number.isNaN(since)) throw errors.invalid(`If-Modified-Since is not an HTTP date: ${req.ifModifiedSince}`, 'If-Modified-Since');
+    // HTTP dates have second precision.
+    if (Math.floor(stored.lastUpdated.getTime() / 1000) * 1000 <= since) return { status: 304, headers };
+  }
+  return { status: 200, raw: stored.content!, headers };
+}
+
+export async function vread(ctx: FhirContext, type: string, id: string, vid: string): Promise<FhirResponse> {
+  if (!/^\d+$/.test(vid)) throw errors.notFound(`${type}/${id}/_history/${vid} not found`);
+  const version = await readVersion(ctx.ex, type, id, Number(vid));
+  if (!version) throw errors.notFound(`${type}/${id}/_history/${vid} not found`);
+  const headers = versionHeaders(ctx.baseUrl, version);
+  if (version.deleted) throw new FhirError(410, errors.gone(`${type}/${id}/_history/${vid} is a deletion`).issues, headers);
+  return { status: 200, raw: version.content!, headers };
+}

@@ -1,0 +1,101 @@
+// The one write path every interaction uses: stamp meta, index, and store a new version
+// with a compare-and-set on the current version, retrying when a concurrent writer won
+// (unless the client pinned a version with If-Match, which then fails with 412).
+import { randomUUID } from 'node:crypto';
+import type { Resource } from '@medplum/fhirtypes';
+import { insertResource, readCurrent, updateResource, type StoredResource } from '../store/resources.ts';
+import type { FhirContext } from './context.ts';
+import { emptyRows, indexResource } from './search/indexer.ts';
+import { errors } from './outcome.ts';
+
+export interface Written {
+  stored: StoredResource;
+  resource: Resource | undefined;
+  /** True when this write created the resource (or re-created a deleted one). */
+  created: boolean;
+}
+
+/** Sets id, meta.versionId and meta.lastUpdated; keeps the client's profile, tag, security, source. */
+function stamp(resource: Resource, id: string, versionId: number, lastUpdated: string): Resource {
+  const meta = { ...(resource.meta ?? {}), versionId: String(versionId), lastUpdated };
+  // Put id and meta first: the order clients expect to read.
+  const { resourceType, id: _ignored, meta: _old, ...rest } = resource as Resource & Record<string, unknown>;
+  return { resourceType, id, meta, ...rest } as Resource;
+}
+
+const MAX_ATTEMPTS = 50;
+
+export async function createNew(ctx: FhirContext, resource: Resource, method = 'POST', id: string = randomUUID()): Promise<Written> {
+  const lastUpdated = new Date().toISOString();
+  const stamped = stamp(resource, id, 1, lastUpdated);
+  const content = JSON.stringify(stamped);
+  const ok = await insertResource(ctx.ex, { resourceType: resource.resourceType, id, lastUpdated, content, rows: indexResource(stamped), method });
+  if (!ok) throw errors.conflict(`${resource.resourceType}/${id} already exists`);
+  return {
+    stored: { rid: '', resourceType: resource.resourceType, id, versionId: 1, lastUpdated: new Date(lastUpdated), deleted: false, content },
+    resource: stamped,
+    created: true,
+  };
+}
+
+export interface VersionedWrite {
+  resourceType: string;
+  id: string;
+  /** If-Match: the version the client expects to replace. */
+  ifMatch?: number;
+  /** Update may create (PUT with a client id); patch and delete may not. */
+  allowCreate: boolean;
+  method: 'PUT' | 'PATCH' | 'DELETE';
+  /** Computes the new content from the current one; null deletes. */
+  next(current: Resource | undefined): Resource | null;
+}
+
+export async function writeVersion(ctx: FhirContext, w: VersionedWrite): Promise<Written> {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const current = await readCurrent(ctx.ex, w.resourceType, w.id);
+    if (w.ifMatch !== undefined && (!current || current.versionId !== w.ifMatch)) {
+      if (!current && !w.allowCreate) throw errors.notFound(`${w.resourceType}/${w.id} not found`);
+      throw errors.preconditionFailed(
+        `Version mismatch: If-Match asks for version ${w.ifMatch}, current is ${current ? current.versionId : 'none'}`
+      );
+    }
+    if (!current) {
+      if (!w.allowCreate) throw errors.notFound(`${w.resourceType}/${w.id} not found`);
+      const resource = w.next(undefined);
+      if (!resource) throw errors.notFound(`${w.resourceType}/${w.id} not found`);
+      try {
+        return await createNew(ctx, resource, w.method, w.id);
+      } catch (err) {
+        if ((err as { status?: number }).status === 409) continue; // created concurrently: update it instead
+        throw err;
+      }
+    }
+    if (current.deleted && !w.allowCreate) throw errors.gone(`${w.resourceType}/${w.id} is deleted`);
+    const currentResource = current.deleted || !current.content ? undefined : (JSON.parse(current.content) as Resource);
+    const resource = w.next(currentResource);
+    const versionId = current.versionId + 1;
+    const lastUpdated = new Date().toISOString();
+    const stamped = resource ? stamp(resource, w.id, versionId, lastUpdated) : undefined;
+    const content = stamped ? JSON.stringify(stamped) : null;
+    const ok = await updateResource(ctx.ex, {
+      rid: current.rid,
+      resourceType: w.resourceType,
+      id: w.id,
+      expectedVersion: current.versionId,
+      lastUpdated,
+      content,
+      rows: stamped ? indexResource(stamped) : emptyRows(),
+      method: w.method,
+    });
+    if (!ok) {
+      if (w.ifMatch !== undefined) throw errors.preconditionFailed(`Version ${w.ifMatch} of ${w.resourceType}/${w.id} was replaced concurrently`);
+      continue;
+    }
+    return {
+      stored: { rid: current.rid, resourceType: w.resourceType, id: w.id, versionId, lastUpdated: new Date(lastUpdated), deleted: !content, content },
+      resource: stamped,
+      created: current.deleted && !!stamped,
+    };
+  }
+  throw errors.conflict(`Too many concurrent writes to ${w.resourceType}/${w.id}; retry`);
+}

@@ -1,0 +1,31 @@
+// What an interaction returns, independent of HTTP: status, headers and a body that is a
+// resource, or the stored JSON text as it is (reads skip parse and re-serialisation).
+import type { Resource } from '@medplum/fhirtypes';
+import type { StoredResource } from '../store/resources.ts';
+
+export interface FhirResponse {
+  status: number;
+  resource?: Resource;
+  /** Stored JSON text of the resource, sent verbatim when present. */
+  raw?: string;
+  headers: Record<string, string>;
+}
+
+export function etag(versionId: number | string): string {
+  return `W/"${versionId}"`;
+}
+
+export function versionHeaders(baseUrl: string, stored: Pick<StoredResource, 'resourceType' | 'id' | 'versionId' | 'lastUpdated'>, location = false): Record<string, string> {
+  const h: Record<string, string> = {
+    etag: etag(stored.versionId),
+    'last-modified': stored.lastUpdated.toUTCString(),
+  };
+  if (location) h.location = `${baseUrl}/${stored.resourceType}/${stored.id}/_history/${stored.versionId}`;
+  return h;
+}
+
+/** The JSON body of a response, parsed if it is only held as text. */
+export function bodyOf(r: FhirResponse): Resource | undefined {
+  if (r.resource) return r.resource;
+  return r.raw ? (JSON.parse(r.raw) as Resource) : undefined;
+}

@@ -1,0 +1,59 @@
+// Routes a FhirRequest to its interaction. The REST layer and every bundle entry go through
+// dispatch(), so each interaction has exactly one implementation.
+import type { FhirContext } from './context.ts';
+import { isResourceType } from './definitions.ts';
+import { capabilityStatement } from './interactions/capabilities.ts';
+import { conditionalDelete, deleteResource } from './interactions/delete.ts';
+import { create } from './interactions/create.ts';
+import { history } from './interactions/history.ts';
+import { conditionalPatch, patch } from './interactions/patch.ts';
+import { read, vread } from './interactions/read.ts';
+import { searchCompartment, searchSystem, searchType } from './interactions/search.ts';
+import { processBundle } from './interactions/transaction.ts';
+import { conditionalUpdate, update } from './interactions/update.ts';
+import { errors, FhirError, issue } from './outcome.ts';
+import { Registry } from './registry.ts';
+import type { FhirRequest } from './request.ts';
+import type { FhirResponse } from './response.ts';
+
+const hasCriteria = (req: FhirRequest) => Object.keys(req.query).some((k) => k !== '_format' && k !== '_pretty');
+
+export const registry = new Registry()
+  .add({ method: 'GET', pattern: ['metadata'], level: 'system', interaction: 'capabilities', handle: async (ctx) => ({ status: 200, resource: capabilityStatement(ctx), headers: {} }) })
+  .add({ method: 'POST', pattern: [], level: 'system', interaction: 'transaction', handle: (ctx, req) => processBundle(ctx, req, dispatch) })
+  .add({ method: 'POST', pattern: [], level: 'system', interaction: 'batch', handle: (ctx, req) => processBundle(ctx, req, dispatch) })
+  .add({ method: 'GET', pattern: [], level: 'system', interaction: 'search-system', handle: (ctx, req) => searchSystem(ctx, req) })
+  .add({ method: 'POST', pattern: ['_search'], level: 'system', interaction: 'search-system', handle: (ctx, req) => searchSystem(ctx, req) })
+  .add({ method: 'GET', pattern: ['_history'], level: 'system', interaction: 'history-system', handle: (ctx, req) => history(ctx, undefined, undefined, req.query) })
+  .add({ method: 'GET', pattern: [':type'], level: 'type', interaction: 'search-type', handle: (ctx, req, p) => searchType(ctx, p.type, req) })
+  .add({ method: 'POST', pattern: [':type', '_search'], level: 'type', interaction: 'search-type', handle: (ctx, req, p) => searchType(ctx, p.type, req) })
+  .add({ method: 'POST', pattern: [':type'], level: 'type', interaction: 'create', handle: (ctx, req, p) => create(ctx, p.type, req) })
+  .add({ method: 'PUT', pattern: [':type'], level: 'type', interaction: 'update', conditional: true, handle: (ctx, req, p) => requireCriteria(req, () => conditionalUpdate(ctx, p.type, req)) })
+  .add({ method: 'PATCH', pattern: [':type'], level: 'type', interaction: 'patch', conditional: true, handle: (ctx, req, p) => requireCriteria(req, () => conditionalPatch(ctx, p.type, req)) })
+  .add({ method: 'DELETE', pattern: [':type'], level: 'type', interaction: 'delete', conditional: true, handle: (ctx, req, p) => requireCriteria(req, () => conditionalDelete(ctx, p.type, req)) })
+  .add({ method: 'GET', pattern: [':type', '_history'], level: 'type', interaction: 'history-type', handle: (ctx, req, p) => history(ctx, p.type, undefined, req.query) })
+  .add({ method: 'GET', pattern: [':type', ':id'], level: 'instance', interaction: 'read', handle: (ctx, req, p) => read(ctx, p.type, p.id, req) })
+  .add({ method: 'PUT', pattern: [':type', ':id'], level: 'instance', interaction: 'update', handle: (ctx, req, p) => update(ctx, p.type, p.id, req) })
+  .add({ method: 'PATCH', pattern: [':type', ':id'], level: 'instance', interaction: 'patch', handle: (ctx, req, p) => patch(ctx, p.type, p.id, req) })
+  .add({ method: 'DELETE', pattern: [':type', ':id'], level: 'instance', interaction: 'delete', handle: (ctx, req, p) => deleteResource(ctx, p.type, p.id, req) })
+  .add({ method: 'GET', pattern: [':type', ':id', '_history'], level: 'instance', interaction: 'history-instance', handle: (ctx, req, p) => history(ctx, p.type, p.id, req.query) })
+  .add({ method: 'GET', pattern: [':type', ':id', '_history', ':vid'], level: 'instance', interaction: 'vread', handle: (ctx, _req, p) => vread(ctx, p.type, p.id, p.vid) })
+  .add({ method: 'GET', pattern: [':type', ':id', ':compartmentType'], level: 'instance', interaction: 'search-type', handle: (ctx, req, p) => searchCompartment(ctx, p.type, p.id, p.compartmentType, req) })
+  .add({ method: 'POST', pattern: [':type', ':id', ':compartmentType', '_search'], level: 'instance', interaction: 'search-type', handle: (ctx, req, p) => searchCompartment(ctx, p.type, p.id, p.compartmentType, req) });
+
+function requireCriteria(req: FhirRequest, fn: () => Promise<FhirResponse>): Promise<FhirResponse> {
+  if (!hasCriteria(req)) throw new FhirError(405, issue('error', 'not-supported', `${req.method} on a resource type needs search criteria (a conditional ${req.method.toLowerCase()}) or an id`));
+  return fn();
+}
+
+export async function dispatch(ctx: FhirContext, req: FhirRequest): Promise<FhirResponse> {
+  const found = registry.match(req.method, req.path);
+  if (!found) throw errors.notFound(`No FHIR endpoint at /${req.path.join('/')}`);
+  if ('allowed' in found) {
+    throw new FhirError(405, issue('error', 'not-supported', `${req.method} is not allowed on /${req.path.join('/')}`), { allow: [...new Set(found.allowed)].join(', ') });
+  }
+  const { route, params } = found;
+  if (params.type && !isResourceType(params.type)) throw errors.notFound(`Unknown resource type "${params.type}"`);
+  if (route.pattern[0] === ':type' && req.path.length === 1 && req.method === 'POST' && !params.type) throw errors.notFound('Unknown resource type');
+  return route.handle(ctx, req, params);
+}

@@ -1,0 +1,144 @@
+// Parses a FHIR search query string into clauses: parameter (possibly chained), modifier,
+// and OR-ed values. Repeated parameters are AND-ed. Unknown parameters are reported, not guessed.
+import { getSearchParam, isResourceType, type SearchParamDef } from '../definitions.ts';
+import { FhirError, issue } from '../outcome.ts';
+
+export type Query = Record<string, string[]>;
+
+/** One link of a chain: the reference parameter and the resource type it is followed into. */
+export interface ChainLink {
+  param: SearchParamDef;
+  targetTypes: string[];
+}
+
+export interface Clause {
+  resourceType: string;
+  /** Reference parameters followed before reaching the last one (subject:Patient.name). */
+  chain: ChainLink[];
+  /** _has reverse chain: resources of type `type` pointing here through `param`. */
+  has?: { type: string; param: SearchParamDef; clause: Clause };
+  /** The parameter the values apply to (after the chain), or a column parameter. */
+  param?: SearchParamDef;
+  column?: '_id' | '_lastUpdated';
+  modifier?: string;
+  values: string[];
+  /** The name as written, for messages. */
+  raw: string;
+}
+
+export const RESULT_PARAMS = new Set([
+  '_count', '_sort', '_total', '_summary', '_elements', '_include', '_revinclude', '_contained', '_containedType', '_format', '_pretty', '_offset',
+]);
+
+/** Splits a value on unescaped commas, then unescapes \, \$ \| \\ in each part. */
+export function splitOr(value: string): string[] {
+  const parts: string[] = [];
+  let cur = '';
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (c === '\\' && i + 1 < value.length) {
+      cur += c + value[++i];
+    } else if (c === ',') {
+      parts.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  parts.push(cur);
+  return parts;
+}
+
+/** Splits on unescaped '|' and unescapes each piece. */
+export function splitPipe(value: string): string[] {
+  const parts: string[] = [];
+  let cur = '';
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (c === '\\' && i + 1 < value.length) cur += value[++i];
+    else if (c === '|') {
+      parts.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  parts.push(cur);
+  return parts;
+}
+
+export function unescapeValue(value: string): string {
+  return value.replace(/\\([\\,$|])/g, '$1');
+}
+
+export interface ParsedSearch {
+  clauses: Clause[];
+  /** Parameters that were not understood: reported (lenient) or rejected (strict). */
+  unknown: string[];
+}
+
+export function parseSearch(resourceType: string, query: Query, strict: boolean): ParsedSearch {
+  const clauses: Clause[] = [];
+  const unknown: string[] = [];
+  for (const [name, values] of Object.entries(query)) {
+    if (RESULT_PARAMS.has(name) || name.startsWith('_page')) continue;
+    for (const value of values) {
+      const clause = parseClause(resourceType, name, value);
+      if (clause) clauses.push(clause);
+      else if (strict) throw new FhirError(400, issue('error', 'not-supported', `Unknown search parameter "${name}" for ${resourceType}`, name));
+      else unknown.push(name);
+    }
+  }
+  return { clauses, unknown };
+}
+
+function parseClause(resourceType: string, name: string, value: string): Clause | undefined {
+  if (name.startsWith('_has:')) return parseHas(resourceType, name, value);
+  const dot = name.indexOf('.');
+  if (dot > 0) return parseChain(resourceType, name, value);
+  const [code, modifier] = splitModifier(name);
+  const base: Clause = { resourceType, chain: [], modifier, values: splitOr(value), raw: name };
+  if (code === '_id' || code === '_lastUpdated') return { ...base, column: code };
+  const param = getSearchParam(resourceType, code);
+  if (!param || param.type === 'special') return undefined;
+  return { ...base, param };
+}
+
+function splitModifier(name: string): [string, string | undefined] {
+  const i = name.indexOf(':');
+  return i < 0 ? [name, undefined] : [name.slice(0, i), name.slice(i + 1)];
+}
+
+function parseChain(resourceType: string, name: string, value: string): Clause | undefined {
+  const links = name.split('.');
+  const chain: ChainLink[] = [];
+  let types = [resourceType];
+  for (let i = 0; i < links.length - 1; i++) {
+    const [code, typeModifier] = splitModifier(links[i]);
+    const param = types.map((t) => getSearchParam(t, code)).find((p) => p?.type === 'reference');
+    if (!param) throw new FhirError(400, issue('error', 'invalid', `"${code}" in chain "${name}" is not a reference search parameter`, name));
+    if (typeModifier && !isResourceType(typeModifier)) throw new FhirError(400, issue('error', 'invalid', `Unknown resource type "${typeModifier}" in chain "${name}"`, name));
+    const targets = typeModifier ? [typeModifier] : param.target.filter(isResourceType);
+    chain.push({ param, targetTypes: targets });
+    types = targets;
+  }
+  const [code, modifier] = splitModifier(links[links.length - 1]);
+  const base = { chain, modifier, values: splitOr(value), raw: name };
+  if (code === '_id' || code === '_lastUpdated') return { resourceType, ...base, column: code };
+  const param = types.map((t) => getSearchParam(t, code)).find((p) => p && p.type !== 'special');
+  if (!param) throw new FhirError(400, issue('error', 'invalid', `Unknown search parameter "${code}" at the end of chain "${name}"`, name));
+  // Keep only target types that define the final parameter.
+  chain[chain.length - 1].targetTypes = types.filter((t) => getSearchParam(t, code));
+  return { resourceType, ...base, param };
+}
+
+/** _has:Type:param:rest=value, where rest is a parameter of Type (or another _has). */
+function parseHas(resourceType: string, name: string, value: string): Clause {
+  const m = /^_has:([A-Za-z]+):([^:]+):(.+)$/.exec(name);
+  if (!m) throw new FhirError(400, issue('error', 'invalid', `Malformed _has parameter "${name}"`, name));
+  const [, type, refCode, rest] = m;
+  if (!isResourceType(type)) throw new FhirError(400, issue('error', 'invalid', `Unknown resource type "${type}" in "${name}"`, name));
+  const param = getSearchParam(type, refCode);
+  if (!param || param.type !== 'reference') {
+    throw new FhirError(400, issue('error', 'invalid', `"${refCode}" is not a reference search parameter of ${type}`, name));
+  }
+  const inner = parseClause(type, rest, value);
+  if (!inner) throw new FhirError(400, issue('error', 'invalid', `Unknown search parameter "${rest}" for ${type} in "${name}"`, name));
+  return { resourceType, chain: [], has: { type, param, clause: inner }, values: [], raw: name };
+}

@@ -1,0 +1,247 @@
+// Executes a search: matching, sorting, paging, _include/_revinclude, _total, _summary and
+// _elements, and builds the searchset Bundle. Conditional interactions use matchIds().
+import { getDataType } from '@medplum/core';
+import type { Bundle, BundleEntry, BundleLink, Resource } from '@medplum/fhirtypes';
+import type { FhirContext } from '../context.ts';
+import { getSearchParam, isResourceType } from '../definitions.ts';
+import { FhirError, issue, outcome } from '../outcome.ts';
+import { parseSearch, splitOr, type Clause, type Query } from './parse.ts';
+import { clauseSql, SqlParams } from './sql.ts';
+
+interface Row {
+  rid: string;
+  resource_type: string;
+  id: string;
+  content: string;
+}
+
+export interface SearchOptions {
+  /** Prefer: handling=strict */
+  strict: boolean;
+  /** The path of the search, for links: "Patient" or "" (system). */
+  path: string;
+  /** Compartment search: restrict to resources in this compartment ("Patient/123"). */
+  compartment?: string;
+}
+
+function whereFor(ctx: FhirContext, types: string[] | undefined, clauses: Clause[], params: SqlParams, compartment?: string): string {
+  const where = ['NOT r.deleted'];
+  if (types) where.push(types.length === 1 ? `r.resource_type = ${params.add(types[0])}` : `r.resource_type = ANY(${params.add(types)}::text[])`);
+  if (compartment) where.push(`r.compartments @> ARRAY[${params.add(compartment)}]::text[]`);
+  for (const c of clauses) where.push(clauseSql(c, 'r', params));
+  if (ctx.access) where.push(ctx.access.condition('r', params));
+  return where.join(' AND ');
+}
+
+/** The ids of the resources of a type matching a query (conditional create/update/delete/patch). */
+export async function matchIds(ctx: FhirContext, resourceType: string, query: Query, limit: number): Promise<string[]> {
+  const { clauses, unknown } = parseSearch(resourceType, query, true);
+  if (unknown.length) throw new FhirError(400, issue('error', 'invalid', `Unknown search parameter(s): ${unknown.join(', ')}`));
+  if (clauses.length === 0) throw new FhirError(412, issue('error', 'invalid', 'A conditional interaction needs at least one search criterion'));
+  const params = new SqlParams();
+  const sql = `SELECT r.id FROM resources r WHERE ${whereFor(ctx, [resourceType], clauses, params)} LIMIT ${limit | 0}`;
+  const r = await ctx.ex.query<{ id: string }>(sql, params.values);
+  return r.rows.map((x) => x.id);
+}
+
+function single(query: Query, name: string): string | undefined {
+  const v = query[name];
+  return v?.length ? v[v.length - 1] : undefined;
+}
+
+function intParam(query: Query, name: string, fallback: number): number {
+  const v = single(query, name);
+  if (v === undefined || v === '') return fallback;
+  if (!/^\d+$/.test(v)) throw new FhirError(400, issue('error', 'invalid', `${name} must be a non-negative integer, not "${v}"`, name));
+  return Number(v);
+}
+
+/** ORDER BY terms for _sort: columns, or the smallest/largest indexed value of a parameter. */
+function sortSql(types: string[] | undefined, sort: string | undefined, params: SqlParams): string {
+  const terms: string[] = [];
+  for (const key of sort ? splitOr(sort) : []) {
+    if (!key) continue;
+    const desc = key.startsWith('-');
+    const code = desc ? key.slice(1) : key;
+    const dir = desc ? 'DESC' : 'ASC';
+    if (code === '_id') terms.push(`r.id ${dir}`);
+    else if (code === '_lastUpdated') terms.push(`r.last_updated ${dir}`);
+    else {
+      const param = types?.map((t) => getSearchParam(t, code)).find(Boolean);
+      if (!param) throw new FhirError(400, issue('error', 'invalid', `Unknown sort parameter "${code}"`, '_sort'));
+      const agg = desc ? 'max' : 'min';
+      const column: Record<string, string> = {
+        string: 'norm', token: 'value', date: desc ? 'high' : 'low', number: 'value', quantity: 'value', reference: 'target_id', uri: 'value',
+      };
+      const col = column[param.type];
+      if (!col) throw new FhirError(400, issue('error', 'not-supported', `Sorting on ${param.type} parameter "${code}" is not supported`, '_sort'));
+      terms.push(`(SELECT ${agg}(s.${col}) FROM sp_${param.type} s WHERE s.rid = r.rid AND s.code = ${params.add(code)}) ${dir} NULLS LAST`);
+    }
+  }
+  terms.push('r.rid ASC'); // a total order, so pages never overlap or skip
+  return terms.join(', ');
+}
+
+export async function search(ctx: FhirContext, resourceType: string | undefined, query: Query, options: SearchOptions): Promise<Bundle> {
+  let types: string[] | undefined = resourceType ? [resourceType] : undefined;
+  const typeParam = single(query, '_type');
+  if (!resourceType && typeParam) {
+    types = splitOr(typeParam);
+    for (const t of types) if (!isResourceType(t)) throw new FhirError(400, issue('error', 'invalid', `Unknown resource type "${t}" in _type`, '_type'));
+  }
+  const searchQuery = { ...query };
+  delete searchQuery._type;
+  // A system search without _type can only use the parameters common to all resources.
+  const { clauses, unknown } = parseSearch(types?.length === 1 ? types[0] : (types?.[0] ?? 'Resource'), searchQuery, options.strict);
+  const count = Math.min(intParam(query, '_count', ctx.limits.defaultCount), ctx.limits.maxCount);
+  const offset = intParam(query, '_offset', 0);
+  const summary = single(query, '_summary');
+  if (summary && !['true', 'false', 'text', 'data', 'count'].includes(summary)) {
+    throw new FhirError(400, issue('error', 'invalid', `_summary must be one of true, false, text, data, count`, '_summary'));
+  }
+  const totalMode = single(query, '_total') ?? 'accurate';
+  if (!['none', 'estimate', 'accurate'].includes(totalMode)) throw new FhirError(400, issue('error', 'invalid', `_total must be none, estimate or accurate`, '_total'));
+
+  const params = new SqlParams();
+  const where = whereFor(ctx, types, clauses, params, options.compartment);
+  let rows: Row[] = [];
+  let hasNext = false;
+  if (summary !== 'count' && count > 0) {
+    const order = sortSql(types, single(query, '_sort'), params);
+    const r = await ctx.ex.query<Row>(
+      `SELECT r.rid, r.resource_type, r.id, r.content FROM resources r WHERE ${where} ORDER BY ${order} OFFSET ${offset} LIMIT ${count + 1}`,
+      params.values
+    );
+    rows = r.rows;
+    hasNext = rows.length > count;
+    if (hasNext) rows = rows.slice(0, count);
+  }
+  let total: number | undefined;
+  if (summary === 'count' || (totalMode !== 'none' && (hasNext || offset > 0 || rows.length === 0))) {
+    const p2 = new SqlParams();
+    const w2 = whereFor(ctx, types, clauses, p2, options.compartment);
+    total = Number((await ctx.ex.query<{ c: string }>(`SELECT count(*) AS c FROM resources r WHERE ${w2}`, p2.values)).rows[0].c);
+  } else if (totalMode !== 'none') total = offset + rows.length;
+
+  const entries: BundleEntry[] = rows.map((row) => ({
+    fullUrl: `${ctx.baseUrl}/${row.resource_type}/${row.id}`,
+    resource: shape(JSON.parse(row.content) as Resource, summary, single(query, '_elements')),
+    search: { mode: 'match' },
+  }));
+  if (summary !== 'count' && rows.length) entries.push(...(await includes(ctx, rows, query)));
+  if (unknown.length) {
+    entries.push({
+      resource: outcome([issue('warning', 'not-supported', `Unknown search parameter(s) ignored: ${[...new Set(unknown)].join(', ')}`, unknown)]),
+      search: { mode: 'outcome' },
+    });
+  }
+  const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset' };
+  if (total !== undefined) bundle.total = total;
+  bundle.link = pageLinks(ctx, options.path, query, unknown, offset, count, hasNext);
+  bundle.entry = entries;
+  return bundle;
+}
+
+function pageLinks(ctx: FhirContext, path: string, query: Query, unknown: string[], offset: number, count: number, hasNext: boolean): BundleLink[] {
+  const skip = new Set([...unknown, '_offset', '_format', '_pretty']);
+  const base = new URLSearchParams();
+  for (const [k, vs] of Object.entries(query)) if (!skip.has(k)) for (const v of vs) base.append(k, v);
+  const url = (o: number) => {
+    const q = new URLSearchParams(base);
+    q.set('_count', String(count));
+    if (o > 0) q.set('_offset', String(o));
+    return `${ctx.baseUrl}/${path}${path ? '' : ''}?${q.toString()}`.replace(/\/\?/, '?');
+  };
+  const links: BundleLink[] = [{ relation: 'self', url: url(offset) }];
+  if (hasNext) links.push({ relation: 'next', url: url(offset + count) });
+  if (offset > 0) links.push({ relation: 'previous', url: url(Math.max(0, offset - count)) });
+  return links;
+}
+
+/** _include and _revinclude (with :iterate), applying the same access filter as the match. */
+async function includes(ctx: FhirContext, matches: Row[], query: Query): Promise<BundleEntry[]> {
+  const inc = query._include ?? [];
+  const rev = query._revinclude ?? [];
+  if (!inc.length && !rev.length) return [];
+  const seen = new Set(matches.map((m) => m.rid));
+  const result: BundleEntry[] = [];
+  let frontier = matches;
+  for (let round = 0; round < 4 && frontier.length; round++) {
+    const found: Row[] = [];
+    for (const spec of inc) {
+      const iterate = spec.endsWith(':iterate') || round === 0;
+      if (!iterate) continue;
+      found.push(...(await includeRows(ctx, frontier, spec.replace(/:iterate$/, ''), false)));
+    }
+    for (const spec of rev) {
+      const iterate = spec.endsWith(':iterate') || round === 0;
+      if (!iterate) continue;
+      found.push(...(await includeRows(ctx, frontier, spec.replace(/:iterate$/, ''), true)));
+    }
+    frontier = [];
+    for (const row of found) {
+      if (seen.has(row.rid)) continue;
+      seen.add(row.rid);
+      frontier.push(row);
+      result.push({ fullUrl: `${ctx.baseUrl}/${row.resource_type}/${row.id}`, resource: JSON.parse(row.content), search: { mode: 'include' } });
+    }
+  }
+  return result;
+}
+
+async function includeRows(ctx: FhirContext, from: Row[], spec: string, reverse: boolean): Promise<Row[]> {
+  const [sourceType, code, targetType] = spec.split(':');
+  if (!sourceType || !code || !isResourceType(sourceType)) {
+    throw new FhirError(400, issue('error', 'invalid', `Malformed ${reverse ? '_revinclude' : '_include'} "${spec}"`, reverse ? '_revinclude' : '_include'));
+  }
+  if (code !== '*' && getSearchParam(sourceType, code)?.type !== 'reference') {
+    throw new FhirError(400, issue('error', 'invalid', `"${code}" is not a reference search parameter of ${sourceType}`, reverse ? '_revinclude' : '_include'));
+  }
+  const params = new SqlParams();
+  const codeCond = code === '*' ? '' : `AND s.code = ${params.add(code)}`;
+  const targetCond = targetType ? `AND s.target_type = ${params.add(targetType)}` : '';
+  const access = ctx.access ? `AND ${ctx.access.condition('r', params)}` : '';
+  let sql: string;
+  if (!reverse) {
+    const rids = from.filter((f) => f.resource_type === sourceType).map((f) => f.rid);
+    if (!rids.length) return [];
+    sql = `SELECT DISTINCT r.rid, r.resource_type, r.id, r.content FROM sp_reference s
+      JOIN resources r ON r.resource_type = s.target_type AND r.id = s.target_id
+      WHERE s.rid = ANY(${params.add(rids)}::bigint[]) ${codeCond} ${targetCond} AND NOT r.deleted ${access}`;
+  } else {
+    const targets = from.map((f) => `${f.resource_type}/${f.id}`);
+    sql = `SELECT DISTINCT r.rid, r.resource_type, r.id, r.content FROM sp_reference s
+      JOIN resources r ON r.rid = s.rid
+      WHERE s.resource_type = ${params.add(sourceType)} ${codeCond} ${targetCond}
+      AND (s.target_type || '/' || s.target_id) = ANY(${params.add(targets)}::text[]) AND NOT r.deleted ${access}`;
+  }
+  return (await ctx.ex.query<Row>(sql, params.values)).rows;
+}
+
+/** _summary and _elements: the subset of a resource the client asked for, tagged SUBSETTED. */
+export function shape(resource: Resource, summary: string | undefined, elements: string | undefined): Resource {
+  if ((!summary || summary === 'false') && !elements) return resource;
+  const type = getDataType(resource.resourceType);
+  const keep = new Set<string>(['resourceType', 'id', 'meta']);
+  const source = resource as unknown as Record<string, unknown>;
+  if (elements) {
+    for (const e of elements.split(',')) keep.add(e.trim());
+    for (const m of type.mandatoryProperties ?? []) keep.add(m);
+  } else if (summary === 'text') {
+    keep.add('text');
+    for (const m of type.mandatoryProperties ?? []) keep.add(m);
+  } else if (summary === 'data') {
+    for (const k of Object.keys(source)) if (k !== 'text') keep.add(k);
+  } else if (summary === 'true') {
+    for (const s of type.summaryProperties ?? []) keep.add(s);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(source)) {
+    const base = k.startsWith('_') ? k.slice(1) : k;
+    if (keep.has(base) || [...keep].some((e) => e.endsWith('[x]') && base.startsWith(e.slice(0, -3)))) out[k] = v;
+  }
+  const meta = { ...(resource.meta ?? {}) };
+  meta.tag = [...(meta.tag ?? []), { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED', display: 'subsetted' }];
+  out.meta = meta;
+  return out as unknown as Resource;
+}

@@ -1,0 +1,81 @@
+// The FHIR REST endpoint: every method under /fhir is turned into a FhirRequest, dispatched
+// through the interaction registry, and the FhirResponse written back (status, headers,
+// Prefer: return, _summary/_elements on single resources, _pretty).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Resource } from '@medplum/fhirtypes';
+import type { FhirContext, Limits } from '../fhir/context.ts';
+import { informational } from '../fhir/outcome.ts';
+import { parseQueryString, preferReturn, type FhirRequest, type Method } from '../fhir/request.ts';
+import { bodyOf, type FhirResponse } from '../fhir/response.ts';
+import { dispatch } from '../fhir/router.ts';
+import { shape } from '../fhir/search/search.ts';
+import type { Db } from '../store/db.ts';
+import { checkAcceptable, registerContentParsers } from './content.ts';
+import { FHIR_JSON, sendJson, wantsPretty } from './send.ts';
+
+export interface FhirRoutesOptions {
+  db: Db;
+  limits: Limits;
+  baseUrl?: string;
+}
+
+const WRITES = new Set(['POST', 'PUT', 'PATCH']);
+
+export async function fhirRoutes(app: FastifyInstance, opts: FhirRoutesOptions): Promise<void> {
+  registerContentParsers(app);
+  const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+    checkAcceptable(request);
+    const baseUrl = opts.baseUrl ?? `${request.protocol}://${request.host}/fhir`;
+    const ctx: FhirContext = { db: opts.db, ex: opts.db, baseUrl, limits: opts.limits, inTransaction: false };
+    const req = toFhirRequest(request);
+    const res = await dispatch(ctx, req);
+    return send(request, reply, req, res);
+  };
+  const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
+  app.route({ method: methods.filter((m) => m !== 'HEAD'), url: '/fhir', handler });
+  app.route({ method: methods.filter((m) => m !== 'HEAD'), url: '/fhir/*', handler });
+}
+
+function toFhirRequest(request: FastifyRequest): FhirRequest {
+  const [pathPart, qs = ''] = request.url.split('?', 2);
+  const path = pathPart.replace(/^\/fhir\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  const h = request.headers;
+  const header = (name: string) => (typeof h[name] === 'string' ? (h[name] as string) : undefined);
+  return {
+    method: request.method as Method,
+    path,
+    query: parseQueryString(qs),
+    body: request.body,
+    contentType: header('content-type')?.split(';')[0].trim().toLowerCase(),
+    ifMatch: header('if-match'),
+    ifNoneMatch: header('if-none-match'),
+    ifModifiedSince: header('if-modified-since'),
+    ifNoneExist: header('if-none-exist'),
+    prefer: header('prefer'),
+  };
+}
+
+function send(request: FastifyRequest, reply: FastifyReply, req: FhirRequest, res: FhirResponse): FastifyReply {
+  for (const [k, v] of Object.entries(res.headers)) reply.header(k, v);
+  if (res.status === 304) return reply.code(304).send();
+  if (WRITES.has(req.method) && req.path.length > 0) {
+    const pref = preferReturn(req.prefer);
+    if (pref === 'minimal') return reply.code(res.status).send();
+    if (pref === 'OperationOutcome') {
+      const body = bodyOf(res);
+      const text = body?.resourceType === 'OperationOutcome' ? body : informational(`${req.method} succeeded with status ${res.status}`);
+      return sendJson(reply, res.status, text, request);
+    }
+  }
+  const summary = req.query._summary?.[0];
+  const elements = req.query._elements?.[0];
+  if (res.raw !== undefined && !summary && !elements && !wantsPretty(request)) {
+    return reply.code(res.status).type(FHIR_JSON).send(res.raw);
+  }
+  let body: Resource | undefined = bodyOf(res);
+  if (body && body.resourceType !== 'Bundle' && body.resourceType !== 'OperationOutcome' && (summary || elements)) {
+    body = shape(body, summary, elements);
+  }
+  if (body === undefined) return reply.code(res.status).send();
+  return sendJson(reply, res.status, body, request);
+}
