@@ -3,11 +3,11 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import type { Parameters, Patient, Resource } from '@medplum/fhirtypes';
-import { applyFhirPathPatch, applyJsonPatch } from '../src/fhir/patch.ts';
-import { FhirError } from '../src/fhir/outcome.ts';
-import { convertResource, elementChildren, parseXml } from './helpers/fhir-xml.ts';
+import { applyFhirPathPatch, applyJsonPatch } from '../../src/fhir/patch.ts';
+import { FhirError } from '../../src/fhir/outcome.ts';
+import { convertResource, elementChildren, parseXml } from '../helpers/fhir-xml.ts';
 
-const CASES_DIR = new URL('../../shared/conformance/fhir-test-cases/r4/patch/', import.meta.url);
+const CASES_DIR = new URL('../../../shared/conformance/fhir-test-cases/r4/patch/', import.meta.url);
 
 // xml-patch-tests.xml in the same folder is XML Patch (RFC 5261, XPath on XML documents): not a
 // patch format this JSON-only server accepts, so it is not run. Every other official case is.

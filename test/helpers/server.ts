@@ -1,0 +1,100 @@
+// Starts the real server for one test file, on the database the run targets (TEST_DB):
+// a copy of the migrated PGlite template, or a fresh database on the PostgreSQL server.
+// Listens on a loopback port so tests can use real HTTP clients as well as inject().
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/app.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { openDb, type Db } from '../../src/store/db.ts';
+import { migrate } from '../../src/store/migrate.ts';
+
+export const dbKind = process.env.TEST_DB === 'postgres' ? 'postgres' : 'pglite';
+
+export interface TestServer {
+  url: string; // the FHIR base, http://127.0.0.1:port/fhir
+  server: FastifyInstance;
+  db: Db;
+  config: Config;
+  /** Database settings for a separate server process on the same data (DATA_DIR / DATABASE_URL). */
+  env: Record<string, string>;
+  close(): Promise<void>;
+}
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/** A fresh, migrated, empty database; returns its settings and a cleanup. */
+export async function freshDatabase(): Promise<{ env: Record<string, string>; cleanup: () => Promise<void> }> {
+  if (dbKind === 'postgres') {
+    const admin = process.env.TEST_DATABASE_URL;
+    if (!admin) throw new Error('TEST_DB=postgres needs TEST_DATABASE_URL');
+    const name = `t_${randomUUID().replace(/-/g, '')}`;
+    const client = new pg.Client(admin);
+    await client.connect();
+    await client.query(`CREATE DATABASE ${name}`);
+    await client.end();
+    const url = new URL(admin);
+    url.pathname = `/${name}`;
+    return {
+      env: { DATABASE_URL: url.toString() },
+      cleanup: async () => {
+        const c = new pg.Client(admin);
+        await c.connect();
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+        await c.end();
+      },
+    };
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'fhir-test-'));
+  const template = process.env.TEST_PGLITE_TEMPLATE;
+  if (template) cpSync(template, dir, { recursive: true });
+  return { env: { DATA_DIR: dir }, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export async function startServer(t: Teardown, overrides: Record<string, string> = {}): Promise<TestServer> {
+  const fresh = await freshDatabase();
+  const config = loadConfig({ ...fresh.env, LOAD_FIXTURES: 'false', LOG_LEVEL: 'silent', ...overrides });
+  const db = await openDb(config);
+  await migrate(db);
+  const { server } = await buildApp(db, config, false);
+  await server.listen({ host: '127.0.0.1', port: 0 });
+  const port = (server.server.address() as { port: number }).port;
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await server.close();
+    await db.close();
+    await fresh.cleanup();
+  };
+  t.teardown(close);
+  return { url: `http://127.0.0.1:${port}/fhir`, server, db, config, env: fresh.env, close };
+}
+
+/** fetch() with FHIR JSON defaults; returns status, headers and the parsed body. */
+export async function http(
+  method: string,
+  url: string,
+  body?: unknown,
+  headers: Record<string, string> = {}
+): Promise<{ status: number; headers: Headers; body: any; text: string }> {
+  const init: RequestInit = { method, headers: { accept: 'application/fhir+json', ...headers } };
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    (init.headers as Record<string, string>)['content-type'] ??= 'application/fhir+json';
+  }
+  const res = await fetch(url, init);
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.status, headers: res.headers, body: parsed, text };
+}
