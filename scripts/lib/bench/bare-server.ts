@@ -5,7 +5,7 @@
 //   GET  /pg/:id   SELECT content FROM resources WHERE resource_type = 'Patient' AND id = $1
 //   POST /pg       one INSERT of the body text into the scratch table bench_bare
 // Settings come from the same environment variables as the server (src/config.ts).
-// Ready when GET /healthz answers 200; stops on SIGTERM/SIGINT after closing the database.
+// Ready when GET /readyz answers 200; stops on SIGTERM/SIGINT after closing the database.
 import Fastify from 'fastify';
 import { mkdirSync } from 'node:fs';
 import { loadConfig } from '../../../src/config.ts';
@@ -32,6 +32,11 @@ app.removeAllContentTypeParsers();
 app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
 app.get('/healthz', async () => ({ status: 'ok', database: db.kind }));
+// Answers once the database has worked through what was queued before (used between steps).
+app.get('/readyz', async () => {
+  await db.query('SELECT 1');
+  return { status: 'ready', database: db.kind };
+});
 
 app.get('/fixed', async (_request, reply) => reply.type(FHIR_JSON).send(fixed));
 

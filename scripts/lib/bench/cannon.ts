@@ -31,6 +31,11 @@ export interface StepOptions {
   warmup: number;
   /** Resources each request writes (for resourcesPerSec). */
   resourcesPerRequest?: number;
+  /**
+   * Waits until the server has finished what the previous run left in flight: autocannon
+   * drops its connections at the end of a run, but the server still completes those requests.
+   */
+  settle?: () => Promise<void>;
 }
 
 let current: Instance | undefined;
@@ -51,8 +56,12 @@ async function fire(url: string, requests: Request[], connections: number, durat
 
 export async function runStep(o: StepOptions): Promise<StepResult & { warmup?: { requests: number; non2xx: number; errors: number } }> {
   let warm: Result | undefined;
-  if (o.warmup > 0) warm = await fire(o.url, o.requests, o.connections, o.warmup);
+  if (o.warmup > 0) {
+    warm = await fire(o.url, o.requests, o.connections, o.warmup);
+    await o.settle?.();
+  }
   const r = await fire(o.url, o.requests, o.connections, o.duration);
+  await o.settle?.();
   const statusCodes: Record<string, number> = {};
   for (const [code, s] of Object.entries(r.statusCodeStats)) statusCodes[code] = s.count;
   const reqPerSec = r.duration > 0 ? r.requests.total / r.duration : 0;

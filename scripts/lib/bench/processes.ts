@@ -131,6 +131,8 @@ export interface ServerProcess {
   /** Log lines at warn level or above (pino JSON level >= 40) and anything that is not JSON. */
   problems: string[];
   problemCount: number;
+  /** Resolves once readyPath answers fast again (the server drained what was in flight). */
+  settle(timeoutMs?: number): Promise<void>;
   /** SIGTERM, wait for a clean exit (then SIGKILL); resolves with the exit code or signal. */
   stop(timeoutMs?: number): Promise<string>;
   exited: boolean;
@@ -226,6 +228,21 @@ export async function startServer(o: StartOptions): Promise<ServerProcess> {
       return exitInfo !== undefined;
     },
     stop,
+    settle: async (timeoutMs = 120_000) => {
+      const until = Date.now() + timeoutMs;
+      let fast = 0;
+      while (fast < 2 && Date.now() < until && exitInfo === undefined) {
+        const t0 = performance.now();
+        try {
+          const res = await fetch(url + o.readyPath, { signal: AbortSignal.timeout(timeoutMs) });
+          await res.arrayBuffer();
+          fast = res.status === 200 && performance.now() - t0 < 50 ? fast + 1 : 0;
+        } catch {
+          fast = 0;
+        }
+        if (fast < 2) await new Promise((r) => setTimeout(r, 20));
+      }
+    },
   };
 
   const deadline = Date.now() + (o.timeoutMs ?? 120_000);

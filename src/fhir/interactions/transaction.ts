@@ -82,6 +82,9 @@ function plan(ctx: FhirContext, entry: BundleEntry, index: number): Planned {
   const [path, qs] = splitUrl(url);
   const segments = path.split('/').filter(Boolean);
   if (segments.length === 0) throw atEntry(errors.invalid('Bundles cannot be nested', `${where}.request.url`), index);
+  if (!isResourceType(segments[0]) && !segments[0].startsWith('_') && !segments[0].startsWith('$') && segments[0] !== 'metadata') {
+    throw atEntry(errors.notFound(`Unknown resource type "${segments[0]}"`), index);
+  }
   if ((method === 'POST' || method === 'PUT') && !entry.resource) {
     throw atEntry(errors.invalid(`A ${method} entry needs a resource`, `${where}.resource`), index);
   }

@@ -229,6 +229,9 @@ function addQuantity(rows: IndexRows, code: string, tv: TypedValue): void {
   };
   if (typeof v.value === 'number') {
     push(v.value, v.value, v.value, v.system, v.code ?? v.unit);
+    // value||unit matches the code or the human unit (search.html#quantity): the unit as
+    // written gets a row of its own, with no system, so value|system|unit cannot match it.
+    if (v.code && typeof v.unit === 'string' && v.unit !== v.code) push(v.value, v.value, v.value, undefined, v.unit);
     return;
   }
   if (tv.type === 'Range' && (v.low || v.high)) {

@@ -27,7 +27,8 @@ export interface Clause {
 }
 
 export const RESULT_PARAMS = new Set([
-  '_count', '_sort', '_total', '_summary', '_elements', '_include', '_revinclude', '_contained', '_containedType', '_format', '_pretty', '_offset',
+  '_count', '_sort', '_total', '_summary', '_elements', '_include', '_include:iterate', '_revinclude', '_revinclude:iterate',
+  '_contained', '_containedType', '_format', '_pretty', '_offset',
 ]);
 
 /** Splits a value on unescaped commas, then unescapes \, \$ \| \\ in each part. */
@@ -73,19 +74,41 @@ export interface ParsedSearch {
   unknown: string[];
 }
 
-export function parseSearch(resourceType: string, query: Query, strict: boolean): ParsedSearch {
+/**
+ * Parses the criteria of a search over one or more resource types. Over several types a
+ * parameter must mean the same (same code, same type) on each, or it is unknown.
+ */
+export function parseSearch(resourceTypes: string | readonly string[], query: Query, strict: boolean): ParsedSearch {
+  const types = typeof resourceTypes === 'string' ? [resourceTypes] : resourceTypes;
   const clauses: Clause[] = [];
   const unknown: string[] = [];
   for (const [name, values] of Object.entries(query)) {
     if (RESULT_PARAMS.has(name) || name.startsWith('_page')) continue;
     for (const value of values) {
-      const clause = parseClause(resourceType, name, value);
+      const clause = parseCommonClause(types, name, value);
       if (clause) clauses.push(clause);
-      else if (strict) throw new FhirError(400, issue('error', 'not-supported', `Unknown search parameter "${name}" for ${resourceType}`, name));
-      else unknown.push(name);
+      else if (strict) {
+        const where = types.length === 1 ? types[0] : types.length <= 5 ? `all of ${types.join(', ')}` : 'all resource types';
+        throw new FhirError(400, issue('error', 'not-supported', `Unknown search parameter "${name}" for ${where}`, name));
+      } else unknown.push(name);
     }
   }
   return { clauses, unknown };
+}
+
+function parseCommonClause(types: readonly string[], name: string, value: string): Clause | undefined {
+  const clause = parseClause(types[0], name, value);
+  if (!clause) return undefined;
+  for (const type of types.slice(1)) {
+    let other: Clause | undefined;
+    try {
+      other = parseClause(type, name, value);
+    } catch {
+      return undefined; // e.g. a chain through a parameter this type does not have
+    }
+    if (!other || other.column !== clause.column || other.param?.type !== clause.param?.type) return undefined;
+  }
+  return clause;
 }
 
 function parseClause(resourceType: string, name: string, value: string): Clause | undefined {

@@ -3,7 +3,7 @@
 import { getDataType } from '@medplum/core';
 import type { Bundle, BundleEntry, BundleLink, Resource } from '@medplum/fhirtypes';
 import type { FhirContext } from '../context.ts';
-import { getSearchParam, isResourceType } from '../definitions.ts';
+import { getResourceTypes, getSearchParam, isResourceType } from '../definitions.ts';
 import { FhirError, issue, outcome } from '../outcome.ts';
 import { parseSearch, splitOr, type Clause, type Query } from './parse.ts';
 import { clauseSql, SqlParams } from './sql.ts';
@@ -91,8 +91,9 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   }
   const searchQuery = { ...query };
   delete searchQuery._type;
-  // A system search without _type can only use the parameters common to all resources.
-  const { clauses, unknown } = parseSearch(types?.length === 1 ? types[0] : (types?.[0] ?? 'Resource'), searchQuery, options.strict);
+  // Over several types (_type, or a system search without it), only the parameters common to
+  // all of them apply (search.html#system); the others are unknown.
+  const { clauses, unknown } = parseSearch(types ?? getResourceTypes(), searchQuery, options.strict);
   const count = Math.min(intParam(query, '_count', ctx.limits.defaultCount), ctx.limits.maxCount);
   const offset = intParam(query, '_offset', 0);
   const summary = single(query, '_summary');
@@ -138,7 +139,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset' };
   if (total !== undefined) bundle.total = total;
   bundle.link = pageLinks(ctx, options.path, query, unknown, offset, count, hasNext);
-  bundle.entry = entries;
+  if (entries.length) bundle.entry = entries; // FHIR JSON has no empty arrays
   return bundle;
 }
 
@@ -158,25 +159,31 @@ function pageLinks(ctx: FhirContext, path: string, query: Query, unknown: string
   return links;
 }
 
+interface IncludeSpec {
+  value: string;
+  reverse: boolean;
+  /** _include:iterate / _revinclude:iterate also apply to the resources included so far. */
+  iterate: boolean;
+}
+
 /** _include and _revinclude (with :iterate), applying the same access filter as the match. */
 async function includes(ctx: FhirContext, matches: Row[], query: Query): Promise<BundleEntry[]> {
-  const inc = query._include ?? [];
-  const rev = query._revinclude ?? [];
-  if (!inc.length && !rev.length) return [];
+  const specs: IncludeSpec[] = [];
+  for (const [name, reverse] of [['_include', false], ['_revinclude', true]] as const) {
+    for (const value of query[name] ?? []) specs.push({ value, reverse, iterate: false });
+    for (const value of query[`${name}:iterate`] ?? []) specs.push({ value, reverse, iterate: true });
+  }
+  if (!specs.length) return [];
   const seen = new Set(matches.map((m) => m.rid));
   const result: BundleEntry[] = [];
   let frontier = matches;
+  // Round 0 applies every spec to the matches; later rounds apply the :iterate ones to what
+  // the previous round added. Bounded, in case references form long chains or cycles.
   for (let round = 0; round < 4 && frontier.length; round++) {
     const found: Row[] = [];
-    for (const spec of inc) {
-      const iterate = spec.endsWith(':iterate') || round === 0;
-      if (!iterate) continue;
-      found.push(...(await includeRows(ctx, frontier, spec.replace(/:iterate$/, ''), false)));
-    }
-    for (const spec of rev) {
-      const iterate = spec.endsWith(':iterate') || round === 0;
-      if (!iterate) continue;
-      found.push(...(await includeRows(ctx, frontier, spec.replace(/:iterate$/, ''), true)));
+    for (const spec of specs) {
+      if (round > 0 && !spec.iterate) continue;
+      found.push(...(await includeRows(ctx, frontier, spec.value, spec.reverse)));
     }
     frontier = [];
     for (const row of found) {

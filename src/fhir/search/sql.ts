@@ -1,5 +1,6 @@
 // Turns parsed search clauses into SQL conditions on a `resources` alias. Each clause is an
 // EXISTS over the index table of its parameter type; chains and _has nest the same builder.
+import { isResourceType } from '../definitions.ts';
 import { FhirError, issue } from '../outcome.ts';
 import { toRange, type DateRange } from './dates.ts';
 import { normalizeString } from './normalize.ts';
@@ -72,14 +73,18 @@ export function clauseSql(clause: Clause, r: string, params: SqlParams): string 
   const param = clause.param!;
   const mod = clause.modifier;
   const type = param.type;
-  if (mod !== undefined && !supportedModifiers(type).includes(mod) && !(type === 'reference' && /^[A-Z]/.test(mod))) {
+  if (mod !== undefined && !supportedModifiers(type).includes(mod) && !(type === 'reference' && isResourceType(mod))) {
     throw invalid(`Modifier ":${mod}" is not supported on ${type} parameter "${param.code}"`, clause.raw);
   }
   const table = `sp_${type}`;
   if (mod === 'missing') {
     const v = clause.values[0];
     if (v !== 'true' && v !== 'false') throw invalid(`:missing takes true or false, not "${v}"`, clause.raw);
-    const exists = `EXISTS (SELECT 1 FROM ${table} m WHERE m.rid = ${r}.rid AND m.code = ${params.add(param.code)})`;
+    let exists = `EXISTS (SELECT 1 FROM ${table} m WHERE m.rid = ${r}.rid AND m.code = ${params.add(param.code)})`;
+    // A reference given only by identifier has no sp_reference row, but it is not missing.
+    if (type === 'reference') {
+      exists = `(${exists} OR EXISTS (SELECT 1 FROM sp_token m WHERE m.rid = ${r}.rid AND m.code = ${params.add(`${param.code}:identifier`)}))`;
+    }
     return v === 'true' ? `NOT ${exists}` : exists;
   }
   const s = nextAlias('s');
@@ -113,19 +118,27 @@ function parseDate(value: string, raw: string): DateRange {
   return range;
 }
 
+/** A parameter placeholder added on first use only, then reused. */
+function once(add: () => string): () => string {
+  let placeholder: string | undefined;
+  return () => (placeholder ??= add());
+}
+
 function dateCondition(prefix: Prefix, low: string, high: string, range: DateRange, params: SqlParams): string {
-  const sLo = `${params.add(range.low)}::timestamptz`;
-  const sHi = `${params.add(range.high)}::timestamptz`;
-  const eq = `(${low} >= ${sLo} AND ${high} <= ${sHi})`;
+  // Parameters are added only where used: PostgreSQL rejects a statement with a parameter it
+  // never sees ("could not determine data type of parameter $n").
+  const sLo = once(() => `${params.add(range.low)}::timestamptz`);
+  const sHi = once(() => `${params.add(range.high)}::timestamptz`);
+  const eq = () => `(${low} >= ${sLo()} AND ${high} <= ${sHi()})`;
   switch (prefix) {
-    case 'eq': return eq;
-    case 'ne': return `NOT ${eq}`;
-    case 'gt': return `${high} > ${sHi}`;
-    case 'lt': return `${low} < ${sLo}`;
-    case 'ge': return `(${high} > ${sHi} OR ${eq})`;
-    case 'le': return `(${low} < ${sLo} OR ${eq})`;
-    case 'sa': return `${low} >= ${sHi}`;
-    case 'eb': return `${high} <= ${sLo}`;
+    case 'eq': return eq();
+    case 'ne': return `NOT ${eq()}`;
+    case 'gt': return `${high} > ${sHi()}`;
+    case 'lt': return `${low} < ${sLo()}`;
+    case 'ge': return `(${high} > ${sHi()} OR ${eq()})`;
+    case 'le': return `(${low} < ${sLo()} OR ${eq()})`;
+    case 'sa': return `${low} >= ${sHi()}`;
+    case 'eb': return `${high} <= ${sLo()}`;
     case 'ap': {
       // Approximately: the ranges overlap once the search range is widened by 10% of its distance from now.
       const now = Date.now();
@@ -141,29 +154,35 @@ function dateCondition(prefix: Prefix, low: string, high: string, range: DateRan
 
 const NUMBER_RE = /^[+-]?(\d+(\.\d+)?|\.\d+)([eE][+-]?\d+)?$/;
 
-/** A decimal search value stands for the interval its precision implies: 100 is [99.5, 100.5). */
-function numberRange(value: string, raw: string): { v: number; lo: number; hi: number } {
+/**
+ * A decimal search value stands for the interval its precision implies: 100 is [99.5, 100.5),
+ * 100.0 is [99.95, 100.05). Returns the value as written and half a unit of its last digit,
+ * both as decimal strings so PostgreSQL computes the bounds in numeric, not binary floating
+ * point (1.1 + 0.05 must be 1.15, not 1.1500000000000001).
+ */
+function numberPrecision(value: string, raw: string): { v: string; half: string } {
   if (!NUMBER_RE.test(value)) throw invalid(`"${value}" is not a valid number for search parameter "${raw}"`, raw);
-  const v = Number(value);
   const [mantissa, exp] = value.toLowerCase().split('e');
   const decimals = (mantissa.split('.')[1] ?? '').length - Number(exp ?? 0);
-  const half = 0.5 * 10 ** -decimals;
-  return { v, lo: v - half, hi: v + half };
+  return { v: value, half: `5e${-(decimals + 1)}` };
 }
 
 function numberCondition(prefix: Prefix, col: string, value: string, raw: string, params: SqlParams): string {
-  const { v, lo, hi } = numberRange(value, raw);
-  const pv = `${params.add(String(v))}::numeric`;
+  const p = numberPrecision(value, raw);
+  const v = once(() => `${params.add(p.v)}::numeric`);
+  const half = once(() => `${params.add(p.half)}::numeric`);
+  const inRange = () => `(${col} >= ${v()} - ${half()} AND ${col} < ${v()} + ${half()})`;
   switch (prefix) {
-    case 'eq': return `(${col} >= ${params.add(String(lo))}::numeric AND ${col} < ${params.add(String(hi))}::numeric)`;
-    case 'ne': return `NOT (${col} >= ${params.add(String(lo))}::numeric AND ${col} < ${params.add(String(hi))}::numeric)`;
-    case 'gt': case 'sa': return `${col} > ${pv}`;
-    case 'lt': case 'eb': return `${col} < ${pv}`;
-    case 'ge': return `${col} >= ${pv}`;
-    case 'le': return `${col} <= ${pv}`;
+    case 'eq': return inRange();
+    case 'ne': return `NOT ${inRange()}`;
+    case 'gt': case 'sa': return `${col} > ${v()}`;
+    case 'lt': case 'eb': return `${col} < ${v()}`;
+    case 'ge': return `${col} >= ${v()}`;
+    case 'le': return `${col} <= ${v()}`;
     case 'ap': {
-      const m = Math.abs(v) * 0.1;
-      return `(${col} >= ${params.add(String(v - m))}::numeric AND ${col} <= ${params.add(String(v + m))}::numeric)`;
+      // 10% of the value (search.html), and never narrower than the value's own precision.
+      const margin = `greatest(abs(${v()}) * 0.1, ${half()})`;
+      return `(${col} >= ${v()} - ${margin} AND ${col} <= ${v()} + ${margin})`;
     }
   }
 }
@@ -203,7 +222,9 @@ function valueSql(type: string, mod: string | undefined, s: string, raw: string,
     }
     case 'quantity': {
       const [prefix, rest] = splitPrefix(raw, true);
-      const [num, system, unit] = splitPipe(rest);
+      const parts = splitPipe(rest);
+      if (parts.length > 3) throw invalid(`A quantity is [prefix]number|system|code, not "${raw}"`, name);
+      const [num, system, unit] = parts;
       let cond = numberCondition(prefix, `${s}.value`, num, name, params);
       if (system) cond += ` AND ${s}.system = ${params.add(system)}`;
       if (unit) cond += ` AND ${s}.unit = ${params.add(unit)}`;

@@ -1,0 +1,330 @@
+// REST benchmark of the FHIR server against its bare limits, on PGlite and/or PostgreSQL.
+//
+//   node scripts/bench-rest.ts [--db pglite|postgres|both] [--resources 100000] [--duration 10]
+//                              [--connections 32] [--warmup 1] [--bundle-size 500] [--load-concurrency 4]
+//
+// For each database: start the real server (`node src/main.ts`) as a child process on a fresh
+// database (a temporary DATA_DIR for PGlite, a new database on a throwaway PostgreSQL for
+// PostgreSQL), sample its RSS from /proc throughout; load --resources French patients through
+// transaction bundles; measure with autocannon read, create, update and a 100-entry transaction;
+// then stop it and start the bare server (scripts/lib/bench/bare-server.ts) on the same data
+// to measure a fixed JSON route, a bare SELECT and a bare INSERT with the same settings.
+// Prints a table per database and writes bench-results/rest-<db>-<date>.json.
+// Exit code 1 when a step saw non-2xx responses or errors, or a database run failed;
+// the targets (read/select, create/insert, RSS) are reported PASS/MISS, not enforced.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readdirSync, statSync } from 'node:fs';
+import { cpus, totalmem, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { freePort, startPostgres, type TestPostgres } from './lib/postgres.ts';
+import { runStep, stopCurrent, type StepResult } from './lib/bench/cannon.ts';
+import { loadPatients } from './lib/bench/load.ts';
+import { makePatient, seeded, transactionBundle } from './lib/bench/patients.ts';
+import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
+import { computeRatios, computeTargets, mb, render, type DbReport, type ServerReport } from './lib/bench/report.ts';
+
+const root = new URL('..', import.meta.url).pathname;
+
+const { values: args } = parseArgs({
+  options: {
+    db: { type: 'string', default: 'both' },
+    resources: { type: 'string', default: '100000' },
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '32' },
+    warmup: { type: 'string', default: '1' },
+    'bundle-size': { type: 'string', default: '500' },
+    'load-concurrency': { type: 'string', default: '4' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (args.help) {
+  console.log('node scripts/bench-rest.ts [--db pglite|postgres|both] [--resources 100000] [--duration 10] [--connections 32] [--warmup 1] [--bundle-size 500] [--load-concurrency 4]');
+  process.exit(0);
+}
+function num(name: string, value: string | undefined, min: number): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min) {
+    console.error(`--${name} must be a number >= ${min}, not "${value}"`);
+    process.exit(2);
+  }
+  return n;
+}
+if (!['pglite', 'postgres', 'both'].includes(args.db!)) {
+  console.error(`--db must be pglite, postgres or both, not "${args.db}"`);
+  process.exit(2);
+}
+const opts = {
+  resources: Math.floor(num('resources', args.resources, 1)),
+  duration: num('duration', args.duration, 1),
+  connections: Math.floor(num('connections', args.connections, 1)),
+  warmup: num('warmup', args.warmup, 0),
+  bundleSize: Math.floor(num('bundle-size', args['bundle-size'], 1)),
+  loadConcurrency: Math.floor(num('load-concurrency', args['load-concurrency'], 1)),
+};
+const dbs: ('pglite' | 'postgres')[] = args.db === 'both' ? ['pglite', 'postgres'] : [args.db as 'pglite' | 'postgres'];
+const TX_SIZE = 100;
+
+const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
+
+installExitHandlers();
+onCleanup('autocannon', stopCurrent);
+
+// Server logs are kept after the run (data folders are not).
+const logDir = mkdtempSync(join(tmpdir(), 'fhir-bench-logs-'));
+
+// ---------------------------------------------------------------- request sets
+
+function pool<T>(n: number, make: (i: number) => T): T[] {
+  return Array.from({ length: n }, (_, i) => make(i));
+}
+const pickFrom = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)];
+
+const FHIR = 'application/fhir+json';
+const createBodies = pool(256, (i) => JSON.stringify(makePatient(seeded(500_000 + i))));
+// PUT bodies: the id goes between the two halves.
+const updateHalves = pool(256, (i) => JSON.stringify(makePatient(seeded(700_000 + i), { id: '@@ID@@' })).split('@@ID@@') as [string, string]);
+const txBodies = pool(8, (i) => JSON.stringify(transactionBundle(seeded(900_000 + i), TX_SIZE)));
+
+function fhirSteps(ids: string[]) {
+  return [
+    {
+      step: 'read',
+      label: 'read GET /fhir/Patient/{id}',
+      requests: [{ method: 'GET', headers: { accept: FHIR }, setupRequest: (r: object) => ({ ...r, path: `/fhir/Patient/${pickFrom(ids)}` }) }],
+    },
+    {
+      step: 'create',
+      label: 'create POST /fhir/Patient',
+      requests: [{ method: 'POST', path: '/fhir/Patient', headers: { accept: FHIR, 'content-type': FHIR }, setupRequest: (r: object) => ({ ...r, body: pickFrom(createBodies) }) }],
+    },
+    {
+      step: 'update',
+      label: 'update PUT /fhir/Patient/{id}',
+      requests: [{
+        method: 'PUT',
+        headers: { accept: FHIR, 'content-type': FHIR },
+        setupRequest: (r: object) => {
+          const id = pickFrom(ids);
+          const [a, b] = pickFrom(updateHalves);
+          return { ...r, path: `/fhir/Patient/${id}`, body: a + id + b };
+        },
+      }],
+    },
+    {
+      step: 'transaction',
+      label: `transaction ${TX_SIZE} creates POST /fhir`,
+      resourcesPerRequest: TX_SIZE,
+      requests: [{ method: 'POST', path: '/fhir', headers: { accept: FHIR, 'content-type': FHIR }, setupRequest: (r: object) => ({ ...r, body: pickFrom(txBodies) }) }],
+    },
+  ];
+}
+
+function bareSteps(ids: string[]) {
+  return [
+    { step: 'fixed', label: 'bare GET /fixed (fixed JSON)', requests: [{ method: 'GET', path: '/fixed', headers: { accept: FHIR } }] },
+    {
+      step: 'bare-select',
+      label: 'bare GET /pg/:id (SELECT)',
+      requests: [{ method: 'GET', headers: { accept: FHIR }, setupRequest: (r: object) => ({ ...r, path: `/pg/${pickFrom(ids)}` }) }],
+    },
+    {
+      step: 'bare-insert',
+      label: 'bare POST /pg (INSERT)',
+      requests: [{ method: 'POST', path: '/pg', headers: { accept: FHIR, 'content-type': FHIR }, setupRequest: (r: object) => ({ ...r, body: pickFrom(createBodies) }) }],
+    },
+  ];
+}
+
+type Step = ReturnType<typeof fhirSteps>[number] | ReturnType<typeof bareSteps>[number];
+
+async function measure(server: ServerProcess, steps: Step[], results: StepResult[]): Promise<void> {
+  for (const s of steps) {
+    server.rss.enter(s.step);
+    log(`  ${s.label}: ${opts.warmup} s warm-up + ${opts.duration} s at ${opts.connections} connections`);
+    const r = await runStep({
+      step: s.step,
+      label: s.label,
+      url: server.url,
+      requests: s.requests as never,
+      connections: opts.connections,
+      duration: opts.duration,
+      warmup: opts.warmup,
+      resourcesPerRequest: 'resourcesPerRequest' in s ? s.resourcesPerRequest : undefined,
+      settle: () => server.settle(),
+    });
+    results.push(r);
+    const bad = r.non2xx || r.errors || r.timeouts ? `  <-- ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts ${JSON.stringify(r.statusCodes)}` : '';
+    log(`    ${Math.round(r.reqPerSec)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, RSS ${mb(server.rss.phases[s.step] ?? 0)} MB${bad}`);
+    if (server.exited) throw new Error(`${server.name} died during ${s.step}; see ${server.logFile}`);
+  }
+}
+
+async function serverReport(server: ServerProcess): Promise<ServerReport> {
+  const exit = await server.stop();
+  const phasePeakRssMB: Record<string, number> = {};
+  for (const [k, v] of Object.entries(server.rss.phases)) phasePeakRssMB[k] = mb(v);
+  return {
+    peakRssMB: mb(server.rss.peak),
+    phasePeakRssMB,
+    exit: exit === 'exit code 0' ? 'clean exit' : `stopped with ${exit}`,
+    problemLines: server.problemCount,
+    problems: [...server.problems],
+    logFile: server.logFile,
+  };
+}
+
+function dirSize(dir: string): number {
+  let total = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) total += dirSize(p);
+    else if (e.isFile()) total += statSync(p).size;
+  }
+  return total;
+}
+
+// ---------------------------------------------------------------- one database
+
+let postgres: TestPostgres | undefined;
+
+async function databaseEnv(db: 'pglite' | 'postgres', work: string): Promise<{ env: Record<string, string>; size: () => Promise<number> }> {
+  if (db === 'pglite') {
+    const dataDir = join(work, 'pglite');
+    return { env: { DATA_DIR: dataDir }, size: async () => dirSize(dataDir) };
+  }
+  if (!postgres) {
+    log('starting a throwaway PostgreSQL server');
+    postgres = await startPostgres();
+    const pgServer = postgres;
+    onCleanup('postgresql', () => pgServer.stop());
+  }
+  const name = `bench_${Date.now()}`;
+  const admin = new pg.Client(postgres.url);
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(postgres.url);
+  url.pathname = `/${name}`;
+  const size = async () => {
+    const c = new pg.Client(url.toString());
+    await c.connect();
+    try {
+      return Number((await c.query<{ s: string }>('SELECT pg_database_size(current_database()) AS s')).rows[0].s);
+    } finally {
+      await c.end();
+    }
+  };
+  return { env: { DATABASE_URL: url.toString() }, size };
+}
+
+async function benchDatabase(db: 'pglite' | 'postgres'): Promise<DbReport> {
+  const report: DbReport = {
+    db,
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', memoryGB: Math.round(totalmem() / 1024 ** 3), node: process.version, platform: `${process.platform} ${process.arch}` },
+    options: { ...opts },
+    steps: [],
+    ratios: {},
+    targets: [],
+    ok: false,
+  };
+  const work = mkdtempSync(join(tmpdir(), `fhir-bench-${db}-`));
+  const removeWork = onCleanup(`temporary folder ${work}`, () => rmSync(work, { recursive: true, force: true }));
+  let fhir: ServerProcess | undefined;
+  let bare: ServerProcess | undefined;
+  try {
+    const { env: dbEnv, size } = await databaseEnv(db, work);
+    const common = { HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...dbEnv };
+
+    // 1. The real server.
+    const fhirPort = await freePort();
+    log(`${db}: starting the FHIR server (node src/main.ts) on port ${fhirPort}`);
+    fhir = await startServer({
+      name: `FHIR server (${db})`,
+      script: join(root, 'src/main.ts'),
+      env: { ...common, PORT: String(fhirPort), LOAD_FIXTURES: 'false' },
+      port: fhirPort,
+      readyPath: '/readyz',
+      logFile: join(logDir, `fhir-${db}.log`),
+      cwd: root,
+    });
+    log(`  ready, pid ${fhir.pid}, RSS ${mb(fhir.rss.last)} MB`);
+
+    // 2. Load.
+    fhir.rss.enter('load');
+    log(`  loading ${opts.resources} patients in transaction bundles of ${opts.bundleSize}, ${opts.loadConcurrency} in parallel`);
+    const loaded = await loadPatients(`${fhir.url}/fhir`, opts.resources, opts.bundleSize, opts.loadConcurrency, log);
+    const { ids, ...loadFigures } = loaded;
+    report.load = loadFigures;
+    log(`  loaded ${loaded.resources} patients in ${loaded.seconds.toFixed(1)} s: ${Math.round(loaded.perSecond)} resources/s, RSS ${mb(fhir.rss.phases.load)} MB`);
+
+    // 3. FHIR interactions.
+    await measure(fhir, fhirSteps(ids), report.steps);
+    report.fhirServer = await serverReport(fhir);
+    fhir = undefined;
+
+    // 4. Bare limits on the same data (PGlite: only once the server has let go of the folder).
+    const barePort = await freePort();
+    log(`${db}: starting the bare server (scripts/lib/bench/bare-server.ts) on port ${barePort}, same database`);
+    bare = await startServer({
+      name: `bare server (${db})`,
+      script: join(root, 'scripts/lib/bench/bare-server.ts'),
+      env: { ...common, PORT: String(barePort) },
+      port: barePort,
+      readyPath: '/readyz',
+      logFile: join(logDir, `bare-${db}.log`),
+      cwd: root,
+    });
+    await measure(bare, bareSteps(ids), report.steps);
+    report.bareServer = await serverReport(bare);
+    bare = undefined;
+    report.dataSizeMB = mb(await size());
+    report.ok = report.steps.every((s) => !s.non2xx && !s.errors && !s.timeouts);
+  } catch (err) {
+    report.error = (err as Error).stack ?? String(err);
+    if (fhir) report.fhirServer = await serverReport(fhir);
+    if (bare) report.bareServer = await serverReport(bare);
+  } finally {
+    removeWork();
+    rmSync(work, { recursive: true, force: true });
+  }
+  report.ratios = computeRatios(report.steps);
+  report.targets = computeTargets(report.ratios, report.fhirServer?.peakRssMB);
+  return report;
+}
+
+// ---------------------------------------------------------------- main
+
+log(`REST benchmark: ${dbs.join(' + ')}, ${opts.resources} patients, ${opts.duration} s per step, ${opts.connections} connections; ` +
+  `${cpus().length} CPU(s), Node ${process.version}; server logs in ${logDir}`);
+const outDir = join(root, 'bench-results');
+mkdirSync(outDir, { recursive: true });
+const stamp = new Date().toISOString().replace(/:/g, '').replace(/\.\d+Z$/, 'Z');
+const reports: DbReport[] = [];
+let exitCode = 0;
+try {
+  for (const db of dbs) {
+    const r = await benchDatabase(db);
+    reports.push(r);
+    const file = join(outDir, `rest-${db}-${stamp}.json`);
+    writeFileSync(file, JSON.stringify(r, null, 2) + '\n');
+    console.log(render(r));
+    console.log(`results: ${file}`);
+    if (!r.ok) exitCode = 1;
+  }
+} finally {
+  await cleanupAll();
+}
+if (reports.length > 1) {
+  console.log('\n=== summary (req/s)');
+  const steps = reports[0].steps.map((s) => s.step);
+  for (const step of steps) {
+    const cells = reports.map((r) => {
+      const s = r.steps.find((x) => x.step === step);
+      return `${r.db} ${s ? Math.round(s.reqPerSec) : '-'}`.padEnd(18);
+    });
+    console.log(`  ${step.padEnd(12)} ${cells.join('')}`);
+  }
+}
+process.exit(exitCode);

@@ -1,0 +1,92 @@
+// Where the machine's CPU went during a step, from /proc: the server under test, the
+// PostgreSQL cluster (postmaster and its children), this process (autocannon, the load
+// generator), and everything else ("other": anything running beside the benchmark,
+// which makes the figures unreliable when it is high). Percentages of one core.
+import { readdirSync, readFileSync } from 'node:fs';
+
+const TICK = 100; // USER_HZ: clock ticks per second in /proc (100 on Linux)
+
+function procTicks(pid: number): { ticks: number; ppid: number } | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after "(comm)": state ppid ... utime(14) stime(15), counted from the closing paren.
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return { ticks: Number(f[11]) + Number(f[12]), ppid: Number(f[1]) };
+  } catch {
+    return undefined;
+  }
+}
+
+function machineTicks(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = line;
+  return user + nice + system + irq + softirq + steal;
+}
+
+function descendantsTicks(root: number): number {
+  const parents = new Map<number, number>();
+  const ticks = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const p = procTicks(Number(name));
+    if (!p) continue;
+    parents.set(Number(name), p.ppid);
+    ticks.set(Number(name), p.ticks);
+  }
+  let total = 0;
+  for (const [pid, t] of ticks) {
+    for (let cur: number | undefined = pid; cur !== undefined && cur > 1; cur = parents.get(cur)) {
+      if (cur === root) {
+        total += t;
+        break;
+      }
+    }
+  }
+  return total;
+}
+
+export interface CpuShare {
+  /** Percent of one core. */
+  server: number;
+  database?: number;
+  loadgen: number;
+  other: number;
+  machine: number;
+  cores: number;
+}
+
+export interface CpuWatch {
+  stop(): CpuShare;
+}
+
+/** Starts measuring; postmasterPid counts the PostgreSQL cluster separately (its processes). */
+export function watchCpu(serverPid: number, postmasterPid: number | undefined, cores: number): CpuWatch {
+  const t0 = performance.now();
+  const m0 = machineTicks();
+  const s0 = procTicks(serverPid)?.ticks ?? 0;
+  const d0 = postmasterPid ? descendantsTicks(postmasterPid) : 0;
+  const c0 = process.cpuUsage();
+  return {
+    stop() {
+      const seconds = (performance.now() - t0) / 1000;
+      const pct = (ticks: number) => Math.round((ticks / TICK / seconds) * 100);
+      const machine = pct(machineTicks() - m0);
+      const server = pct((procTicks(serverPid)?.ticks ?? s0) - s0);
+      // Backends that exited during the step are not counted: an underestimate at worst.
+      const database = postmasterPid ? Math.max(0, pct(descendantsTicks(postmasterPid) - d0)) : undefined;
+      const c = process.cpuUsage(c0);
+      const loadgen = Math.round(((c.user + c.system) / 1e6 / seconds) * 100);
+      const other = Math.max(0, machine - server - (database ?? 0) - loadgen);
+      return { server, database, loadgen, other, machine, cores };
+    },
+  };
+}
+
+/** The postmaster's pid from the data folder's postmaster.pid (first line). */
+export function postmasterPidOf(dataDir: string): number | undefined {
+  try {
+    return Number(readFileSync(`${dataDir}/postmaster.pid`, 'utf8').split('\n')[0]) || undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,112 @@
+// The server as a separate process (npm start's entry point): a create answered 201 survives
+// SIGKILL of the server; SIGTERM lets in-flight requests finish before exiting; an empty
+// database gets the demo fixtures on first start, and only then.
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { freshDatabase, http } from './helpers/server.ts';
+import { freePort } from '../scripts/lib/postgres.ts';
+
+const root = new URL('..', import.meta.url).pathname;
+
+async function startProcess(env: Record<string, string>, extra: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null> }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['src/main.ts'], {
+    cwd: root,
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', ...extra },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}/fhir`;
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/readyz`);
+      if (r.status === 200) return { child, url, exited };
+    } catch {
+      // not listening yet
+    }
+    if (child.exitCode !== null) throw new Error(`server exited: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`server did not become ready: ${stderr}`);
+}
+
+t.test('SIGKILL during a stream of creates loses no answered create', async (t) => {
+  const db = await freshDatabase();
+  t.teardown(db.cleanup);
+  const first = await startProcess(db.env);
+  const acknowledged: string[] = [];
+  let stop = false;
+  const writer = async (w: number) => {
+    for (let i = 0; !stop; i++) {
+      try {
+        const r = await http('POST', `${first.url}/Patient`, { resourceType: 'Patient', name: [{ family: `w${w}-${i}` }] });
+        if (r.status === 201) acknowledged.push(r.body.id);
+      } catch {
+        return; // connection cut by the kill
+      }
+    }
+  };
+  const writers = Array.from({ length: 8 }, (_, w) => writer(w));
+  await new Promise((r) => setTimeout(r, 1500));
+  first.child.kill('SIGKILL');
+  stop = true;
+  await Promise.all(writers);
+  await first.exited;
+  t.ok(acknowledged.length > 20, `creates were answered before the kill (${acknowledged.length})`);
+
+  const second = await startProcess(db.env);
+  t.teardown(() => second.child.kill('SIGKILL'));
+  let missing = 0;
+  for (const id of acknowledged) if ((await http('GET', `${second.url}/Patient/${id}`)).status !== 200) missing++;
+  t.equal(missing, 0, 'every create answered 201 is there after restart');
+  second.child.kill('SIGTERM');
+  await second.exited;
+});
+
+t.test('SIGTERM finishes in-flight requests, then exits 0', async (t) => {
+  const db = await freshDatabase();
+  t.teardown(db.cleanup);
+  const server = await startProcess(db.env);
+  const bundle = {
+    resourceType: 'Bundle',
+    type: 'transaction',
+    entry: Array.from({ length: 300 }, (_, i) => ({ resource: { resourceType: 'Patient', name: [{ family: `p${i}` }] }, request: { method: 'POST', url: 'Patient' } })),
+  };
+  const inflight = Promise.all(Array.from({ length: 4 }, () => http('POST', server.url, bundle)));
+  await new Promise((r) => setTimeout(r, 50));
+  server.child.kill('SIGTERM');
+  const results = await inflight;
+  t.same(results.map((r) => r.status), [200, 200, 200, 200], 'in-flight transactions were answered');
+  t.equal(await server.exited, 0, 'clean exit');
+  const again = await startProcess(db.env);
+  t.teardown(() => again.child.kill('SIGKILL'));
+  t.equal((await http('GET', `${again.url}/Patient?_summary=count`)).body.total, 1200, 'all their resources are stored');
+  again.child.kill('SIGTERM');
+  await again.exited;
+});
+
+t.test('first start on an empty database loads the demo fixtures, once', async (t) => {
+  const db = await freshDatabase();
+  t.teardown(db.cleanup);
+  const s = await startProcess(db.env, { LOAD_FIXTURES: 'true' });
+  const ins = await http('GET', `${s.url}/Patient?identifier=urn:oid:1.2.250.1.213.1.4.8|238043306308784`);
+  t.equal(ins.body.total, 1, 'the demo patient is found by INS');
+  t.equal(ins.body.entry[0].resource.name[0].family, 'Lefèvre');
+  const rpps = await http('GET', `${s.url}/Practitioner?identifier=urn:oid:1.2.250.1.71.4.2.1|899700100128`);
+  t.equal(rpps.body.total, 1, 'the demo practitioner is found by idNatPs');
+  const team = await http('GET', `${s.url}/CareTeam?subject.identifier=238043306308784`);
+  t.ok(team.body.total >= 1, 'the care team of the demo patient is found through a chain');
+  const before = (await http('GET', `${s.url}/_history?_count=0`)).body.total;
+  s.child.kill('SIGTERM');
+  await s.exited;
+  const again = await startProcess(db.env, { LOAD_FIXTURES: 'true' });
+  t.teardown(() => again.child.kill('SIGKILL'));
+  t.equal((await http('GET', `${again.url}/_history?_count=0`)).body.total, before, 'a second start loads nothing more');
+  t.equal((await fetch(`${again.url.replace('/fhir', '')}/healthz`)).status, 200);
+  again.child.kill('SIGTERM');
+  await again.exited;
+});
