@@ -13,7 +13,7 @@
 // Exit code 1 when a step saw non-2xx responses or errors, or a database run failed;
 // the targets (read/select, create/insert, RSS) are reported PASS/MISS, not enforced.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readdirSync, statSync } from 'node:fs';
-import { cpus, totalmem, tmpdir } from 'node:os';
+import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -21,6 +21,7 @@ import { freePort, startPostgres, type TestPostgres } from './lib/postgres.ts';
 import { runStep, stopCurrent, type StepResult } from './lib/bench/cannon.ts';
 import { loadPatients } from './lib/bench/load.ts';
 import { makePatient, seeded, transactionBundle } from './lib/bench/patients.ts';
+import { postmasterPidFromBackend, watchCpu } from './lib/bench/cpu.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
 import { computeRatios, computeTargets, mb, render, type DbReport, type ServerReport } from './lib/bench/report.ts';
 
@@ -152,10 +153,13 @@ async function measure(server: ServerProcess, steps: Step[], results: StepResult
       warmup: opts.warmup,
       resourcesPerRequest: 'resourcesPerRequest' in s ? s.resourcesPerRequest : undefined,
       settle: () => server.settle(),
+      watchCpu: () => watchCpu(server.pid, postmasterPid, cpus().length),
     });
     results.push(r);
     const bad = r.non2xx || r.errors || r.timeouts ? `  <-- ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts ${JSON.stringify(r.statusCodes)}` : '';
-    log(`    ${Math.round(r.reqPerSec)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, RSS ${mb(server.rss.phases[s.step] ?? 0)} MB${bad}`);
+    const c = r.cpu;
+    const cpuText = c ? `; CPU % of a core: server ${c.server}${c.database !== undefined ? `, postgres ${c.database}` : ''}, autocannon ${c.loadgen}, other ${c.other}` : '';
+    log(`    ${Math.round(r.reqPerSec)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, RSS ${mb(server.rss.phases[s.step] ?? 0)} MB${cpuText}${bad}`);
     if (server.exited) throw new Error(`${server.name} died during ${s.step}; see ${server.logFile}`);
   }
 }
@@ -164,8 +168,10 @@ async function serverReport(server: ServerProcess): Promise<ServerReport> {
   const exit = await server.stop();
   const phasePeakRssMB: Record<string, number> = {};
   for (const [k, v] of Object.entries(server.rss.phases)) phasePeakRssMB[k] = mb(v);
+  const afterStartup = Object.entries(server.rss.phases).filter(([k]) => k !== 'start').map(([, v]) => v);
   return {
     peakRssMB: mb(server.rss.peak),
+    peakAfterStartupRssMB: mb(Math.max(0, ...afterStartup)),
     phasePeakRssMB,
     exit: exit === 'exit code 0' ? 'clean exit' : `stopped with ${exit}`,
     problemLines: server.problemCount,
@@ -187,9 +193,12 @@ function dirSize(dir: string): number {
 // ---------------------------------------------------------------- one database
 
 let postgres: TestPostgres | undefined;
+/** The throwaway cluster's postmaster, to count its CPU apart from the rest of the machine. */
+let postmasterPid: number | undefined;
 
 async function databaseEnv(db: 'pglite' | 'postgres', work: string): Promise<{ env: Record<string, string>; size: () => Promise<number> }> {
   if (db === 'pglite') {
+    postmasterPid = undefined;
     const dataDir = join(work, 'pglite');
     return { env: { DATA_DIR: dataDir }, size: async () => dirSize(dataDir) };
   }
@@ -199,6 +208,7 @@ async function databaseEnv(db: 'pglite' | 'postgres', work: string): Promise<{ e
     const pgServer = postgres;
     onCleanup('postgresql', () => pgServer.stop());
   }
+  postmasterPid = await postmasterPidFromBackend(postgres.url);
   const name = `bench_${Date.now()}`;
   const admin = new pg.Client(postgres.url);
   await admin.connect();
@@ -222,7 +232,7 @@ async function benchDatabase(db: 'pglite' | 'postgres'): Promise<DbReport> {
   const report: DbReport = {
     db,
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', memoryGB: Math.round(totalmem() / 1024 ** 3), node: process.version, platform: `${process.platform} ${process.arch}` },
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', memoryGB: Math.round(totalmem() / 1024 ** 3), node: process.version, platform: `${process.platform} ${process.arch}`, loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100) },
     options: { ...opts },
     steps: [],
     ratios: {},
@@ -254,9 +264,10 @@ async function benchDatabase(db: 'pglite' | 'postgres'): Promise<DbReport> {
     // 2. Load.
     fhir.rss.enter('load');
     log(`  loading ${opts.resources} patients in transaction bundles of ${opts.bundleSize}, ${opts.loadConcurrency} in parallel`);
+    const loadCpu = watchCpu(fhir.pid, postmasterPid, cpus().length);
     const loaded = await loadPatients(`${fhir.url}/fhir`, opts.resources, opts.bundleSize, opts.loadConcurrency, log);
     const { ids, ...loadFigures } = loaded;
-    report.load = loadFigures;
+    report.load = { ...loadFigures, cpu: loadCpu.stop() };
     log(`  loaded ${loaded.resources} patients in ${loaded.seconds.toFixed(1)} s: ${Math.round(loaded.perSecond)} resources/s, RSS ${mb(fhir.rss.phases.load)} MB`);
 
     // 3. FHIR interactions.

@@ -61,7 +61,16 @@ const add = (t: Totals) => {
 
 let postgres: TestPostgres | undefined;
 const template = mkdtempSync(join(tmpdir(), 'fhir-pglite-template-'));
+function typecheck(): Promise<Totals> {
+  console.log('\n=== typecheck (tsc --noEmit)');
+  return new Promise((resolve) => {
+    const child = spawn(join(root, 'node_modules/.bin/tsc'), ['--noEmit', '-p', root], { cwd: root, stdio: 'inherit' });
+    child.on('close', (code) => resolve(code === 0 ? { pass: 1, fail: 0 } : { pass: 0, fail: 1 }));
+  });
+}
+
 try {
+  if (only.length === 0) add(await typecheck());
   add(await runTap('unit', unitFiles, {}));
   if (dbFiles.length) {
     // A migrated PGlite folder that each test file copies: initdb once, not per file.

@@ -254,9 +254,26 @@ t.test('date: prefixes and precision on date (Patient.birthDate)', async (t) => 
     [{ birthdate: 'ap1950-03-04' }, ['a', 'b', 'c', 'd', 'e', 'f', 'g']],
     [{ birthdate: 'ap1990-01-01' }, ['h']],
     // ranges by AND, alternatives by OR
-    [{ birthdate: ['ge1950-03-01', 'lt1950-04-01'] }, ['a', 'b', 'g']],
+    [{ birthdate: ['ge1950-03-01', 'lt1950-04-01'] }, ['a', 'b', 'f', 'g']], // 1950 overlaps both
+    [{ birthdate: ['ge1950-03-01', 'le1950-03-31'] }, ['a', 'b', 'f', 'g']],
+    [{ birthdate: ['sa1950-02-28', 'eb1950-04-01'] }, ['a', 'b', 'g']],
     [{ birthdate: '1949,1951' }, ['d', 'e']],
     [{ 'birthdate:missing': 'true' }, ['none']],
+  ]);
+});
+
+t.test('date: ap is relative to now (10% of the distance)', async (t) => {
+  const h = await harness(t);
+  const day = 86_400_000;
+  const tenYearsAgo = Date.now() - 3652 * day; // the ap margin is then about a year
+  const ymd = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+  const births: Record<string, number> = {
+    exact: tenYearsAgo, before: tenYearsAgo - 200 * day, after: tenYearsAgo + 200 * day, older: tenYearsAgo - 800 * day, younger: tenYearsAgo + 800 * day,
+  };
+  for (const [id, ms] of Object.entries(births)) await h.put({ resourceType: 'Patient', id, birthDate: ymd(ms) });
+  await h.matrix(t, 'Patient', [
+    [{ birthdate: `ap${ymd(tenYearsAgo)}` }, ['exact', 'before', 'after']],
+    [{ birthdate: `ap${ymd(tenYearsAgo - 500 * day)}` }, ['before', 'older']],
   ]);
 });
 
@@ -286,9 +303,11 @@ t.test('date: dateTime with time zone offsets at the day boundary', async (t) =>
     [{ date: 'le2024-03-04T23:30:00Z' }, ['plus1', 'minus5']],
     [{ date: 'sa2024-03-04T23:59:59Z' }, ['utc']],
     [{ date: 'eb2024-03-04T23:30:00+00:00' }, ['minus5']],
-    // minute precision: 23:59 is the minute [23:59, 24:00)
-    [{ date: '2024-03-04T23:59Z' }, []],
+    // a search value to the minute is the whole minute; the target is to the second
+    [{ date: '2024-03-04T23:59Z' }, ['minute']],
+    [{ date: '2024-03-04T23:58Z' }, []],
     [{ date: '2024-03-04T23:59:00Z' }, ['minute']],
+    [{ date: '2024-03-04T23:59:01Z' }, []],
   ]);
 });
 
@@ -314,11 +333,12 @@ t.test('date: Period (CarePlan.period, CareTeam.period), open-ended periods', as
     [{ date: 'gt2030-01-01' }, ['from15']],
     [{ date: 'lt2024-01-10' }, ['jan', 'until2023']],
     [{ date: 'lt1900-01-01' }, ['until2023']],
-    [{ date: 'le2024-01-31' }, ['jan', 'from15', 'until2023', 'feb']],
+    [{ date: 'le2024-01-31' }, ['jan', 'from15', 'until2023']],
+    [{ date: 'le2024-02-01' }, ['jan', 'from15', 'until2023']], // feb starts at 07:00Z on that day: not below it, not within it
+    [{ date: 'le2024-02-02' }, ['jan', 'from15', 'until2023', 'feb']],
     [{ date: 'sa2023-12-31' }, ['jan', 'from15', 'feb']],
     [{ date: 'eb2024-01-15' }, ['until2023']],
     [{ date: 'eb2024-03-01' }, ['jan', 'until2023', 'feb']],
-    [{ date: 'ap2024-01-20' }, ['jan', 'from15', 'feb']],
     [{ date: ['ge2024-01-10', 'le2024-01-20'] }, ['jan', 'from15']],
     [{ 'date:missing': 'true' }, ['noperiod']],
   ]);

@@ -36,7 +36,8 @@ export function loadDefinitions(): void {
   indexStructureDefinitionBundle(resources);
   for (const entry of resources.entry ?? []) {
     const sd = entry.resource;
-    if (sd?.resourceType === 'StructureDefinition' && sd.kind === 'resource' && !sd.abstract && sd.derivation !== 'constraint') {
+    // The bundle also carries R4B's SubscriptionStatus (4.3.0): only R4 (4.0.1) types are served.
+    if (sd?.resourceType === 'StructureDefinition' && sd.kind === 'resource' && !sd.abstract && sd.derivation !== 'constraint' && sd.fhirVersion === '4.0.1') {
       resourceTypes.push(sd.type);
     }
   }
@@ -56,15 +57,17 @@ export function loadDefinitions(): void {
 export function registerSearchParameter(sp: SearchParameter): void {
   const bases = (sp.base as string[]).flatMap((b) => (b === 'Resource' || b === 'DomainResource' ? resourceTypes : [b]));
   for (const base of bases) {
-    const expression = expressionFor(sp.expression, base, sp.base);
-    if (sp.expression && !expression) continue;
+    // Parameters without an expression (_text, _content, _list, _query) need an engine of their
+    // own; until they have one they are not registered, so they are reported, never claimed.
+    const expression = expressionFor(sp.expression, base, sp.base as string[]);
+    if (!expression) continue;
     let map = paramsByType.get(base);
     if (!map) paramsByType.set(base, (map = new Map()));
     map.set(sp.code, {
       code: sp.code,
       type: sp.type as SearchParamType,
-      expression: expression ?? '',
-      parsed: parseFhirPath(expression || '{}'),
+      expression,
+      parsed: parseFhirPath(expression),
       target: sp.target ?? [],
       url: sp.url,
       description: sp.description,

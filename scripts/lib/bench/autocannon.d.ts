@@ -1,6 +1,6 @@
 // The part of autocannon's programmatic API the benchmarks use (the package ships no types).
 declare module 'autocannon' {
-  interface Histogram {
+  export interface Histogram {
     average: number;
     mean: number;
     stddev: number;
@@ -15,17 +15,17 @@ declare module 'autocannon' {
     p99: number;
     p99_9: number;
   }
-  interface RequestParams {
+  export interface RequestParams {
     method?: string;
     path?: string;
     headers?: Record<string, string>;
     body?: string | Buffer;
   }
-  interface Request extends RequestParams {
+  export interface Request extends RequestParams {
     setupRequest?: (req: RequestParams, context: Record<string, unknown>) => RequestParams | undefined;
     onResponse?: (status: number, body: string, context: Record<string, unknown>, headers: Record<string, string>) => void;
   }
-  interface Options {
+  export interface Options {
     url: string;
     connections?: number;
     duration?: number;
@@ -37,7 +37,7 @@ declare module 'autocannon' {
     body?: string | Buffer;
     requests?: Request[];
   }
-  interface Result {
+  export interface Result {
     duration: number;
     errors: number;
     timeouts: number;
@@ -54,7 +54,7 @@ declare module 'autocannon' {
     requests: Histogram;
     throughput: Histogram;
   }
-  interface Instance extends PromiseLike<Result> {
+  export interface Instance extends PromiseLike<Result> {
     stop(): void;
     on(event: string, listener: (...args: unknown[]) => void): this;
   }

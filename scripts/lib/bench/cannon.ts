@@ -1,6 +1,7 @@
 // One measured step: a short warm-up (discarded), then autocannon for `duration` seconds
 // at `connections` connections; throughput, latency percentiles and the status codes.
 import autocannon, { type Instance, type Request, type Result } from 'autocannon';
+import type { CpuShare, CpuWatch } from './cpu.ts';
 
 export interface StepResult {
   step: string;
@@ -19,6 +20,8 @@ export interface StepResult {
   statusCodes: Record<string, number>;
   /** Resources written per second for multi-resource requests (transaction bundles). */
   resourcesPerSec?: number;
+  /** CPU use during the measured run (percent of one core). */
+  cpu?: CpuShare;
 }
 
 export interface StepOptions {
@@ -36,6 +39,8 @@ export interface StepOptions {
    * drops its connections at the end of a run, but the server still completes those requests.
    */
   settle?: () => Promise<void>;
+  /** Starts a CPU measurement at the start of the measured run. */
+  watchCpu?: () => CpuWatch;
 }
 
 let current: Instance | undefined;
@@ -60,7 +65,9 @@ export async function runStep(o: StepOptions): Promise<StepResult & { warmup?: {
     warm = await fire(o.url, o.requests, o.connections, o.warmup);
     await o.settle?.();
   }
+  const watch = o.watchCpu?.();
   const r = await fire(o.url, o.requests, o.connections, o.duration);
+  const cpu = watch?.stop();
   await o.settle?.();
   const statusCodes: Record<string, number> = {};
   for (const [code, s] of Object.entries(r.statusCodeStats)) statusCodes[code] = s.count;
@@ -81,6 +88,7 @@ export async function runStep(o: StepOptions): Promise<StepResult & { warmup?: {
     timeouts: r.timeouts,
     statusCodes,
     ...(o.resourcesPerRequest ? { resourcesPerSec: reqPerSec * o.resourcesPerRequest } : {}),
+    ...(cpu ? { cpu } : {}),
     ...(warm ? { warmup: { requests: warm.requests.total, non2xx: warm.non2xx, errors: warm.errors } } : {}),
   };
 }

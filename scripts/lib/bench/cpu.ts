@@ -82,11 +82,15 @@ export function watchCpu(serverPid: number, postmasterPid: number | undefined, c
   };
 }
 
-/** The postmaster's pid from the data folder's postmaster.pid (first line). */
-export function postmasterPidOf(dataDir: string): number | undefined {
+/** The postmaster's pid: the parent of a backend of ours. */
+export async function postmasterPidFromBackend(url: string): Promise<number | undefined> {
+  const { default: pg } = await import('pg');
+  const c = new pg.Client(url);
+  await c.connect();
   try {
-    return Number(readFileSync(`${dataDir}/postmaster.pid`, 'utf8').split('\n')[0]) || undefined;
-  } catch {
-    return undefined;
+    const backend = Number((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid);
+    return procTicks(backend)?.ppid;
+  } finally {
+    await c.end();
   }
 }

@@ -1,5 +1,6 @@
 // The results of one database's run: the printed table and the JSON written to bench-results/.
 import type { StepResult } from './cannon.ts';
+import type { CpuShare } from './cpu.ts';
 
 export interface Target {
   name: string;
@@ -13,6 +14,8 @@ export interface Target {
 
 export interface ServerReport {
   peakRssMB: number;
+  /** Peak once the server answered (startup excluded: PGlite's first initdb is a one-off spike). */
+  peakAfterStartupRssMB: number;
   /** Peak RSS (MB) of each phase: startup, load, each step. */
   phasePeakRssMB: Record<string, number>;
   exit: string;
@@ -24,9 +27,9 @@ export interface ServerReport {
 export interface DbReport {
   db: 'pglite' | 'postgres';
   date: string;
-  machine: { cpus: number; cpuModel: string; memoryGB: number; node: string; platform: string };
+  machine: { cpus: number; cpuModel: string; memoryGB: number; node: string; platform: string; loadAverageAtStart: number[] };
   options: { resources: number; duration: number; connections: number; warmup: number; bundleSize: number; loadConcurrency: number };
-  load?: { resources: number; bundles: number; seconds: number; perSecond: number };
+  load?: { resources: number; bundles: number; seconds: number; perSecond: number; cpu?: CpuShare };
   steps: StepResult[];
   ratios: Record<string, number | undefined>;
   targets: Target[];
@@ -85,6 +88,8 @@ function table(rows: string[][], alignRight: boolean[]): string {
   return [line(rows[0]), sep, ...rows.slice(1).map(line)].join('\n');
 }
 
+const cpuCell = (c: CpuShare | undefined) => (c ? `${c.server}/${c.database ?? '-'}/${c.loadgen}/${c.other}` : '');
+
 const DB_TITLE = { pglite: 'PGlite (embedded, WebAssembly)', postgres: 'PostgreSQL' };
 
 export function render(r: DbReport): string {
@@ -93,10 +98,11 @@ export function render(r: DbReport): string {
   out.push(`=== ${DB_TITLE[r.db]}: ${r.options.connections} connections, ${r.options.duration} s per step (after ${r.options.warmup} s warm-up)`);
   if (r.load) {
     out.push(`load: ${fmt(r.load.resources)} patients in ${r.load.bundles} transaction bundles of ${r.options.bundleSize} ` +
-      `(${r.options.loadConcurrency} in parallel): ${fmt(r.load.seconds, 1)} s, ${fmt(r.load.perSecond)} resources/s`);
+      `(${r.options.loadConcurrency} in parallel): ${fmt(r.load.seconds, 1)} s, ${fmt(r.load.perSecond)} resources/s` +
+      (r.load.cpu ? ` (CPU% srv/pg/gen/other ${cpuCell(r.load.cpu)})` : ''));
   }
   const ratios = r.ratios;
-  const rows: string[][] = [['step', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'vs bare pg', 'vs fixed', 'requests']];
+  const rows: string[][] = [['step', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'vs bare pg', 'vs fixed', 'requests', 'CPU% srv/pg/gen/other']];
   for (const s of r.steps) {
     const vsBare = s.step === 'read' ? ratios['read/bare-select'] : s.step === 'create' ? ratios['create/bare-insert'] : undefined;
     const vsFixed = s.step === 'fixed' ? 1 : ratios[`${s.step}/fixed`];
@@ -111,12 +117,15 @@ export function render(r: DbReport): string {
       vsBare === undefined ? '' : `${fmt(vsBare, 2)}x`,
       vsFixed === undefined ? '' : `${fmt(vsFixed, 2)}x`,
       fmt(s.requests),
+      cpuCell(s.cpu),
     ]);
   }
-  out.push(table(rows, [false, true, true, true, true, true, true, true, true]));
+  out.push(table(rows, [false, true, true, true, true, true, true, true, true, true]));
+  out.push('(CPU: percent of one core over the measured run, for the server, the PostgreSQL cluster, the load generator (autocannon), ' +
+    `and everything else on this ${r.machine.cpus}-core machine; a high "other" means something else competed for the CPU)`);
   if (r.fhirServer) {
     const phases = Object.entries(r.fhirServer.phasePeakRssMB).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
-    out.push(`FHIR server peak RSS: ${fmt(r.fhirServer.peakRssMB, 1)} MB (per phase, MB: ${phases}); ${r.fhirServer.exit}; ` +
+    out.push(`FHIR server peak RSS: ${fmt(r.fhirServer.peakRssMB, 1)} MB, ${fmt(r.fhirServer.peakAfterStartupRssMB, 1)} MB once started (per phase, MB: ${phases}); ${r.fhirServer.exit}; ` +
       `${r.fhirServer.problemLines} warn/error log line(s)`);
   }
   if (r.bareServer) out.push(`bare server peak RSS: ${fmt(r.bareServer.peakRssMB, 1)} MB; ${r.bareServer.exit}; ${r.bareServer.problemLines} warn/error log line(s)`);
