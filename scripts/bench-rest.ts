@@ -291,7 +291,7 @@ async function benchDatabase(db: 'pglite' | 'postgres'): Promise<DbReport> {
     report.bareServer = await serverReport(bare);
     bare = undefined;
     report.dataSizeMB = mb(await size());
-    report.ok = report.steps.every((s) => !s.non2xx && !s.errors && !s.timeouts);
+    report.ok = report.steps.every((s) => !s.non2xx && !s.errors && !s.timeouts) && report.load.retries.length === 0;
   } catch (err) {
     report.error = (err as Error).stack ?? String(err);
     if (fhir) report.fhirServer = await serverReport(fhir);
@@ -329,7 +329,7 @@ try {
 }
 if (reports.length > 1) {
   console.log('\n=== summary (req/s)');
-  const steps = reports[0].steps.map((s) => s.step);
+  const steps = [...new Set(reports.flatMap((r) => r.steps.map((s) => s.step)))];
   for (const step of steps) {
     const cells = reports.map((r) => {
       const s = r.steps.find((x) => x.step === step);

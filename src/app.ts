@@ -15,7 +15,7 @@ export interface App {
 }
 
 export async function buildApp(db: Db, config: Config, logger: boolean | object = { level: config.logLevel }): Promise<App> {
-  loadDefinitions();
+  await loadDefinitions();
   const state: HealthState = { shuttingDown: false };
   const server = Fastify({
     logger: logger === false ? false : { ...(logger as object), redact: ['req.headers.authorization', 'req.headers.cookie'] },

@@ -4,7 +4,6 @@
 import { mkdirSync } from 'node:fs';
 import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
-import { loadDefinitions } from './fhir/definitions.ts';
 import { openDb } from './store/db.ts';
 import { migrate } from './store/migrate.ts';
 import { isEmpty, loadFixtures } from './store/seed.ts';
@@ -13,7 +12,6 @@ const config = loadConfig();
 if (!config.databaseUrl) mkdirSync(config.dataDir, { recursive: true });
 const db = await openDb(config);
 await migrate(db);
-loadDefinitions();
 const { server, state } = await buildApp(db, config);
 if (config.loadFixtures && (await isEmpty(db))) {
   const n = await loadFixtures(db, { defaultCount: config.defaultCount, maxCount: config.maxCount, maxBundleEntries: config.maxBundleEntries, maxConditionalDelete: config.maxConditionalDelete }, config.baseUrl ?? `http://${config.host}:${config.port}/fhir`);

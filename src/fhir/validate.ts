@@ -3,7 +3,7 @@
 // resourceType vs URL, id format, reference format.
 import { OperationOutcomeError, validateResource } from '@medplum/core';
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
-import { isResourceType } from './definitions.ts';
+import { ensureTypesLoaded, isResourceType } from './definitions.ts';
 import { FhirError, issue } from './outcome.ts';
 
 export const ID_RE = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -29,6 +29,7 @@ export function validateBase(resource: Resource): void {
     issues.push(issue('error', 'value', `Invalid id "${String(resource.id)}": 1 to 64 letters, digits, '-' or '.'`, `${resource.resourceType}.id`));
   }
   checkReferences(resource, resource.resourceType, issues);
+  ensureTypesLoaded(resource);
   try {
     validateResource(resource);
   } catch (err) {

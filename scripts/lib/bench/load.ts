@@ -8,11 +8,14 @@ export interface LoadResult {
   seconds: number;
   perSecond: number;
   ids: string[];
+  /** Bundles sent again after a connection-level failure (no HTTP answer), with the reason. */
+  retries: string[];
 }
 
 export async function loadPatients(fhirBase: string, total: number, bundleSize: number, concurrency: number, log: (s: string) => void): Promise<LoadResult> {
   const bundles = Math.ceil(total / bundleSize);
   const ids: string[] = [];
+  const retries: string[] = [];
   let next = 0;
   let done = 0;
   let lastReport = Date.now();
@@ -32,11 +35,26 @@ export async function loadPatients(fhirBase: string, total: number, bundleSize: 
   };
   const one = async (i: number) => {
     const body = JSON.stringify(transactionBundle(seeded(1000 + i), bundleSize));
-    const res = await fetch(fhirBase, {
-      method: 'POST',
-      headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json', prefer: 'return=minimal' },
-      body,
-    });
+    let res: Response | undefined;
+    // A request that gets no HTTP answer at all (connection closed or reset) is sent again,
+    // at most twice, and reported: the server may have stored it (more patients, not fewer).
+    for (let attempt = 0; !res; attempt++) {
+      const sent = performance.now();
+      try {
+        res = await fetch(fhirBase, {
+          method: 'POST',
+          headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json', prefer: 'return=minimal' },
+          body,
+        });
+      } catch (err) {
+        const cause = (err as { cause?: { message?: string; code?: string } }).cause;
+        const why = `bundle ${i} got no answer after ${Math.round(performance.now() - sent)} ms: ${(err as Error).message}` +
+          (cause ? ` (${[cause.code, cause.message ?? String(cause)].filter(Boolean).join(' ')})` : '');
+        if (attempt >= 2) throw new Error(`load: ${why}`);
+        retries.push(why);
+        log(`  retrying: ${why}`);
+      }
+    }
     const text = await res.text();
     if (res.status !== 200) throw new Error(`load: bundle ${i} answered ${res.status}: ${text.slice(0, 500)}`);
     const reply = JSON.parse(text) as { entry?: { response?: { status?: string; location?: string } }[] };
@@ -56,5 +74,5 @@ export async function loadPatients(fhirBase: string, total: number, bundleSize: 
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, bundles) }, worker));
   const seconds = (performance.now() - start) / 1000;
-  return { resources: ids.length, bundles, seconds, perSecond: ids.length / seconds, ids };
+  return { resources: ids.length, bundles, seconds, perSecond: ids.length / seconds, ids, retries };
 }

@@ -29,7 +29,7 @@ export interface DbReport {
   date: string;
   machine: { cpus: number; cpuModel: string; memoryGB: number; node: string; platform: string; loadAverageAtStart: number[] };
   options: { resources: number; duration: number; connections: number; warmup: number; bundleSize: number; loadConcurrency: number };
-  load?: { resources: number; bundles: number; seconds: number; perSecond: number; cpu?: CpuShare };
+  load?: { resources: number; bundles: number; seconds: number; perSecond: number; retries: string[]; cpu?: CpuShare };
   steps: StepResult[];
   ratios: Record<string, number | undefined>;
   targets: Target[];
@@ -100,6 +100,7 @@ export function render(r: DbReport): string {
     out.push(`load: ${fmt(r.load.resources)} patients in ${r.load.bundles} transaction bundles of ${r.options.bundleSize} ` +
       `(${r.options.loadConcurrency} in parallel): ${fmt(r.load.seconds, 1)} s, ${fmt(r.load.perSecond)} resources/s` +
       (r.load.cpu ? ` (CPU% srv/pg/gen/other ${cpuCell(r.load.cpu)})` : ''));
+    for (const why of r.load.retries) out.push(`  CHECK: load request sent again: ${why}`);
   }
   const ratios = r.ratios;
   const rows: string[][] = [['step', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'vs bare pg', 'vs fixed', 'requests', 'CPU% srv/pg/gen/other']];
@@ -136,6 +137,7 @@ export function render(r: DbReport): string {
     out.push(`  ${t.pass === undefined ? 'N/A ' : t.pass ? 'PASS' : 'MISS'}  ${t.name}: ${v}`);
   }
   const bad = r.steps.filter((s) => s.non2xx || s.errors || s.timeouts);
+  if (r.load?.retries.length) out.push(`  CHECK FAILED  load: ${r.load.retries.length} bundle(s) got no HTTP answer and were sent again`);
   if (bad.length) {
     for (const s of bad) {
       out.push(`  CHECK FAILED  ${s.label}: ${s.non2xx} non-2xx, ${s.errors} errors, ${s.timeouts} timeouts; status codes ${JSON.stringify(s.statusCodes)}`);

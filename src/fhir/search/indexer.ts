@@ -3,7 +3,7 @@
 // turned into rows of the sp_* table of its parameter type.
 import { toTypedValue, type TypedValue } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
-import { getPatientCompartmentParams, getSearchParams, type SearchParamDef } from '../definitions.ts';
+import { ensureTypesLoaded, getPatientCompartmentParams, getSearchParams, type SearchParamDef } from '../definitions.ts';
 import { toRange, OPEN_HIGH, OPEN_LOW } from './dates.ts';
 import { normalizeString } from './normalize.ts';
 
@@ -38,6 +38,7 @@ export function emptyRows(): IndexRows {
 
 export function indexResource(resource: Resource): IndexRows {
   const rows = emptyRows();
+  ensureTypesLoaded(resource); // FHIRPath typing reads the element definitions
   const input = [toTypedValue(resource)];
   for (const param of getSearchParams(resource.resourceType).values()) {
     if (COLUMN_PARAMS.has(param.code) || !param.expression) continue;

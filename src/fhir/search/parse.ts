@@ -28,8 +28,12 @@ export interface Clause {
 
 export const RESULT_PARAMS = new Set([
   '_count', '_sort', '_total', '_summary', '_elements', '_include', '_include:iterate', '_revinclude', '_revinclude:iterate',
-  '_contained', '_containedType', '_format', '_pretty', '_offset',
+  '_format', '_pretty', '_offset',
 ]);
+
+// Contained resources are never searched: the default values of _contained and _containedType
+// describe what the engine does; any other value asks for what it does not, and is reported.
+const DEFAULT_RESULT_VALUES: Record<string, string> = { _contained: 'false', _containedType: 'container' };
 
 /** Splits a value on unescaped commas, then unescapes \, \$ \| \\ in each part. */
 export function splitOr(value: string): string[] {
@@ -85,6 +89,7 @@ export function parseSearch(resourceTypes: string | readonly string[], query: Qu
   for (const [name, values] of Object.entries(query)) {
     if (RESULT_PARAMS.has(name) || name.startsWith('_page')) continue;
     for (const value of values) {
+      if (DEFAULT_RESULT_VALUES[name] === value) continue;
       const clause = parseCommonClause(types, name, value);
       if (clause) clauses.push(clause);
       else if (strict) {

@@ -1,9 +1,8 @@
 // Executes a search: matching, sorting, paging, _include/_revinclude, _total, _summary and
 // _elements, and builds the searchset Bundle. Conditional interactions use matchIds().
-import { getDataType } from '@medplum/core';
 import type { Bundle, BundleEntry, BundleLink, Resource } from '@medplum/fhirtypes';
 import type { FhirContext } from '../context.ts';
-import { getResourceTypes, getSearchParam, isResourceType } from '../definitions.ts';
+import { getResourceTypes, getSearchParam, isResourceType, typeSchema } from '../definitions.ts';
 import { FhirError, issue, outcome } from '../outcome.ts';
 import { parseSearch, splitOr, type Clause, type Query } from './parse.ts';
 import { clauseSql, SqlParams } from './sql.ts';
@@ -228,27 +227,45 @@ async function includeRows(ctx: FhirContext, from: Row[], spec: string, reverse:
 /** _summary and _elements: the subset of a resource the client asked for, tagged SUBSETTED. */
 export function shape(resource: Resource, summary: string | undefined, elements: string | undefined): Resource {
   if ((!summary || summary === 'false') && !elements) return resource;
-  const type = getDataType(resource.resourceType);
+  const type = typeSchema(resource.resourceType);
+  // Element names without [x]: a choice element is asked for, and kept, under its base name.
   const keep = new Set<string>(['resourceType', 'id', 'meta']);
+  const add = (name: string) => keep.add(name.replace(/\[x\]$/, ''));
   const source = resource as unknown as Record<string, unknown>;
   if (elements) {
-    for (const e of elements.split(',')) keep.add(e.trim());
-    for (const m of type.mandatoryProperties ?? []) keep.add(m);
+    const prefix = `${resource.resourceType}.`; // "birthDate" or "Patient.birthDate"
+    for (const raw of elements.split(',')) {
+      const e = raw.trim();
+      add(e.startsWith(prefix) ? e.slice(prefix.length) : e);
+    }
+    for (const m of type.mandatoryProperties ?? []) add(m);
   } else if (summary === 'text') {
-    keep.add('text');
-    for (const m of type.mandatoryProperties ?? []) keep.add(m);
+    add('text');
+    for (const m of type.mandatoryProperties ?? []) add(m);
   } else if (summary === 'data') {
-    for (const k of Object.keys(source)) if (k !== 'text') keep.add(k);
+    for (const k of Object.keys(source)) if (k !== 'text') add(elementName(type.elements, k));
   } else if (summary === 'true') {
-    for (const s of type.summaryProperties ?? []) keep.add(s);
+    for (const s of type.summaryProperties ?? []) add(s);
   }
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(source)) {
-    const base = k.startsWith('_') ? k.slice(1) : k;
-    if (keep.has(base) || [...keep].some((e) => e.endsWith('[x]') && base.startsWith(e.slice(0, -3)))) out[k] = v;
-  }
+  for (const [k, v] of Object.entries(source)) if (keep.has(elementName(type.elements, k))) out[k] = v;
   const meta = { ...(resource.meta ?? {}) };
   meta.tag = [...(meta.tag ?? []), { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED', display: 'subsetted' }];
   out.meta = meta;
   return out as unknown as Resource;
+}
+
+/**
+ * The element a JSON property belongs to: "_birthDate" (its extensions) → birthDate, and a
+ * choice's typed property "deceasedBoolean" → deceased (the element deceased[x]).
+ */
+function elementName(elements: Record<string, unknown>, key: string): string {
+  const base = key.startsWith('_') ? key.slice(1) : key;
+  if (base in elements) return base;
+  for (const name of Object.keys(elements)) {
+    if (!name.endsWith('[x]')) continue;
+    const stem = name.slice(0, -3);
+    if (base.startsWith(stem) && /^[A-Z]/.test(base.slice(stem.length))) return stem;
+  }
+  return base;
 }

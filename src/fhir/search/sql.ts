@@ -164,6 +164,8 @@ function numberPrecision(value: string, raw: string): { v: string; half: string 
   if (!NUMBER_RE.test(value)) throw invalid(`"${value}" is not a valid number for search parameter "${raw}"`, raw);
   const [mantissa, exp] = value.toLowerCase().split('e');
   const decimals = (mantissa.split('.')[1] ?? '').length - Number(exp ?? 0);
+  // PostgreSQL's numeric stops around 1e±16000; refuse what it cannot hold rather than fail later.
+  if (Math.abs(decimals) > 1000) throw invalid(`"${value}" is out of range for search parameter "${raw}"`, raw);
   return { v: value, half: `5e${-(decimals + 1)}` };
 }
 
@@ -252,6 +254,8 @@ function tokenCondition(s: string, parts: string[], params: SqlParams, name: str
 function referenceCondition(s: string, typeModifier: string | undefined, value: string, params: SqlParams): string {
   const m = /^(?:([A-Z][A-Za-z]+)\/)?([A-Za-z0-9\-.]{1,64})(?:\/_history\/.*)?$/.exec(value);
   if (m && !value.includes('://')) {
+    // subject:Patient=23 is subject=Patient/23; subject:Group=Patient/23 can match nothing.
+    if (m[1] && typeModifier && m[1] !== typeModifier) return 'false';
     const type = m[1] ?? typeModifier;
     const idCond = `${s}.target_id = ${params.add(m[2])}`;
     return type ? `(${idCond} AND ${s}.target_type = ${params.add(type)})` : idCond;

@@ -54,7 +54,7 @@ CREATE INDEX sp_token_rid ON sp_token (rid);
 CREATE TABLE sp_date (
   rid bigint NOT NULL, resource_type text NOT NULL, code text NOT NULL,
   low  timestamptz NOT NULL,  -- start of the instant/period, widened by the value's precision
-  high timestamptz NOT NULL   -- end, inclusive
+  high timestamptz NOT NULL   -- end, exclusive ('infinity' for an open period)
 );
 CREATE INDEX sp_date_range ON sp_date (resource_type, code, low, high);
 CREATE INDEX sp_date_rid ON sp_date (rid);
