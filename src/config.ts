@@ -5,6 +5,7 @@ export interface Config {
   dataDir: string;
   databaseUrl?: string;
   poolSize: number;
+  pgliteSharedBuffers: string;
   /** Public base URL of the FHIR API; derived from the Host header when unset. */
   baseUrl?: string;
   logLevel: string;
@@ -31,6 +32,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: env.DATA_DIR || './data',
     databaseUrl: env.DATABASE_URL || undefined,
     poolSize: int('DATABASE_POOL_SIZE', 16, env),
+    pgliteSharedBuffers: env.PGLITE_SHARED_BUFFERS || '16MB',
     baseUrl: env.BASE_URL ? env.BASE_URL.replace(/\/$/, '') : undefined,
     logLevel: env.LOG_LEVEL || 'info',
     bodyLimit: int('BODY_LIMIT', 16 * 1024 * 1024, env),

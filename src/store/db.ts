@@ -112,6 +112,8 @@ export interface DbConfig {
   databaseUrl?: string;
   dataDir: string;
   poolSize: number;
+  /** PGlite only: shared_buffers (e.g. "32MB"). */
+  pgliteSharedBuffers?: string;
 }
 
 export async function openDb(config: DbConfig): Promise<Db> {
@@ -120,6 +122,10 @@ export async function openDb(config: DbConfig): Promise<Db> {
     await db.query('SELECT 1');
     return db;
   }
-  const lite = await PGlite.create(config.dataDir);
+  // PostgreSQL's default 128 MB of shared buffers would live in the server's own memory here;
+  // the embedded database serves one process, and the OS page cache still holds the data files.
+  const lite = await PGlite.create(config.dataDir, {
+    startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${config.pgliteSharedBuffers ?? '16MB'}`],
+  });
   return new PgliteDb(lite);
 }
