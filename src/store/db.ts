@@ -11,7 +11,8 @@ export interface QueryResult<R> {
 
 /** Something SQL can run on: the database itself, or one open transaction. */
 export interface Executor {
-  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<R>>;
+  /** name: a statement run often; PostgreSQL then prepares it once per connection. */
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[], name?: string): Promise<QueryResult<R>>;
 }
 
 export interface Db extends Executor {
@@ -36,8 +37,8 @@ class PostgresDb implements Db {
     this.pool.on('error', () => undefined);
   }
 
-  async query<R>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
-    const r = await this.pool.query(sql, params as unknown[]);
+  async query<R>(sql: string, params?: unknown[], name?: string): Promise<QueryResult<R>> {
+    const r = await this.pool.query(name ? { name, text: sql, values: params } : { text: sql, values: params });
     return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
   }
 
@@ -45,8 +46,8 @@ class PostgresDb implements Db {
     for (let attempt = 0; ; attempt++) {
       const client = await this.pool.connect();
       const tx: Executor = {
-        query: async <R>(sql: string, params?: unknown[]) => {
-          const r = await client.query(sql, params as unknown[]);
+        query: async <R>(sql: string, params?: unknown[], name?: string) => {
+          const r = await client.query(name ? { name, text: sql, values: params } : { text: sql, values: params });
           return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
         },
       };

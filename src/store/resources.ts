@@ -1,6 +1,6 @@
 // Resource persistence: the current row, the history row and the search index rows of a
-// write are one SQL statement (data-modifying CTEs), so every write is atomic on its own and
-// costs one round trip; inside a transaction bundle the same statements run on the tx.
+// write are one call of a PL/pgSQL function (migrations/002), so every write is atomic on its
+// own and costs one round trip; inside a transaction bundle the same calls run on the tx.
 import type { Executor } from './db.ts';
 import type { IndexRows } from '../fhir/search/indexer.ts';
 
@@ -60,29 +60,6 @@ export async function readVersion(ex: Executor, resourceType: string, id: string
   return r.rows[0] ? { ...toStored(r.rows[0]), method: r.rows[0].method! } : undefined;
 }
 
-/** The index-row CTEs shared by insert and update; `r` yields the rid, `type` names the resource type parameter. */
-function indexCtes(type: string, first: number): string {
-  let n = first;
-  const p = () => `$${n++}`;
-  const parts = [
-    `s_str AS (INSERT INTO sp_string (rid, resource_type, code, value, norm)
-      SELECT r.rid, $T, x.a, x.b, x.c FROM r, unnest(${p()}::text[], ${p()}::text[], ${p()}::text[]) AS x(a, b, c))`,
-    `s_tok AS (INSERT INTO sp_token (rid, resource_type, code, system, value, display)
-      SELECT r.rid, $T, x.a, x.b, x.c, x.d FROM r, unnest(${p()}::text[], ${p()}::text[], ${p()}::text[], ${p()}::text[]) AS x(a, b, c, d))`,
-    `s_date AS (INSERT INTO sp_date (rid, resource_type, code, low, high)
-      SELECT r.rid, $T, x.a, x.b, x.c FROM r, unnest(${p()}::text[], ${p()}::timestamptz[], ${p()}::timestamptz[]) AS x(a, b, c))`,
-    `s_num AS (INSERT INTO sp_number (rid, resource_type, code, value, low, high)
-      SELECT r.rid, $T, x.a, x.b, x.c, x.d FROM r, unnest(${p()}::text[], ${p()}::numeric[], ${p()}::numeric[], ${p()}::numeric[]) AS x(a, b, c, d))`,
-    `s_qty AS (INSERT INTO sp_quantity (rid, resource_type, code, value, low, high, system, unit)
-      SELECT r.rid, $T, x.a, x.b, x.c, x.d, x.e, x.f FROM r, unnest(${p()}::text[], ${p()}::numeric[], ${p()}::numeric[], ${p()}::numeric[], ${p()}::text[], ${p()}::text[]) AS x(a, b, c, d, e, f))`,
-    `s_ref AS (INSERT INTO sp_reference (rid, resource_type, code, target_type, target_id, url)
-      SELECT r.rid, $T, x.a, x.b, x.c, x.d FROM r, unnest(${p()}::text[], ${p()}::text[], ${p()}::text[], ${p()}::text[]) AS x(a, b, c, d))`,
-    `s_uri AS (INSERT INTO sp_uri (rid, resource_type, code, value)
-      SELECT r.rid, $T, x.a, x.b FROM r, unnest(${p()}::text[], ${p()}::text[]) AS x(a, b))`,
-  ];
-  return parts.join(',\n').replaceAll('$T', type);
-}
-
 function indexParams(rows: IndexRows): unknown[] {
   const { string: s, token: t, date: d, number: nb, quantity: q, reference: rf, uri: u } = rows;
   return [
@@ -96,13 +73,18 @@ function indexParams(rows: IndexRows): unknown[] {
   ];
 }
 
-const INSERT_SQL = `WITH r AS (
-      INSERT INTO resources (resource_type, id, version_id, last_updated, content, compartments)
-      VALUES ($1, $2, 1, $3, $4, $5) ON CONFLICT (resource_type, id) DO NOTHING RETURNING rid),
-    h AS (INSERT INTO resource_history (rid, resource_type, id, version_id, last_updated, method, content)
-      SELECT r.rid, $1, $2, 1, $3, $6, $4 FROM r),
-    ${indexCtes('$1', 7)}
-    SELECT rid FROM r`;
+/** Bit i set: the i-th index table (string, token, date, number, quantity, reference, uri) gets rows. */
+function indexMask(rows: IndexRows): number {
+  const tables = [rows.string, rows.token, rows.date, rows.number, rows.quantity, rows.reference, rows.uri];
+  return tables.reduce((mask, t, i) => (t.code.length ? mask | (1 << i) : mask), 0);
+}
+
+const placeholders = (from: number, count: number) => Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
+const INDEX_PARAM_COUNT = 26;
+
+// Named, so PostgreSQL parses and plans each once per connection (PGlite ignores the name).
+const INSERT = { name: 'fhir_insert', text: `SELECT fhir_insert_resource(${placeholders(1, 7 + INDEX_PARAM_COUNT)}) AS rid` };
+const UPDATE = { name: 'fhir_update', text: `SELECT fhir_update_resource(${placeholders(1, 9 + INDEX_PARAM_COUNT)}) AS ok` };
 
 export interface WriteInput {
   resourceType: string;
@@ -113,24 +95,15 @@ export interface WriteInput {
   method: string;
 }
 
-/** Inserts version 1 of a new resource; returns false when the id is already taken. */
+/** Inserts version 1 of a new resource with its history and index rows; false when the id is taken. */
 export async function insertResource(ex: Executor, w: WriteInput): Promise<boolean> {
-  const r = await ex.query(INSERT_SQL, [w.resourceType, w.id, w.lastUpdated, w.content, w.rows.compartments, w.method, ...indexParams(w.rows)]);
-  return r.rows.length === 1;
+  const r = await ex.query<{ rid: string | null }>(
+    INSERT.text,
+    [w.resourceType, w.id, w.lastUpdated, w.content, w.rows.compartments, w.method, indexMask(w.rows), ...indexParams(w.rows)],
+    INSERT.name
+  );
+  return r.rows[0]?.rid != null;
 }
-
-const DELETE_INDEX = ['sp_string', 'sp_token', 'sp_date', 'sp_number', 'sp_quantity', 'sp_reference', 'sp_uri']
-  .map((t) => `d_${t} AS (DELETE FROM ${t} WHERE rid IN (SELECT rid FROM r))`)
-  .join(',\n');
-
-const UPDATE_SQL = `WITH r AS (
-      UPDATE resources SET version_id = $4, last_updated = $5, deleted = $6, content = $7, compartments = $8
-      WHERE rid = $1 AND version_id = $2 RETURNING rid),
-    h AS (INSERT INTO resource_history (rid, resource_type, id, version_id, last_updated, method, deleted, content)
-      SELECT r.rid, $10, $3, $4, $5, $9, $6, $7 FROM r),
-    ${DELETE_INDEX},
-    ${indexCtes('$10', 11)}
-    SELECT rid FROM r`;
 
 export interface UpdateInput {
   rid: string;
@@ -149,11 +122,15 @@ export interface UpdateInput {
  * a compare-and-set, so concurrent writers cannot lose an update (the loser gets false).
  */
 export async function updateResource(ex: Executor, w: UpdateInput): Promise<boolean> {
-  const r = await ex.query(UPDATE_SQL, [
-    w.rid, w.expectedVersion, w.id, w.expectedVersion + 1, w.lastUpdated, w.content === null, w.content, w.rows.compartments, w.method,
-    w.resourceType, ...indexParams(w.rows),
-  ]);
-  return r.rows.length === 1;
+  const r = await ex.query<{ ok: boolean }>(
+    UPDATE.text,
+    [
+      w.rid, w.expectedVersion, w.resourceType, w.id, w.lastUpdated, w.content, w.rows.compartments, w.method, indexMask(w.rows),
+      ...indexParams(w.rows),
+    ],
+    UPDATE.name
+  );
+  return r.rows[0]?.ok === true;
 }
 
 export interface HistoryQuery {
