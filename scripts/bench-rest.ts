@@ -12,6 +12,7 @@
 // Prints a table per database and writes bench-results/rest-<db>-<date>.json.
 // Exit code 1 when a step saw non-2xx responses or errors, or a database run failed;
 // the targets (read/select, create/insert, RSS) are reported PASS/MISS, not enforced.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readdirSync, statSync } from 'node:fs';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +66,16 @@ const opts = {
 };
 const dbs: ('pglite' | 'postgres')[] = args.db === 'both' ? ['pglite', 'postgres'] : [args.db as 'pglite' | 'postgres'];
 const TX_SIZE = 100;
+
+/** The code measured: HEAD, and whether src/ differs from it (the server is read from the working tree). */
+function codeVersion(): { commit: string; srcModified: boolean } | undefined {
+  try {
+    const git = (...a: string[]) => execFileSync('git', a, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return { commit: git('rev-parse', '--short', 'HEAD'), srcModified: git('--no-optional-locks', 'status', '--porcelain', '--', 'src').length > 0 };
+  } catch {
+    return undefined; // not a git checkout
+  }
+}
 
 const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
 
@@ -160,11 +171,12 @@ async function measure(server: ServerProcess, steps: Step[], results: StepResult
     const c = r.cpu;
     const cpuText = c ? `; CPU % of a core: server ${c.server}${c.database !== undefined ? `, postgres ${c.database}` : ''}, autocannon ${c.loadgen}, other ${c.other}` : '';
     log(`    ${Math.round(r.reqPerSec)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, RSS ${mb(server.rss.phases[s.step] ?? 0)} MB${cpuText}${bad}`);
-    if (server.exited) throw new Error(`${server.name} died during ${s.step}; see ${server.logFile}`);
+    if (server.exited) throw new Error(`${server.name} ended during ${s.step} (${server.unexpectedExit}); see ${server.logFile}`);
   }
 }
 
 async function serverReport(server: ServerProcess): Promise<ServerReport> {
+  const unexpected = server.unexpectedExit;
   const exit = await server.stop();
   const phasePeakRssMB: Record<string, number> = {};
   for (const [k, v] of Object.entries(server.rss.phases)) phasePeakRssMB[k] = mb(v);
@@ -173,7 +185,7 @@ async function serverReport(server: ServerProcess): Promise<ServerReport> {
     peakRssMB: mb(server.rss.peak),
     peakAfterStartupRssMB: mb(Math.max(0, ...afterStartup)),
     phasePeakRssMB,
-    exit: exit === 'exit code 0' ? 'clean exit' : `stopped with ${exit}`,
+    exit: unexpected ? `ENDED ON ITS OWN during the run: ${unexpected}` : exit === 'exit code 0' ? 'clean exit' : `stopped with ${exit}`,
     problemLines: server.problemCount,
     problems: [...server.problems],
     logFile: server.logFile,
@@ -234,6 +246,7 @@ async function benchDatabase(db: 'pglite' | 'postgres'): Promise<DbReport> {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', memoryGB: Math.round(totalmem() / 1024 ** 3), node: process.version, platform: `${process.platform} ${process.arch}`, loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100) },
     options: { ...opts },
+    code: codeVersion(),
     steps: [],
     ratios: {},
     targets: [],
@@ -294,6 +307,9 @@ async function benchDatabase(db: 'pglite' | 'postgres'): Promise<DbReport> {
     report.ok = report.steps.every((s) => !s.non2xx && !s.errors && !s.timeouts) && report.load.retries.length === 0;
   } catch (err) {
     report.error = (err as Error).stack ?? String(err);
+    for (const s of [fhir, bare]) {
+      if (s?.unexpectedExit) report.error = `${s.name} ended on its own: ${s.unexpectedExit}\n${report.error}`;
+    }
     if (fhir) report.fhirServer = await serverReport(fhir);
     if (bare) report.bareServer = await serverReport(bare);
   } finally {

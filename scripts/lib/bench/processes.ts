@@ -136,6 +136,8 @@ export interface ServerProcess {
   /** SIGTERM, wait for a clean exit (then SIGKILL); resolves with the exit code or signal. */
   stop(timeoutMs?: number): Promise<string>;
   exited: boolean;
+  /** Set when the process ended before stop() was called: how it ended. */
+  readonly unexpectedExit: string | undefined;
 }
 
 export interface StartOptions {
@@ -163,6 +165,8 @@ export async function startServer(o: StartOptions): Promise<ServerProcess> {
   const problems: string[] = [];
   let problemCount = 0;
   let exitInfo: string | undefined;
+  let stopping = false;
+  let unexpectedExit: string | undefined;
   let exitWaiters: ((s: string) => void)[] = [];
   const scan = (stream: NodeJS.ReadableStream) => {
     let rest = '';
@@ -189,6 +193,9 @@ export async function startServer(o: StartOptions): Promise<ServerProcess> {
   scan(child.stderr!);
   child.on('exit', (code, signal) => {
     exitInfo = signal ? `signal ${signal}` : `exit code ${code}`;
+    if (!stopping) {
+      unexpectedExit = exitInfo + (code === 0 ? ' (its graceful-shutdown path: it was sent SIGTERM or SIGINT by something outside the benchmark)' : '');
+    }
     log.end();
     for (const w of exitWaiters) w(exitInfo);
     exitWaiters = [];
@@ -198,6 +205,7 @@ export async function startServer(o: StartOptions): Promise<ServerProcess> {
   const rss = new RssSampler(pid);
   const url = `http://127.0.0.1:${o.port}`;
   const stop = async (timeoutMs = 60_000): Promise<string> => {
+    stopping = true;
     unregister();
     rss.stop();
     if (exitInfo !== undefined) return exitInfo;
@@ -226,6 +234,9 @@ export async function startServer(o: StartOptions): Promise<ServerProcess> {
     },
     get exited() {
       return exitInfo !== undefined;
+    },
+    get unexpectedExit() {
+      return unexpectedExit;
     },
     stop,
     settle: async (timeoutMs = 120_000) => {

@@ -28,6 +28,8 @@ export interface DbReport {
   db: 'pglite' | 'postgres';
   date: string;
   machine: { cpus: number; cpuModel: string; memoryGB: number; node: string; platform: string; loadAverageAtStart: number[] };
+  /** git HEAD when the server was started, and whether src/ had uncommitted changes. */
+  code?: { commit: string; srcModified: boolean };
   options: { resources: number; duration: number; connections: number; warmup: number; bundleSize: number; loadConcurrency: number };
   load?: { resources: number; bundles: number; seconds: number; perSecond: number; retries: string[]; cpu?: CpuShare };
   steps: StepResult[];
@@ -95,7 +97,8 @@ const DB_TITLE = { pglite: 'PGlite (embedded, WebAssembly)', postgres: 'PostgreS
 export function render(r: DbReport): string {
   const out: string[] = [];
   out.push('');
-  out.push(`=== ${DB_TITLE[r.db]}: ${r.options.connections} connections, ${r.options.duration} s per step (after ${r.options.warmup} s warm-up)`);
+  const code = r.code ? `; code ${r.code.commit}${r.code.srcModified ? ' + uncommitted changes in src/' : ''}` : '';
+  out.push(`=== ${DB_TITLE[r.db]}: ${r.options.connections} connections, ${r.options.duration} s per step (after ${r.options.warmup} s warm-up)${code}`);
   if (r.load) {
     out.push(`load: ${fmt(r.load.resources)} patients in ${r.load.bundles} transaction bundles of ${r.options.bundleSize} ` +
       `(${r.options.loadConcurrency} in parallel): ${fmt(r.load.seconds, 1)} s, ${fmt(r.load.perSecond)} resources/s` +
