@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { freePort, startPostgres, type TestPostgres } from './lib/postgres.ts';
+import { serverCommand } from './lib/server-command.ts';
 import { runStep, stopCurrent, type StepResult } from './lib/bench/cannon.ts';
 import { loadPatients } from './lib/bench/load.ts';
 import { makePatient, seeded, transactionBundle } from './lib/bench/patients.ts';
@@ -266,6 +267,8 @@ async function benchDatabase(db: 'pglite' | 'postgres'): Promise<DbReport> {
     fhir = await startServer({
       name: `FHIR server (${db})`,
       script: join(root, 'src/main.ts'),
+      nodeArgs: serverCommand().args.slice(0, -1), // npm start's Node flags
+
       env: { ...common, PORT: String(fhirPort), LOAD_FIXTURES: 'false' },
       port: fhirPort,
       readyPath: '/readyz',

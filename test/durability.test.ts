@@ -5,13 +5,13 @@ import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { freshDatabase, http } from './helpers/server.ts';
 import { freePort } from '../scripts/lib/postgres.ts';
-
-const root = new URL('..', import.meta.url).pathname;
+import { serverCommand } from '../scripts/lib/server-command.ts';
 
 async function startProcess(env: Record<string, string>, extra: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null> }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['src/main.ts'], {
-    cwd: root,
+  const { command, args, cwd } = serverCommand(); // exactly what `npm start` runs
+  const child = spawn(command, args, {
+    cwd,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', ...extra },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -1,6 +1,10 @@
 // One SQL interface over two engines: a PostgreSQL server through `pg`, or the
 // embedded PGlite (PostgreSQL compiled to WebAssembly) persisted in a folder.
 // Everything above this file speaks plain PostgreSQL SQL with $n parameters.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 
@@ -123,10 +127,17 @@ export async function openDb(config: DbConfig): Promise<Db> {
     await db.query('SELECT 1');
     return db;
   }
+  if (!existsSync(join(config.dataDir, 'PG_VERSION'))) await initPglite(config.dataDir);
   // PostgreSQL's default 128 MB of shared buffers would live in the server's own memory here;
   // the embedded database serves one process, and the OS page cache still holds the data files.
   const lite = await PGlite.create(config.dataDir, {
     startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${config.pgliteSharedBuffers ?? '16MB'}`],
   });
   return new PgliteDb(lite);
+}
+
+/** initdb of a new embedded database, in a child process (see pglite-init.ts). */
+async function initPglite(dataDir: string): Promise<void> {
+  const script = new URL('./pglite-init.ts', import.meta.url).pathname;
+  await promisify(execFile)(process.execPath, [script, dataDir], { timeout: 120_000 });
 }

@@ -149,12 +149,14 @@ export interface StartOptions {
   readyPath: string;
   logFile: string;
   cwd: string;
+  /** Node flags before the script (the FHIR server gets those of `npm start`). */
+  nodeArgs?: string[];
   timeoutMs?: number;
 }
 
-/** Spawns `node <script>` with the environment, and waits until readyPath answers 200. */
+/** Spawns `node [nodeArgs] <script>` with the environment, and waits until readyPath answers 200. */
 export async function startServer(o: StartOptions): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [o.script], {
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), o.script], {
     cwd: o.cwd,
     env: { ...process.env, ...o.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -92,7 +92,7 @@ function plan(ctx: FhirContext, entry: BundleEntry, index: number): Planned {
     method,
     path: segments.map(decodeURIComponent),
     query: parseQueryString(qs),
-    body: entry.resource ? structuredClone(entry.resource) : undefined,
+    body: entry.resource, // the parsed request body is this request's own: no copy needed
     contentType: entry.resource?.resourceType === 'Binary' ? undefined : 'application/fhir+json',
     ifMatch: request.ifMatch,
     ifNoneMatch: request.ifNoneMatch,
