@@ -79,7 +79,7 @@ class PostgresDb implements Db {
   }
 }
 
-class PgliteDb implements Db {
+export class PgliteDb implements Db {
   readonly kind = 'pglite' as const;
   readonly lite: PGlite;
 
