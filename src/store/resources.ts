@@ -79,12 +79,27 @@ function indexMask(rows: IndexRows): number {
   return tables.reduce((mask, t, i) => (t.code.length ? mask | (1 << i) : mask), 0);
 }
 
-const placeholders = (from: number, count: number) => Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
-const INDEX_PARAM_COUNT = 26;
+// SQL types of the fhir_index composite's fields, in indexParams() order (migrations/002).
+const INDEX_TYPES = [
+  'text[]', 'text[]', 'text[]',
+  'text[]', 'text[]', 'text[]', 'text[]',
+  'text[]', 'timestamptz[]', 'timestamptz[]',
+  'text[]', 'numeric[]', 'numeric[]', 'numeric[]',
+  'text[]', 'numeric[]', 'numeric[]', 'numeric[]', 'text[]', 'text[]',
+  'text[]', 'text[]', 'text[]', 'text[]',
+  'text[]', 'text[]',
+];
+
+/** "$first, ..." for `count` parameters, then the index arrays as one fhir_index row. */
+function callArgs(count: number): string {
+  const plain = Array.from({ length: count }, (_, i) => `$${i + 1}`);
+  const index = INDEX_TYPES.map((type, i) => `$${count + 1 + i}::${type}`);
+  return `${plain.join(', ')}, ROW(${index.join(', ')})::fhir_index`;
+}
 
 // Named, so PostgreSQL parses and plans each once per connection (PGlite ignores the name).
-const INSERT = { name: 'fhir_insert', text: `SELECT fhir_insert_resource(${placeholders(1, 7 + INDEX_PARAM_COUNT)}) AS rid` };
-const UPDATE = { name: 'fhir_update', text: `SELECT fhir_update_resource(${placeholders(1, 9 + INDEX_PARAM_COUNT)}) AS ok` };
+const INSERT = { name: 'fhir_insert', text: `SELECT fhir_insert_resource(${callArgs(7)}) AS rid` };
+const UPDATE = { name: 'fhir_update', text: `SELECT fhir_update_resource(${callArgs(9)}) AS ok` };
 
 export interface WriteInput {
   resourceType: string;
