@@ -47,7 +47,7 @@ export const errors = {
   structure: (text: string, expression?: string | string[]) => new FhirError(400, issue('error', 'structure', text, expression)),
   notFound: (text: string) => new FhirError(404, issue('error', 'not-found', text)),
   notSupported: (text: string, status = 400) => new FhirError(status, issue('error', 'not-supported', text)),
-  gone: (text: string) => new FhirError(410, issue('error', 'deleted', text)),
+  gone: (text: string, headers?: Record<string, string>) => new FhirError(410, issue('error', 'deleted', text), headers),
   conflict: (text: string) => new FhirError(409, issue('error', 'conflict', text)),
   preconditionFailed: (text: string) => new FhirError(412, issue('error', 'conflict', text)),
   multipleMatches: (text: string) => new FhirError(412, issue('error', 'multiple-matches', text)),

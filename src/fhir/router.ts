@@ -54,6 +54,5 @@ export async function dispatch(ctx: FhirContext, req: FhirRequest): Promise<Fhir
   }
   const { route, params } = found;
   if (params.type && !isResourceType(params.type)) throw errors.notFound(`Unknown resource type "${params.type}"`);
-  if (route.pattern[0] === ':type' && req.path.length === 1 && req.method === 'POST' && !params.type) throw errors.notFound('Unknown resource type');
   return route.handle(ctx, req, params);
 }

@@ -1,6 +1,6 @@
 // read and vread (http.html#read, #vread), with If-None-Match / If-Modified-Since giving 304.
 import type { FhirContext } from '../context.ts';
-import { errors, FhirError } from '../outcome.ts';
+import { errors } from '../outcome.ts';
 import { parseETagVersion, type FhirRequest } from '../request.ts';
 import { versionHeaders, type FhirResponse } from '../response.ts';
 import { readCurrent, readVersion } from '../../store/resources.ts';
@@ -9,7 +9,7 @@ export async function read(ctx: FhirContext, type: string, id: string, req: Fhir
   const stored = await readCurrent(ctx.ex, type, id);
   if (!stored) throw errors.notFound(`${type}/${id} not found`);
   const headers = versionHeaders(ctx.baseUrl, stored);
-  if (stored.deleted) throw new FhirError(410, errors.gone(`${type}/${id} was deleted`).issues, headers);
+  if (stored.deleted) throw errors.gone(`${type}/${id} was deleted`, headers);
   const inm = req.ifNoneMatch === '*' ? stored.versionId : parseETagVersion(req.ifNoneMatch, 'If-None-Match');
   if (inm === stored.versionId) return { status: 304, headers };
   if (req.ifModifiedSince && req.ifNoneMatch === undefined) {
@@ -26,6 +26,6 @@ export async function vread(ctx: FhirContext, type: string, id: string, vid: str
   const version = await readVersion(ctx.ex, type, id, Number(vid));
   if (!version) throw errors.notFound(`${type}/${id}/_history/${vid} not found`);
   const headers = versionHeaders(ctx.baseUrl, version);
-  if (version.deleted) throw new FhirError(410, errors.gone(`${type}/${id}/_history/${vid} is a deletion`).issues, headers);
+  if (version.deleted) throw errors.gone(`${type}/${id}/_history/${vid} is a deletion`, headers);
   return { status: 200, raw: version.content!, headers };
 }

@@ -4,7 +4,7 @@
 // in the bundle are rewritten before anything is written. Any failure rolls back everything.
 import { randomUUID } from 'node:crypto';
 import type { Bundle, BundleEntry, BundleEntryResponse, Resource } from '@medplum/fhirtypes';
-import type { FhirContext } from '../context.ts';
+import { withExecutor, type FhirContext } from '../context.ts';
 import { isResourceType } from '../definitions.ts';
 import { errors, FhirError, issue } from '../outcome.ts';
 import { parseQueryString, preferReturn, type FhirRequest, type Method } from '../request.ts';
@@ -52,7 +52,7 @@ export async function processBundle(ctx: FhirContext, req: FhirRequest, dispatch
   // Transaction: check every entry before touching the database.
   const planned = entries.map((e, i) => plan(ctx, e, i));
   const results = await ctx.db.transaction(async (tx) => {
-    const c: FhirContext = { ...ctx, ex: tx, inTransaction: true };
+    const c = withExecutor(ctx, tx);
     const ids = await assignIds(c, planned);
     const references = await resolveConditionalReferences(c, planned);
     for (const p of planned) if (p.req.body !== undefined && p.entry.resource) p.req.body = rewrite(p.req.body, ids, references);

@@ -150,7 +150,7 @@ function pageLinks(ctx: FhirContext, path: string, query: Query, unknown: string
     const q = new URLSearchParams(base);
     q.set('_count', String(count));
     if (o > 0) q.set('_offset', String(o));
-    return `${ctx.baseUrl}/${path}${path ? '' : ''}?${q.toString()}`.replace(/\/\?/, '?');
+    return `${ctx.baseUrl}${path ? '/' + path : ''}?${q.toString()}`;
   };
   const links: BundleLink[] = [{ relation: 'self', url: url(offset) }];
   if (hasNext) links.push({ relation: 'next', url: url(offset + count) });
