@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from './config.ts';
+import { parseQueryString } from './fhir/request.ts';
 import { loadDefinitions } from './fhir/definitions.ts';
 import { registerErrorHandlers } from './http/errors.ts';
 import { fhirRoutes } from './http/fhir-routes.ts';
@@ -24,7 +25,8 @@ export async function buildApp(db: Db, config: Config, logger: boolean | object 
     genReqId: () => randomUUID(),
     trustProxy: true,
     // Ids and query strings may be long (conditional criteria); FHIR ids are at most 64 chars.
-    routerOptions: { maxParamLength: 1000 },
+    // Query strings are parsed once, into the FHIR shape: every parameter a list of values.
+    routerOptions: { maxParamLength: 1000, querystringParser: parseQueryString },
     return503OnClosing: true,
   });
   server.addHook('onSend', async (request, reply) => {

@@ -1,6 +1,7 @@
 // What every interaction handler receives: where to run SQL (the database, or the open
 // transaction of a transaction bundle), the public base URL, limits, and the access filter.
 import type { Db, Executor } from '../store/db.ts';
+import type { Query } from './search/parse.ts';
 import type { SqlParams } from './search/sql.ts';
 
 /**
@@ -39,7 +40,15 @@ export function atomically<T>(ctx: FhirContext, fn: (c: FhirContext) => Promise<
   return ctx.inTransaction ? fn(ctx) : ctx.db.transaction((tx) => fn(withExecutor(ctx, tx)));
 }
 
-/** Serialises conditional writes that use the same criteria, until the transaction ends. */
-export async function lockCriteria(ctx: FhirContext, key: string): Promise<void> {
-  await ctx.ex.query('SELECT pg_advisory_xact_lock(hashtext($1))', [key]);
+/**
+ * Serialises conditional writes that use the same criteria, whatever the interaction (a
+ * conditional create and a conditional update on the same criteria may both create), until
+ * the transaction ends. The key is the criteria in a canonical order.
+ */
+export async function lockCriteria(ctx: FhirContext, type: string, criteria: Query): Promise<void> {
+  const canonical = Object.entries(criteria)
+    .flatMap(([k, vs]) => vs.map((v) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`))
+    .sort()
+    .join('&');
+  await ctx.ex.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${type}?${canonical}`]);
 }

@@ -35,6 +35,11 @@ export function parseQueryString(qs: string): Query {
   return query;
 }
 
+/** If-None-Exist holds search criteria, optionally written after "Type?" (http.html#ccreate). */
+export function ifNoneExistQuery(value: string): Query {
+  return parseQueryString(value.replace(/^[A-Za-z]*\?/, ''));
+}
+
 export function preferHandlingStrict(prefer: string | undefined): boolean {
   return !!prefer && /handling\s*=\s*strict/i.test(prefer);
 }

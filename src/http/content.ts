@@ -2,6 +2,7 @@
 // JSON is the only format served: asking for XML gets 406, sending XML gets 415.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { FhirError, issue } from '../fhir/outcome.ts';
+import { lastValue, type Query } from '../fhir/search/parse.ts';
 
 const JSON_TYPES = ['application/fhir+json', 'application/json', 'application/json-patch+json'];
 
@@ -28,8 +29,7 @@ const FORMAT_JSON = new Set(['json', 'application/json', 'application/fhir+json'
 
 /** Throws 406 when the client accepts no JSON representation. */
 export function checkAcceptable(request: FastifyRequest): void {
-  const format = (request.query as Record<string, string | string[]> | undefined)?._format;
-  const f = Array.isArray(format) ? format[format.length - 1] : format;
+  const f = lastValue(request.query as Query, '_format');
   if (f !== undefined) {
     if (!FORMAT_JSON.has(f.split(';')[0].trim())) throw new FhirError(406, issue('error', 'not-supported', `_format "${f}" is not served; use json`, '_format'));
     return;

@@ -5,7 +5,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Resource } from '@medplum/fhirtypes';
 import type { FhirContext, Limits } from '../fhir/context.ts';
 import { informational } from '../fhir/outcome.ts';
-import { parseQueryString, preferReturn, type FhirRequest, type Method } from '../fhir/request.ts';
+import { preferReturn, type FhirRequest, type Method } from '../fhir/request.ts';
+import type { Query } from '../fhir/search/parse.ts';
 import { bodyOf, type FhirResponse } from '../fhir/response.ts';
 import { dispatch } from '../fhir/router.ts';
 import { shape } from '../fhir/search/search.ts';
@@ -37,14 +38,13 @@ export async function fhirRoutes(app: FastifyInstance, opts: FhirRoutesOptions):
 }
 
 function toFhirRequest(request: FastifyRequest): FhirRequest {
-  const [pathPart, qs = ''] = request.url.split('?', 2);
-  const path = pathPart.replace(/^\/fhir\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  const path = request.url.split('?', 1)[0].replace(/^\/fhir\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
   const h = request.headers;
   const header = (name: string) => (typeof h[name] === 'string' ? (h[name] as string) : undefined);
   return {
     method: request.method as Method,
     path,
-    query: parseQueryString(qs),
+    query: request.query as Query, // parsed by parseQueryString (app.ts)
     body: request.body,
     contentType: header('content-type')?.split(';')[0].trim().toLowerCase(),
     ifMatch: header('if-match'),

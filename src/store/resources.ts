@@ -170,16 +170,13 @@ export async function readHistory(ex: Executor, q: HistoryQuery): Promise<{ entr
   if (q.resourceType) add('h.resource_type = ?', q.resourceType);
   if (q.id) add('h.id = ?', q.id);
   if (q.since) add('h.last_updated >= ?', q.since);
-  if (q.maxSeq) add('h.seq <= ?', q.maxSeq);
+  // The first page fixes the sequence bound that later pages carry, so pages never shift.
+  const maxSeq = q.maxSeq ?? String((await ex.query<{ m: string | null }>('SELECT max(seq)::text AS m FROM resource_history')).rows[0].m ?? '0');
+  add('h.seq <= ?', maxSeq);
   if (q.at) {
     // Current during [low, high): written before high, and not replaced before low.
     add('h.last_updated < ?', q.at.high);
     add(`NOT EXISTS (SELECT 1 FROM resource_history n WHERE n.rid = h.rid AND n.version_id > h.version_id AND n.last_updated <= ?)`, q.at.low);
-  }
-  const maxSeq = q.maxSeq ?? String((await ex.query<{ m: string | null }>('SELECT max(seq)::text AS m FROM resource_history')).rows[0].m ?? '0');
-  if (!q.maxSeq) {
-    params.push(maxSeq);
-    where.push(`h.seq <= $${params.length}`);
   }
   const finalWhere = `WHERE ${where.join(' AND ')}`;
   const total = Number((await ex.query<{ c: string }>(`SELECT count(*) AS c FROM resource_history h ${finalWhere}`, params)).rows[0].c);

@@ -3,7 +3,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { atomically, lockCriteria, type FhirContext } from '../context.ts';
 import { errors } from '../outcome.ts';
 import { createNew } from '../persist.ts';
-import { parseQueryString, type FhirRequest } from '../request.ts';
+import { ifNoneExistQuery, type FhirRequest } from '../request.ts';
 import { versionHeaders, type FhirResponse } from '../response.ts';
 import { matchIds } from '../search/search.ts';
 import { assertResourceBody, validateBase } from '../validate.ts';
@@ -16,10 +16,10 @@ export async function create(ctx: FhirContext, type: string, req: FhirRequest, a
   const { id: _clientId, ...body } = resource as Resource & Record<string, unknown>;
   validateBase(body as Resource);
   if (req.ifNoneExist !== undefined) {
-    const query = parseQueryString(req.ifNoneExist.replace(/^[A-Za-z]*\?/, ''));
+    const query = ifNoneExistQuery(req.ifNoneExist);
     return atomically(ctx, async (c) => {
       // Two identical conditional creates must not both create: serialise them on the criteria.
-      await lockCriteria(c, `${type}?${req.ifNoneExist}`);
+      await lockCriteria(c, type, query);
       const ids = await matchIds(c, type, query, 2);
       if (ids.length > 1) throw errors.multipleMatches(`If-None-Exist matches several ${type} resources`);
       if (ids.length === 1) {

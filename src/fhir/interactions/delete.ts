@@ -28,7 +28,7 @@ export async function deleteResource(ctx: FhirContext, type: string, id: string,
 
 export async function conditionalDelete(ctx: FhirContext, type: string, req: FhirRequest): Promise<FhirResponse> {
   return atomically(ctx, async (c) => {
-    await lockCriteria(c, `${type}?${JSON.stringify(req.query)}`);
+    await lockCriteria(c, type, req.query);
     const max = c.limits.maxConditionalDelete;
     const ids = await matchIds(c, type, req.query, max + 1);
     if (ids.length > max) throw errors.multipleMatches(`The criteria match more than ${max} ${type} resources; narrow them`);

@@ -5,29 +5,28 @@ import type { FhirContext } from '../context.ts';
 import { errors } from '../outcome.ts';
 import type { FhirResponse } from '../response.ts';
 import { toRange } from '../search/dates.ts';
-import type { Query } from '../search/parse.ts';
+import { lastValue, type Query } from '../search/parse.ts';
 import { readCurrent, readHistory } from '../../store/resources.ts';
 
 const KNOWN = new Set(['_since', '_at', '_count', '_page_offset', '_page_max', '_format', '_pretty', '_list']);
 
 export async function history(ctx: FhirContext, type: string | undefined, id: string | undefined, query: Query): Promise<FhirResponse> {
-  const one = (name: string) => query[name]?.[query[name].length - 1];
   for (const k of Object.keys(query)) if (!KNOWN.has(k)) throw errors.invalid(`Unknown history parameter "${k}"`, k);
   if (type && id && !(await readCurrent(ctx.ex, type, id))) throw errors.notFound(`${type}/${id} not found`);
-  const since = one('_since');
-  if (since !== undefined && (!toRange(since) || !since.includes('T'))) throw errors.invalid(`_since must be an instant, not "${since}"`, '_since');
-  const atRaw = one('_at');
+  const since = lastValue(query, '_since');
+  const sinceRange = since !== undefined ? toRange(since) : undefined;
+  if (since !== undefined && (!sinceRange || !since.includes('T'))) throw errors.invalid(`_since must be an instant, not "${since}"`, '_since');
+  const atRaw = lastValue(query, '_at');
   const at = atRaw !== undefined ? toRange(atRaw) : undefined;
   if (atRaw !== undefined && !at) throw errors.invalid(`_at must be a date or dateTime, not "${atRaw}"`, '_at');
-  const countRaw = one('_count');
+  const countRaw = lastValue(query, '_count');
   if (countRaw !== undefined && !/^\d+$/.test(countRaw)) throw errors.invalid(`_count must be a non-negative integer`, '_count');
   const count = Math.min(countRaw !== undefined ? Number(countRaw) : ctx.limits.defaultCount, ctx.limits.maxCount);
-  const offsetRaw = one('_page_offset') ?? '0';
-  const maxRaw = one('_page_max');
+  const offsetRaw = lastValue(query, '_page_offset') ?? '0';
+  const maxRaw = lastValue(query, '_page_max');
   if (!/^\d+$/.test(offsetRaw) || (maxRaw !== undefined && !/^\d+$/.test(maxRaw))) throw errors.invalid('Malformed paging parameters');
   const offset = Number(offsetRaw);
-  const sinceIso = since ? toRange(since)!.low : undefined;
-  const page = await readHistory(ctx.ex, { resourceType: type, id, since: sinceIso, at, maxSeq: maxRaw, offset, count });
+  const page = await readHistory(ctx.ex, { resourceType: type, id, since: sinceRange?.low, at, maxSeq: maxRaw, offset, count });
 
   const entries: BundleEntry[] = page.entries.map((e) => {
     const url = `${e.resourceType}/${e.id}`;

@@ -45,7 +45,7 @@ function patcher(req: FhirRequest): (r: Resource) => Resource {
 
 export async function conditionalPatch(ctx: FhirContext, type: string, req: FhirRequest): Promise<FhirResponse> {
   return atomically(ctx, async (c) => {
-    await lockCriteria(c, `${type}?${JSON.stringify(req.query)}`);
+    await lockCriteria(c, type, req.query);
     const ids = await matchIds(c, type, req.query, 2);
     if (ids.length === 0) throw errors.notFound(`No ${type} matches the criteria`);
     if (ids.length > 1) throw errors.multipleMatches(`The criteria match several ${type} resources`);

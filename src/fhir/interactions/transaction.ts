@@ -7,7 +7,7 @@ import type { Bundle, BundleEntry, BundleEntryResponse, Resource } from '@medplu
 import { withExecutor, type FhirContext } from '../context.ts';
 import { isResourceType } from '../definitions.ts';
 import { errors, FhirError, issue } from '../outcome.ts';
-import { parseQueryString, preferReturn, type FhirRequest, type Method } from '../request.ts';
+import { ifNoneExistQuery, parseQueryString, preferReturn, type FhirRequest, type Method } from '../request.ts';
 import { bodyOf, type FhirResponse } from '../response.ts';
 import { matchIds } from '../search/search.ts';
 import { create } from './create.ts';
@@ -126,7 +126,7 @@ async function assignIds(ctx: FhirContext, planned: Planned[]): Promise<Map<stri
     if (p.req.method === 'POST' && p.req.path.length === 1) {
       let id: string = randomUUID();
       if (p.req.ifNoneExist) {
-        const found = await matchIds(ctx, type, parseQueryString(p.req.ifNoneExist.replace(/^[A-Za-z]*\?/, '')), 2);
+        const found = await matchIds(ctx, type, ifNoneExistQuery(p.req.ifNoneExist), 2);
         if (found.length > 1) throw atEntry(errors.multipleMatches(`ifNoneExist matches several ${type} resources`), p.index);
         if (found.length === 1) id = found[0];
       }

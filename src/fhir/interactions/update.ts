@@ -27,7 +27,7 @@ export async function update(ctx: FhirContext, type: string, id: string, req: Fh
 export async function conditionalUpdate(ctx: FhirContext, type: string, req: FhirRequest): Promise<FhirResponse> {
   const resource = assertResourceBody(req.body, type);
   return atomically(ctx, async (c): Promise<FhirResponse> => {
-    await lockCriteria(c, `${type}?${new URLSearchParams(flat(req.query)).toString()}`);
+    await lockCriteria(c, type, req.query);
     const ids = await matchIds(c, type, req.query, 2);
     if (ids.length > 1) throw errors.multipleMatches(`The criteria match several ${type} resources`);
     if (ids.length === 1) {
@@ -41,8 +41,4 @@ export async function conditionalUpdate(ctx: FhirContext, type: string, req: Fhi
     const w = await createNew(c, resource as Resource, 'PUT');
     return { status: 201, resource: w.resource, headers: versionHeaders(c.baseUrl, w.stored, true) };
   });
-}
-
-function flat(q: Record<string, string[]>): [string, string][] {
-  return Object.entries(q).flatMap(([k, vs]) => vs.map((v) => [k, v] as [string, string]));
 }

@@ -35,6 +35,12 @@ export const RESULT_PARAMS = new Set([
 // describe what the engine does; any other value asks for what it does not, and is reported.
 const DEFAULT_RESULT_VALUES: Record<string, string> = { _contained: 'false', _containedType: 'container' };
 
+/** The value of a parameter given once (the last one wins when it is repeated). */
+export function lastValue(query: Query, name: string): string | undefined {
+  const v = query[name];
+  return v?.length ? v[v.length - 1] : undefined;
+}
+
 /** Splits a value on unescaped commas, then unescapes \, \$ \| \\ in each part. */
 export function splitOr(value: string): string[] {
   const parts: string[] = [];

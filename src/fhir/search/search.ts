@@ -4,7 +4,7 @@ import type { Bundle, BundleEntry, BundleLink, Resource } from '@medplum/fhirtyp
 import type { FhirContext } from '../context.ts';
 import { getResourceTypes, getSearchParam, isResourceType, typeSchema } from '../definitions.ts';
 import { FhirError, issue, outcome } from '../outcome.ts';
-import { parseSearch, splitOr, type Clause, type Query } from './parse.ts';
+import { lastValue, parseSearch, splitOr, type Clause, type Query } from './parse.ts';
 import { clauseSql, SqlParams } from './sql.ts';
 
 interface Row {
@@ -43,13 +43,8 @@ export async function matchIds(ctx: FhirContext, resourceType: string, query: Qu
   return r.rows.map((x) => x.id);
 }
 
-function single(query: Query, name: string): string | undefined {
-  const v = query[name];
-  return v?.length ? v[v.length - 1] : undefined;
-}
-
 function intParam(query: Query, name: string, fallback: number): number {
-  const v = single(query, name);
+  const v = lastValue(query, name);
   if (v === undefined || v === '') return fallback;
   if (!/^\d+$/.test(v)) throw new FhirError(400, issue('error', 'invalid', `${name} must be a non-negative integer, not "${v}"`, name));
   return Number(v);
@@ -83,7 +78,7 @@ function sortSql(types: string[] | undefined, sort: string | undefined, params: 
 
 export async function search(ctx: FhirContext, resourceType: string | undefined, query: Query, options: SearchOptions): Promise<Bundle> {
   let types: string[] | undefined = resourceType ? [resourceType] : undefined;
-  const typeParam = single(query, '_type');
+  const typeParam = lastValue(query, '_type');
   if (!resourceType && typeParam) {
     types = splitOr(typeParam);
     for (const t of types) if (!isResourceType(t)) throw new FhirError(400, issue('error', 'invalid', `Unknown resource type "${t}" in _type`, '_type'));
@@ -95,19 +90,20 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   const { clauses, unknown } = parseSearch(types ?? getResourceTypes(), searchQuery, options.strict);
   const count = Math.min(intParam(query, '_count', ctx.limits.defaultCount), ctx.limits.maxCount);
   const offset = intParam(query, '_offset', 0);
-  const summary = single(query, '_summary');
+  const summary = lastValue(query, '_summary');
   if (summary && !['true', 'false', 'text', 'data', 'count'].includes(summary)) {
     throw new FhirError(400, issue('error', 'invalid', `_summary must be one of true, false, text, data, count`, '_summary'));
   }
-  const totalMode = single(query, '_total') ?? 'accurate';
+  const totalMode = lastValue(query, '_total') ?? 'accurate';
   if (!['none', 'estimate', 'accurate'].includes(totalMode)) throw new FhirError(400, issue('error', 'invalid', `_total must be none, estimate or accurate`, '_total'));
 
   const params = new SqlParams();
   const where = whereFor(ctx, types, clauses, params, options.compartment);
+  const whereParams = params.values.slice(); // the count reuses the WHERE, before _sort adds its own
   let rows: Row[] = [];
   let hasNext = false;
   if (summary !== 'count' && count > 0) {
-    const order = sortSql(types, single(query, '_sort'), params);
+    const order = sortSql(types, lastValue(query, '_sort'), params);
     const r = await ctx.ex.query<Row>(
       `SELECT r.rid, r.resource_type, r.id, r.content FROM resources r WHERE ${where} ORDER BY ${order} OFFSET ${offset} LIMIT ${count + 1}`,
       params.values
@@ -118,14 +114,12 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   }
   let total: number | undefined;
   if (summary === 'count' || (totalMode !== 'none' && (hasNext || offset > 0 || rows.length === 0))) {
-    const p2 = new SqlParams();
-    const w2 = whereFor(ctx, types, clauses, p2, options.compartment);
-    total = Number((await ctx.ex.query<{ c: string }>(`SELECT count(*) AS c FROM resources r WHERE ${w2}`, p2.values)).rows[0].c);
+    total = Number((await ctx.ex.query<{ c: string }>(`SELECT count(*) AS c FROM resources r WHERE ${where}`, whereParams)).rows[0].c);
   } else if (totalMode !== 'none') total = offset + rows.length;
 
   const entries: BundleEntry[] = rows.map((row) => ({
     fullUrl: `${ctx.baseUrl}/${row.resource_type}/${row.id}`,
-    resource: shape(JSON.parse(row.content) as Resource, summary, single(query, '_elements')),
+    resource: shape(JSON.parse(row.content) as Resource, summary, lastValue(query, '_elements')),
     search: { mode: 'match' },
   }));
   if (summary !== 'count' && rows.length) entries.push(...(await includes(ctx, rows, query)));
