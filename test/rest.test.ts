@@ -268,6 +268,7 @@ t.test('history: instance, type and system, with _since, _at, _count and paging'
   t.equal(seen.length, 7, 'the pages hold the 7 entries of the first page\'s snapshot');
   t.equal(new Set(seen).size, 7, 'no entry twice');
   t.equal((await http('GET', `${s.url}/_history?_since=yesterday`)).status, 400);
+  t.equal((await http('GET', `${s.url}/_history?_list=List/1`)).status, 400, '_list is not implemented: rejected, not ignored');
   t.equal((await http('GET', `${s.url}/Patient/nope/_history`)).status, 404);
 });
 

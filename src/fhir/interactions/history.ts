@@ -8,7 +8,8 @@ import { toRange } from '../search/dates.ts';
 import { lastValue, type Query } from '../search/parse.ts';
 import { readCurrent, readHistory } from '../../store/resources.ts';
 
-const KNOWN = new Set(['_since', '_at', '_count', '_page_offset', '_page_max', '_format', '_pretty', '_list']);
+// _list (history.html) is not implemented: it is rejected as unknown rather than silently ignored.
+const KNOWN = new Set(['_since', '_at', '_count', '_page_offset', '_page_max', '_format', '_pretty']);
 
 export async function history(ctx: FhirContext, type: string | undefined, id: string | undefined, query: Query): Promise<FhirResponse> {
   for (const k of Object.keys(query)) if (!KNOWN.has(k)) throw errors.invalid(`Unknown history parameter "${k}"`, k);
