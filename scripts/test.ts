@@ -69,7 +69,18 @@ function typecheck(): Promise<Totals> {
   });
 }
 
+// tap compiles its plugin list into node_modules at install time; a fresh `npm ci` gets the
+// default list, whose TypeScript plugin (ts-node) cannot load TypeScript 7. Rebuilding applies
+// .taprc (that plugin removed: Node runs the .ts files itself).
+function buildTap(): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(root, 'node_modules/.bin/tap'), ['build'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`tap build exited with ${code}`))));
+  });
+}
+
 try {
+  await buildTap();
   if (only.length === 0) add(await typecheck());
   add(await runTap('unit', unitFiles, {}));
   if (dbFiles.length) {
