@@ -25,11 +25,16 @@ function stamp(resource: Resource, id: string, versionId: number, lastUpdated: s
 
 const MAX_ATTEMPTS = 50;
 
+// Benchmark-only switch (README): SEARCH_INDEXING=off stores resources without search index rows,
+// to measure what indexing costs. Searches then find nothing; never set it on a real server.
+const indexingOff = process.env.SEARCH_INDEXING === 'off';
+const indexRows = (resource: Resource) => (indexingOff ? emptyRows() : indexResource(resource));
+
 export async function createNew(ctx: FhirContext, resource: Resource, method = 'POST', id: string = randomUUID()): Promise<Written> {
   const lastUpdated = new Date().toISOString();
   const stamped = stamp(resource, id, 1, lastUpdated);
   const content = JSON.stringify(stamped);
-  const ok = await insertResource(ctx.ex, { resourceType: resource.resourceType, id, lastUpdated, content, rows: indexResource(stamped), method });
+  const ok = await insertResource(ctx.ex, { resourceType: resource.resourceType, id, lastUpdated, content, rows: indexRows(stamped), method });
   if (!ok) throw errors.conflict(`${resource.resourceType}/${id} already exists`);
   return {
     stored: { rid: '', resourceType: resource.resourceType, id, versionId: 1, lastUpdated: new Date(lastUpdated), deleted: false, content },
@@ -84,7 +89,7 @@ export async function writeVersion(ctx: FhirContext, w: VersionedWrite): Promise
       expectedVersion: current.versionId,
       lastUpdated,
       content,
-      rows: stamped ? indexResource(stamped) : emptyRows(),
+      rows: stamped ? indexRows(stamped) : emptyRows(),
       method: w.method,
     });
     if (!ok) {
