@@ -40,11 +40,13 @@ export async function startPostgres(): Promise<TestPostgres> {
     throw new Error('PostgreSQL server binaries (initdb, pg_ctl) not found: install PostgreSQL (apt-get install postgresql) or set TEST_DATABASE_URL');
   }
   const asRoot = process.getuid?.() === 0;
+  // runuser lives in /usr/sbin, which a non-login root shell may not have on its PATH.
+  const runuser = asRoot ? (['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find((p) => existsSync(p)) ?? 'runuser') : '';
   const dir = mkdtempSync(join(tmpdir(), 'fhir-pg-'));
   chmodSync(dir, 0o777);
   const data = join(dir, 'data');
   const run = (cmd: string, args: string[]) =>
-    asRoot ? execFileSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { stdio: 'pipe' }) : execFileSync(cmd, args, { stdio: 'pipe' });
+    asRoot ? execFileSync(runuser, ['-u', 'postgres', '--', cmd, ...args], { stdio: 'pipe' }) : execFileSync(cmd, args, { stdio: 'pipe' });
   run(initdb, ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   const port = await freePort();
   const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB`;
