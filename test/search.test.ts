@@ -678,6 +678,67 @@ t.test('_count and paging: next to the end, previous back, _total, _summary=coun
   t.equal(count0.entry, undefined, '_count=0: no entries');
 });
 
+t.test('paging is stable while data changes: keyset links, no skip, no repeat', async (t) => {
+  const h = await harness(t);
+  // birthDate is missing on some, so the sort walks through NULLs (they come last both ways).
+  const born = ['1950-01-01', undefined, '1960-01-01', '1940-01-01', undefined, '1970-01-01', '1955-06-01', '1945-01-01', undefined, '1965-01-01'];
+  for (let i = 0; i < born.length; i++) {
+    await h.put({ resourceType: 'Patient', id: `st${i}`, name: [{ family: 'Stable' }], ...(born[i] ? { birthDate: born[i] } : {}) });
+  }
+  for (const sort of ['birthdate', '-birthdate', '_lastUpdated', undefined]) {
+    const params: Params = { family: 'stable', _count: '3' };
+    if (sort) params._sort = sort;
+    const expected = (await h.search('Patient', { ...params, _count: '100' })).entry.map((e: any) => e.resource.id);
+    let bundle: any = await h.search('Patient', params);
+    const seen: string[] = bundle.entry.map((e: any) => e.resource.id);
+    t.strictSame(seen, expected.slice(0, 3), `first page in order (sort ${sort})`);
+    // Between pages: a new match and a deletion of an already-seen match. Neither shifts what comes next.
+    await h.put({ resourceType: 'Patient', id: `new-${(sort ?? 'none').replace(/_/g, '')}`, name: [{ family: 'Stable' }], birthDate: '1900-01-01' });
+    await h.client.delete({ resourceType: 'Patient', id: seen[0] });
+    while (bundle.link.find((l: any) => l.relation === 'next')) {
+      bundle = await h.client.nextPage({ bundle });
+      seen.push(...(bundle.entry ?? []).map((e: any) => e.resource.id));
+    }
+    const expectedRest = expected.slice(3);
+    const rest = seen.slice(3).filter((id) => !id.startsWith('new-'));
+    t.strictSame(rest, expectedRest, `every remaining match once, in order, despite the insert and delete (sort ${sort})`);
+    // Walking back from the last page, then, covers exactly the current matches, in order.
+    const lastPage: string[] = (bundle.entry ?? []).map((e: any) => e.resource.id);
+    const back: string[] = [];
+    while (bundle.link.find((l: any) => l.relation === 'previous')) {
+      bundle = await h.client.prevPage({ bundle });
+      back.unshift(...bundle.entry.map((e: any) => e.resource.id));
+    }
+    const now = (await h.search('Patient', { ...params, _count: '100' })).entry.map((e: any) => e.resource.id);
+    t.strictSame([...back, ...lastPage], now, `previous links lead back through the current matches (sort ${sort})`);
+    await h.put({ resourceType: 'Patient', id: seen[0], name: [{ family: 'Stable' }], ...(born[Number(seen[0].slice(2))] ? { birthDate: born[Number(seen[0].slice(2))] } : {}) });
+    await h.client.delete({ resourceType: 'Patient', id: `new-${(sort ?? 'none').replace(/_/g, '')}` });
+  }
+
+  // An empty last page (everything after the cursor deleted) still leads back.
+  const p1: any = await h.search('Patient', { family: 'stable', _count: '9', _sort: '_id' });
+  t.equal(p1.entry.length, 9);
+  await h.client.delete({ resourceType: 'Patient', id: 'st9' });
+  const empty: any = await h.client.nextPage({ bundle: p1 });
+  t.equal(empty.entry, undefined, 'the next page is empty once its only match is deleted');
+  t.notOk(empty.link.find((l: any) => l.relation === 'next'), 'no next link from an empty page');
+  const backAgain: any = await h.client.prevPage({ bundle: empty });
+  t.strictSame(backAgain.entry.map((e: any) => e.resource.id), p1.entry.map((e: any) => e.resource.id), 'previous of the empty page is the first page again');
+
+  // Tokens are checked.
+  const next = new URL(p1.link.find((l: any) => l.relation === 'next').url);
+  const token = next.searchParams.get('_page')!;
+  t.equal((await http('GET', `${h.s.url}/Patient?family=stable&_sort=_id&_page=garbage`)).status, 400, 'a malformed _page is a 400');
+  const otherSort = await http('GET', `${h.s.url}/Patient?family=stable&_sort=birthdate&_page=${token}`);
+  t.equal(otherSort.status, 400, '_page under another _sort is a 400');
+  t.match(JSON.stringify(otherSort.body.issue), /another _sort/, "and says why");
+  t.equal((await http('GET', `${h.s.url}/Patient?family=stable&_sort=_id&_page=${token}&_offset=2`)).status, 400, '_page with _offset is a 400');
+  const offset: any = await h.search('Patient', { family: 'stable', _sort: '_id', _count: '3', _offset: '3' });
+  t.strictSame(offset.entry.map((e: any) => e.resource.id), ['st3', 'st4', 'st5'], '_offset still selects a starting point');
+  const fromOffset: any = await h.client.nextPage({ bundle: offset });
+  t.strictSame(fromOffset.entry.map((e: any) => e.resource.id), ['st6', 'st7', 'st8'], 'and its next link continues after it');
+});
+
 // ---------------------------------------------------------------- _summary, _elements
 
 t.test('_summary=true/text/data and _elements subset the resources and tag them SUBSETTED', async (t) => {

@@ -5,6 +5,7 @@ import type { FhirContext } from '../context.ts';
 import { getResourceTypes, getSearchParam, isResourceType, typeSchema } from '../definitions.ts';
 import { FhirError, issue, outcome } from '../outcome.ts';
 import { lastValue, parseSearch, splitOr, type Clause, type Query } from './parse.ts';
+import { decodeCursor, encodeCursor, keysetCondition, orderBy, type Cursor, type SortTerm } from './paging.ts';
 import { clauseSql, SqlParams } from './sql.ts';
 
 interface Row {
@@ -50,30 +51,29 @@ function intParam(query: Query, name: string, fallback: number): number {
   return Number(v);
 }
 
-/** ORDER BY terms for _sort: columns, or the smallest/largest indexed value of a parameter. */
-function sortSql(types: string[] | undefined, sort: string | undefined, params: SqlParams): string {
-  const terms: string[] = [];
+/** The sort terms of _sort (columns, or the smallest/largest indexed value of a parameter), then rid. */
+function sortTerms(types: string[] | undefined, sort: string | undefined, params: SqlParams): SortTerm[] {
+  const terms: SortTerm[] = [];
   for (const key of sort ? splitOr(sort) : []) {
     if (!key) continue;
     const desc = key.startsWith('-');
     const code = desc ? key.slice(1) : key;
-    const dir = desc ? 'DESC' : 'ASC';
-    if (code === '_id') terms.push(`r.id ${dir}`);
-    else if (code === '_lastUpdated') terms.push(`r.last_updated ${dir}`);
+    if (code === '_id') terms.push({ expr: 'r.id', desc, nullable: false });
+    else if (code === '_lastUpdated') terms.push({ expr: 'r.last_updated', desc, nullable: false });
     else {
       const param = types?.map((t) => getSearchParam(t, code)).find(Boolean);
       if (!param) throw new FhirError(400, issue('error', 'invalid', `Unknown sort parameter "${code}"`, '_sort'));
-      const agg = desc ? 'max' : 'min';
       const column: Record<string, string> = {
         string: 'norm', token: 'value', date: desc ? 'high' : 'low', number: 'value', quantity: 'value', reference: 'target_id', uri: 'value',
       };
       const col = column[param.type];
       if (!col) throw new FhirError(400, issue('error', 'not-supported', `Sorting on ${param.type} parameter "${code}" is not supported`, '_sort'));
-      terms.push(`(SELECT ${agg}(s.${col}) FROM sp_${param.type} s WHERE s.rid = r.rid AND s.code = ${params.add(code)}) ${dir} NULLS LAST`);
+      const agg = desc ? 'max' : 'min';
+      terms.push({ expr: `(SELECT ${agg}(s.${col}) FROM sp_${param.type} s WHERE s.rid = r.rid AND s.code = ${params.add(code)})`, desc, nullable: true });
     }
   }
-  terms.push('r.rid ASC'); // a total order, so pages never overlap or skip
-  return terms.join(', ');
+  terms.push({ expr: 'r.rid', desc: false, nullable: false }); // a total order, so pages never overlap or skip
+  return terms;
 }
 
 export async function search(ctx: FhirContext, resourceType: string | undefined, query: Query, options: SearchOptions): Promise<Bundle> {
@@ -97,23 +97,22 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   const totalMode = lastValue(query, '_total') ?? 'accurate';
   if (!['none', 'estimate', 'accurate'].includes(totalMode)) throw new FhirError(400, issue('error', 'invalid', `_total must be none, estimate or accurate`, '_total'));
 
+  const sort = lastValue(query, '_sort') ?? '';
+  const token = lastValue(query, '_page');
+  if (token !== undefined && offset > 0) throw new FhirError(400, issue('error', 'invalid', '_page and _offset cannot be combined', '_offset'));
+
   const params = new SqlParams();
   const where = whereFor(ctx, types, clauses, params, options.compartment);
   const whereParams = params.values.slice(); // the count reuses the WHERE, before _sort adds its own
   let rows: Row[] = [];
-  let hasNext = false;
+  let page: PagePosition = { hasNext: false, hasPrevious: offset > 0 };
   if (summary !== 'count' && count > 0) {
-    const order = sortSql(types, lastValue(query, '_sort'), params);
-    const r = await ctx.ex.query<Row>(
-      `SELECT r.rid, r.resource_type, r.id, r.content FROM resources r WHERE ${where} ORDER BY ${order} OFFSET ${offset} LIMIT ${count + 1}`,
-      params.values
-    );
-    rows = r.rows;
-    hasNext = rows.length > count;
-    if (hasNext) rows = rows.slice(0, count);
+    const terms = sortTerms(types, sort, params);
+    const cursor = token === undefined ? undefined : decodeCursor(token, sort, terms.length);
+    ({ rows, page } = await fetchPage(ctx, where, params, terms, cursor, offset, count));
   }
   let total: number | undefined;
-  if (summary === 'count' || (totalMode !== 'none' && (hasNext || offset > 0 || rows.length === 0))) {
+  if (summary === 'count' || (totalMode !== 'none' && (page.hasNext || page.hasPrevious || token !== undefined || rows.length === 0))) {
     total = Number((await ctx.ex.query<{ c: string }>(`SELECT count(*) AS c FROM resources r WHERE ${where}`, whereParams)).rows[0].c);
   } else if (totalMode !== 'none') total = offset + rows.length;
 
@@ -131,24 +130,74 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   }
   const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset' };
   if (total !== undefined) bundle.total = total;
-  bundle.link = pageLinks(ctx, options.path, query, unknown, offset, count, hasNext);
+  bundle.link = pageLinks(ctx, options.path, query, unknown, count, sort, page);
   if (entries.length) bundle.entry = entries; // FHIR JSON has no empty arrays
   return bundle;
 }
 
-function pageLinks(ctx: FhirContext, path: string, query: Query, unknown: string[], offset: number, count: number, hasNext: boolean): BundleLink[] {
-  const skip = new Set([...unknown, '_offset', '_format', '_pretty']);
+interface PagePosition {
+  hasNext: boolean;
+  hasPrevious: boolean;
+  /** The sort keys of the page's first and last rows (or, for an empty page, where it stands). */
+  first?: Cursor;
+  last?: Cursor;
+}
+
+/**
+ * One page in the sort order, after or before a cursor. The sort keys come back as text (exact:
+ * timestamps keep their microseconds) so the next links can continue from them.
+ */
+async function fetchPage(
+  ctx: FhirContext, where: string, params: SqlParams, terms: SortTerm[], cursor: Cursor | undefined, offset: number, count: number
+): Promise<{ rows: Row[]; page: PagePosition }> {
+  const backward = cursor?.direction === 'before';
+  const keys = terms.map((_, i) => `k${i}`);
+  const pageWhere = cursor ? `${where} AND ${keysetCondition(terms, cursor, params)}` : where;
+  const sql = `SELECT q.rid, q.resource_type, q.id, q.content, ${keys.map((k) => `q.${k}::text AS ${k}`).join(', ')} FROM (
+      SELECT r.rid, r.resource_type, r.id, r.content, ${terms.map((t, i) => `${t.expr} AS ${keys[i]}`).join(', ')}
+      FROM resources r WHERE ${pageWhere} ORDER BY ${orderBy(terms, keys, backward)} OFFSET ${offset} LIMIT ${count + 1}
+    ) q ORDER BY ${orderBy(terms, keys.map((k) => `q.${k}`), backward)}`;
+  const result = await ctx.ex.query<Row & Record<string, string | null>>(sql, params.values);
+  let rows = result.rows;
+  const more = rows.length > count;
+  if (more) rows = rows.slice(0, count);
+  if (backward) rows.reverse();
+  const sort = cursor?.sort ?? '';
+  const keyOf = (row: Record<string, string | null>) => keys.map((k) => row[k]);
+  const page: PagePosition = backward
+    ? { hasNext: true, hasPrevious: more }
+    : { hasNext: more, hasPrevious: cursor !== undefined || offset > 0 };
+  if (rows.length) {
+    page.first = { direction: 'before', inclusive: false, key: keyOf(rows[0]), sort };
+    page.last = { direction: 'after', inclusive: false, key: keyOf(rows[rows.length - 1]), sort };
+  } else if (cursor) {
+    // Nothing left on this side of the cursor: the way back starts at the cursor itself.
+    page.first = { direction: 'before', inclusive: true, key: cursor.key, sort };
+    page.last = { direction: 'after', inclusive: true, key: cursor.key, sort };
+    page.hasNext = backward;
+  }
+  return { rows, page };
+}
+
+function pageLinks(ctx: FhirContext, path: string, query: Query, unknown: string[], count: number, sort: string, page: PagePosition): BundleLink[] {
+  const skip = new Set([...unknown, '_offset', '_page', '_format', '_pretty']);
   const base = new URLSearchParams();
   for (const [k, vs] of Object.entries(query)) if (!skip.has(k)) for (const v of vs) base.append(k, v);
-  const url = (o: number) => {
+  base.set('_count', String(count));
+  const url = (extra: Record<string, string>) => {
     const q = new URLSearchParams(base);
-    q.set('_count', String(count));
-    if (o > 0) q.set('_offset', String(o));
+    for (const [k, v] of Object.entries(extra)) q.set(k, v);
     return `${ctx.baseUrl}${path ? '/' + path : ''}?${q.toString()}`;
   };
-  const links: BundleLink[] = [{ relation: 'self', url: url(offset) }];
-  if (hasNext) links.push({ relation: 'next', url: url(offset + count) });
-  if (offset > 0) links.push({ relation: 'previous', url: url(Math.max(0, offset - count)) });
+  // self reproduces this page as it was asked for
+  const self: Record<string, string> = {};
+  for (const k of ['_page', '_offset']) {
+    const v = lastValue(query, k);
+    if (v !== undefined) self[k] = v;
+  }
+  const links: BundleLink[] = [{ relation: 'self', url: url(self) }];
+  if (page.hasNext && page.last) links.push({ relation: 'next', url: url({ _page: encodeCursor({ ...page.last, sort }) }) });
+  if (page.hasPrevious && page.first) links.push({ relation: 'previous', url: url({ _page: encodeCursor({ ...page.first, sort }) }) });
   return links;
 }
 

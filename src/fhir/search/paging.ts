@@ -1,0 +1,92 @@
+// Keyset paging: a page link carries the sort key of the row it continues from (`_page`), not
+// an offset. Rows inserted or deleted before that position never shift the next page, so
+// following `next` to the end yields every match that existed throughout exactly once, and
+// page 20 costs what page 1 costs. Each page re-runs the search, so the caller's access filter
+// of the moment applies (a revoked right also closes open links).
+import { FhirError, issue } from '../outcome.ts';
+import type { SqlParams } from './sql.ts';
+
+/** One ORDER BY term: an SQL expression on the resources alias `r`, its direction, and whether it can be NULL. */
+export interface SortTerm {
+  expr: string;
+  desc: boolean;
+  nullable: boolean;
+}
+
+/** A position in the ordered result: the sort key of a row, as the text PostgreSQL gives it. */
+export interface Cursor {
+  /** Continue after this key (next) or before it (previous). */
+  direction: 'after' | 'before';
+  /** Also the row at the key itself (the way back from an empty page). */
+  inclusive: boolean;
+  key: (string | null)[];
+  /** The _sort the key belongs to: a cursor only makes sense under the same order. */
+  sort: string;
+}
+
+export function encodeCursor(c: Cursor): string {
+  const d = c.direction === 'after' ? 'a' : 'b';
+  return Buffer.from(JSON.stringify([c.inclusive ? d.toUpperCase() : d, c.sort, c.key])).toString('base64url');
+}
+
+export function decodeCursor(token: string, sort: string, terms: number): Cursor {
+  const bad = () => new FhirError(400, issue('error', 'invalid', '_page is not a paging token this search issued (follow the links of the previous page)', '_page'));
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    throw bad();
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 3) throw bad();
+  const [d, s, key] = parsed as [unknown, unknown, unknown];
+  if (typeof d !== 'string' || !['a', 'b', 'A', 'B'].includes(d) || typeof s !== 'string' || !Array.isArray(key) || key.length !== terms) throw bad();
+  if (!key.every((k) => k === null || typeof k === 'string')) throw bad();
+  if (s !== sort) throw new FhirError(400, issue('error', 'invalid', '_page belongs to a search with another _sort; start again from the first page', '_page'));
+  return { direction: d.toLowerCase() === 'a' ? 'after' : 'before', inclusive: d === 'A' || d === 'B', key: key as (string | null)[], sort };
+}
+
+/** ORDER BY for the terms; `reverse` flips every direction (and where NULLs go) to read backwards. */
+export function orderBy(terms: SortTerm[], names: string[], reverse: boolean): string {
+  return terms
+    .map((t, i) => {
+      const desc = t.desc !== reverse;
+      // NULLs come last in the forward order, so first when reading backwards.
+      const nulls = t.nullable ? (reverse ? ' NULLS FIRST' : ' NULLS LAST') : '';
+      return `${names[i]} ${desc ? 'DESC' : 'ASC'}${nulls}`;
+    })
+    .join(', ');
+}
+
+/**
+ * The rows strictly after (or before) a key in the forward order, or also at it when inclusive:
+ * (t1 > v1) OR (t1 = v1 AND t2 > v2) OR …, where "after" on a term follows its direction and
+ * NULLs sort last. The last term is the unique rid, so the order is total.
+ */
+export function keysetCondition(terms: SortTerm[], cursor: Cursor, params: SqlParams): string {
+  const placeholders = cursor.key.map((v) => (v === null ? null : params.add(v)));
+  const ors: string[] = [];
+  for (let i = 0; i < terms.length; i++) {
+    const ands: string[] = [];
+    for (let j = 0; j < i; j++) ands.push(equals(terms[j], placeholders[j]));
+    const beyond = beyondCondition(terms[i], placeholders[i], cursor.direction);
+    if (beyond === 'false') continue;
+    ands.push(beyond);
+    ors.push(ands.length === 1 ? ands[0] : `(${ands.join(' AND ')})`);
+  }
+  if (cursor.inclusive) {
+    ors.push(`(${terms.map((t, j) => equals(t, placeholders[j])).join(' AND ')})`);
+  }
+  return ors.length ? `(${ors.join(' OR ')})` : 'false';
+}
+
+function equals(term: SortTerm, value: string | null): string {
+  return value === null ? `${term.expr} IS NULL` : `${term.expr} = ${value}`;
+}
+
+function beyondCondition(term: SortTerm, value: string | null, direction: 'after' | 'before'): string {
+  const forward = direction === 'after';
+  if (value === null) return forward ? 'false' : `${term.expr} IS NOT NULL`; // NULLs are last
+  const op = term.desc === forward ? '<' : '>';
+  const cond = `${term.expr} ${op} ${value}`;
+  return forward && term.nullable ? `(${cond} OR ${term.expr} IS NULL)` : cond;
+}
