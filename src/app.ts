@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from './config.ts';
+import { limitsOf } from './fhir/context.ts';
 import { parseQueryString } from './fhir/request.ts';
 import { loadDefinitions } from './fhir/definitions.ts';
 import { registerErrorHandlers } from './http/errors.ts';
@@ -37,12 +38,7 @@ export async function buildApp(db: Db, config: Config, logger: boolean | object 
   await server.register(fhirRoutes, {
     db,
     baseUrl: config.baseUrl,
-    limits: {
-      defaultCount: config.defaultCount,
-      maxCount: config.maxCount,
-      maxBundleEntries: config.maxBundleEntries,
-      maxConditionalDelete: config.maxConditionalDelete,
-    },
+    limits: limitsOf(config),
   });
   return { server, state };
 }

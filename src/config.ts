@@ -14,6 +14,8 @@ export interface Config {
   maxCount: number;
   maxBundleEntries: number;
   maxConditionalDelete: number;
+  /** Searches without _total count their matches up to this many; beyond, Bundle.total is left out. */
+  searchTotalLimit: number;
   loadFixtures: boolean;
 }
 
@@ -40,6 +42,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxCount: int('MAX_COUNT', 1000, env),
     maxBundleEntries: int('MAX_BUNDLE_ENTRIES', 10_000, env),
     maxConditionalDelete: int('MAX_CONDITIONAL_DELETE', 100, env),
+    searchTotalLimit: int('SEARCH_TOTAL_LIMIT', 1000, env),
     loadFixtures: env.LOAD_FIXTURES !== 'false',
   };
 }

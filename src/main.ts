@@ -4,6 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
+import { limitsOf } from './fhir/context.ts';
 import { openDb } from './store/db.ts';
 import { migrate } from './store/migrate.ts';
 import { isEmpty, loadFixtures } from './store/seed.ts';
@@ -14,7 +15,7 @@ const db = await openDb(config);
 await migrate(db);
 const { server, state } = await buildApp(db, config);
 if (config.loadFixtures && (await isEmpty(db))) {
-  const n = await loadFixtures(db, { defaultCount: config.defaultCount, maxCount: config.maxCount, maxBundleEntries: config.maxBundleEntries, maxConditionalDelete: config.maxConditionalDelete }, config.baseUrl ?? `http://${config.host}:${config.port}/fhir`);
+  const n = await loadFixtures(db, limitsOf(config), config.baseUrl ?? `http://${config.host}:${config.port}/fhir`);
   server.log.info({ resources: n }, 'empty database: demo fixtures loaded');
 }
 await server.listen({ host: config.host, port: config.port });

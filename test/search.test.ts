@@ -678,6 +678,21 @@ t.test('_count and paging: next to the end, previous back, _total, _summary=coun
   t.equal(count0.entry, undefined, '_count=0: no entries');
 });
 
+t.test('Bundle.total: counted up to SEARCH_TOTAL_LIMIT unless _total asks otherwise', async (t) => {
+  const s = await startServer(t, { SEARCH_TOTAL_LIMIT: '5' });
+  const client = new Client({ baseUrl: s.url });
+  for (let i = 0; i < 8; i++) await client.update({ resourceType: 'Patient', id: `tl${i}`, body: { resourceType: 'Patient', id: `tl${i}`, name: [{ family: i < 3 ? 'Few' : 'Many' }] } as any });
+  const search = (p: Params): Promise<any> => client.search({ resourceType: 'Patient', searchParams: p });
+  t.equal((await search({ _count: '2' })).total, undefined, 'over the limit: no total');
+  t.equal((await search({ _count: '2' })).entry.length, 2, 'but the page is there');
+  t.equal((await search({ _count: '2', family: 'few' })).total, 3, 'under the limit: the exact total, even across pages');
+  t.equal((await search({ _count: '2', _total: 'accurate' })).total, 8, '_total=accurate counts everything');
+  const estimate = (await search({ _count: '2', _total: 'estimate' })).total;
+  t.ok(typeof estimate === 'number' && estimate > 5, `_total=estimate gives a number beyond the limit (${estimate})`);
+  t.equal((await search({ _summary: 'count' })).total, 8, '_summary=count is exact');
+  t.equal((await search({ _count: '20' })).total, 8, 'a single page holding every match has its total');
+});
+
 t.test('paging is stable while data changes: keyset links, no skip, no repeat', async (t) => {
   const h = await harness(t);
   // birthDate is missing on some, so the sort walks through NULLs (they come last both ways).

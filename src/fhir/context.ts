@@ -1,5 +1,6 @@
 // What every interaction handler receives: where to run SQL (the database, or the open
 // transaction of a transaction bundle), the public base URL, limits, and the access filter.
+import type { Config } from '../config.ts';
 import type { Db, Executor } from '../store/db.ts';
 import type { Query } from './search/parse.ts';
 import type { SqlParams } from './search/sql.ts';
@@ -18,6 +19,18 @@ export interface Limits {
   /** Conditional delete of several matches deletes at most this many, else 412. */
   maxConditionalDelete: number;
   maxBundleEntries: number;
+  /** Without _total, a search counts at most this many matches (beyond, no Bundle.total). */
+  searchTotalLimit: number;
+}
+
+export function limitsOf(config: Config): Limits {
+  return {
+    defaultCount: config.defaultCount,
+    maxCount: config.maxCount,
+    maxConditionalDelete: config.maxConditionalDelete,
+    maxBundleEntries: config.maxBundleEntries,
+    searchTotalLimit: config.searchTotalLimit,
+  };
 }
 
 export interface FhirContext {

@@ -69,7 +69,7 @@ function sortTerms(types: string[] | undefined, sort: string | undefined, params
       const col = column[param.type];
       if (!col) throw new FhirError(400, issue('error', 'not-supported', `Sorting on ${param.type} parameter "${code}" is not supported`, '_sort'));
       const agg = desc ? 'max' : 'min';
-      terms.push({ expr: `(SELECT ${agg}(s.${col}) FROM sp_${param.type} s WHERE s.rid = r.rid AND s.code = ${params.add(code)})`, desc, nullable: true });
+      terms.push({ expr: `(SELECT ${agg}(s.${col}) FROM sp_${param.type} s WHERE s.rid = r.rid AND s.resource_type = r.resource_type AND s.code = ${params.add(code)})`, desc, nullable: true });
     }
   }
   terms.push({ expr: 'r.rid', desc: false, nullable: false }); // a total order, so pages never overlap or skip
@@ -94,8 +94,10 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   if (summary && !['true', 'false', 'text', 'data', 'count'].includes(summary)) {
     throw new FhirError(400, issue('error', 'invalid', `_summary must be one of true, false, text, data, count`, '_summary'));
   }
-  const totalMode = lastValue(query, '_total') ?? 'accurate';
-  if (!['none', 'estimate', 'accurate'].includes(totalMode)) throw new FhirError(400, issue('error', 'invalid', `_total must be none, estimate or accurate`, '_total'));
+  const totalMode = lastValue(query, '_total');
+  if (totalMode !== undefined && !['none', 'estimate', 'accurate'].includes(totalMode)) {
+    throw new FhirError(400, issue('error', 'invalid', `_total must be none, estimate or accurate`, '_total'));
+  }
 
   const sort = lastValue(query, '_sort') ?? '';
   const token = lastValue(query, '_page');
@@ -112,9 +114,11 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
     ({ rows, page } = await fetchPage(ctx, where, params, terms, cursor, offset, count));
   }
   let total: number | undefined;
-  if (summary === 'count' || (totalMode !== 'none' && (page.hasNext || page.hasPrevious || token !== undefined || rows.length === 0))) {
-    total = Number((await ctx.ex.query<{ c: string }>(`SELECT count(*) AS c FROM resources r WHERE ${where}`, whereParams)).rows[0].c);
-  } else if (totalMode !== 'none') total = offset + rows.length;
+  if (summary === 'count') total = await countMatches(ctx, where, whereParams, 'accurate');
+  else if (totalMode !== 'none') {
+    const known = count > 0 && !page.hasNext && !page.hasPrevious && token === undefined; // this page holds every match
+    total = known ? offset + rows.length : await countMatches(ctx, where, whereParams, (totalMode ?? 'bounded') as 'accurate' | 'estimate' | 'bounded');
+  }
 
   const entries: BundleEntry[] = rows.map((row) => ({
     fullUrl: `${ctx.baseUrl}/${row.resource_type}/${row.id}`,
@@ -133,6 +137,24 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   bundle.link = pageLinks(ctx, options.path, query, unknown, count, sort, page);
   if (entries.length) bundle.entry = entries; // FHIR JSON has no empty arrays
   return bundle;
+}
+
+/**
+ * Bundle.total. `accurate` (and _summary=count) counts every match. Without _total, counting stops
+ * past the configured limit and the total is left out (a broad search must not pay for a count
+ * of millions on every page); `estimate` then takes the planner's estimate instead.
+ */
+async function countMatches(ctx: FhirContext, where: string, params: unknown[], mode: 'accurate' | 'estimate' | 'bounded'): Promise<number | undefined> {
+  if (mode === 'accurate') return Number((await ctx.ex.query<{ c: string }>(`SELECT count(*) AS c FROM resources r WHERE ${where}`, params)).rows[0].c);
+  const limit = ctx.limits.searchTotalLimit;
+  const sql = `SELECT count(*) AS c FROM (SELECT 1 FROM resources r WHERE ${where} LIMIT ${limit + 1}) x`;
+  const counted = Number((await ctx.ex.query<{ c: string }>(sql, params)).rows[0].c);
+  if (counted <= limit) return counted;
+  if (mode === 'bounded') return undefined;
+  const plan = await ctx.ex.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM resources r WHERE ${where}`, params);
+  const json = plan.rows[0]['QUERY PLAN'];
+  const estimated = Number((typeof json === 'string' ? JSON.parse(json) : json)[0]?.Plan?.['Plan Rows']);
+  return Number.isFinite(estimated) ? Math.max(limit + 1, Math.round(estimated)) : limit + 1;
 }
 
 interface PagePosition {

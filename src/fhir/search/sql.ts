@@ -66,7 +66,7 @@ export function clauseSql(clause: Clause, r: string, params: SqlParams): string 
     const inner = clauseSql({ ...clause, chain: rest }, r2, params);
     return `EXISTS (SELECT 1 FROM sp_reference ${s} JOIN resources ${r2}
         ON ${r2}.resource_type = ${s}.target_type AND ${r2}.id = ${s}.target_id
-      WHERE ${s}.rid = ${r}.rid AND ${s}.code = ${params.add(link.param.code)}
+      WHERE ${s}.rid = ${r}.rid AND ${s}.resource_type = ${r}.resource_type AND ${s}.code = ${params.add(link.param.code)}
       AND ${s}.target_type = ANY(${params.add(link.targetTypes)}::text[]) AND NOT ${r2}.deleted AND ${inner})`;
   }
   if (clause.column) return columnSql(clause, r, params);
@@ -80,10 +80,10 @@ export function clauseSql(clause: Clause, r: string, params: SqlParams): string 
   if (mod === 'missing') {
     const v = clause.values[0];
     if (v !== 'true' && v !== 'false') throw invalid(`:missing takes true or false, not "${v}"`, clause.raw);
-    let exists = `EXISTS (SELECT 1 FROM ${table} m WHERE m.rid = ${r}.rid AND m.code = ${params.add(param.code)})`;
+    let exists = `EXISTS (SELECT 1 FROM ${table} m WHERE m.rid = ${r}.rid AND m.resource_type = ${r}.resource_type AND m.code = ${params.add(param.code)})`;
     // A reference given only by identifier has no sp_reference row, but it is not missing.
     if (type === 'reference') {
-      exists = `(${exists} OR EXISTS (SELECT 1 FROM sp_token m WHERE m.rid = ${r}.rid AND m.code = ${params.add(`${param.code}:identifier`)}))`;
+      exists = `(${exists} OR EXISTS (SELECT 1 FROM sp_token m WHERE m.rid = ${r}.rid AND m.resource_type = ${r}.resource_type AND m.code = ${params.add(`${param.code}:identifier`)}))`;
     }
     return v === 'true' ? `NOT ${exists}` : exists;
   }
@@ -92,7 +92,7 @@ export function clauseSql(clause: Clause, r: string, params: SqlParams): string 
   if (mod === 'identifier' || mod === 'of-type') code = `${param.code}:${mod}`;
   const indexTable = mod === 'identifier' ? 'sp_token' : table;
   const ors = clause.values.map((v) => valueSql(type, mod, s, v, params, clause.raw));
-  const match = `EXISTS (SELECT 1 FROM ${indexTable} ${s} WHERE ${s}.rid = ${r}.rid AND ${s}.code = ${params.add(code)} AND (${ors.join(' OR ')}))`;
+  const match = `EXISTS (SELECT 1 FROM ${indexTable} ${s} WHERE ${s}.rid = ${r}.rid AND ${s}.resource_type = ${r}.resource_type AND ${s}.code = ${params.add(code)} AND (${ors.join(' OR ')}))`;
   return mod === 'not' ? `NOT ${match}` : match;
 }
 
