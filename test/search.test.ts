@@ -693,6 +693,62 @@ t.test('Bundle.total: counted up to SEARCH_TOTAL_LIMIT unless _total asks otherw
   t.equal((await search({ _count: '20' })).total, 8, 'a single page holding every match has its total');
 });
 
+t.test('_sort on a multi-valued parameter: each resource once, at its smallest (asc) or largest (desc) value, across pages', async (t) => {
+  const h = await harness(t);
+  const obs = (id: string, codes: string[]) => ({
+    resourceType: 'Observation', id, status: 'final',
+    code: { coding: codes.map((c) => ({ system: 'http://example.org/mv', code: c })), text: 'mv' },
+  });
+  await h.put(obs('o1', ['b']), obs('o2', ['a', 'z']), obs('o3', ['c']), { resourceType: 'Observation', id: 'o4', status: 'final', code: { text: 'mv' } });
+  const walk = async (sort: string): Promise<{ forward: string[]; backward: string[] }> => {
+    let bundle: any = await h.search('Observation', { 'code:text': 'mv', _sort: sort, _count: '1' });
+    const forward: string[] = bundle.entry.map((e: any) => e.resource.id);
+    while (bundle.link.find((l: any) => l.relation === 'next')) {
+      bundle = await h.client.nextPage({ bundle });
+      forward.push(...(bundle.entry ?? []).map((e: any) => e.resource.id));
+    }
+    const backward: string[] = [];
+    while (bundle.link.find((l: any) => l.relation === 'previous')) {
+      bundle = await h.client.prevPage({ bundle });
+      backward.unshift(...bundle.entry.map((e: any) => e.resource.id));
+    }
+    return { forward, backward };
+  };
+  const asc = await walk('code');
+  t.strictSame(asc.forward, ['o2', 'o1', 'o3', 'o4'], 'ascending by the smallest code (a, b, c), no code last');
+  t.strictSame(asc.backward, ['o2', 'o1', 'o3'], 'and back, page by page, from the last page');
+  const desc = await walk('-code');
+  t.strictSame(desc.forward, ['o2', 'o3', 'o1', 'o4'], 'descending by the largest code (z, c, b), no code last');
+  t.strictSame(desc.backward, ['o2', 'o3', 'o1'], 'and back');
+  const all = await h.find('Observation', { 'code:text': 'mv', _sort: '-code', _count: '10' });
+  t.strictSame(all, ['o1', 'o2', 'o3', 'o4'], 'one page holds each resource once');
+});
+
+t.test('_sort by date when the matches are rare at the start of the index (the budgeted walk falls back)', async (t) => {
+  const h = await harness(t);
+  // 1,100 past observations come first in date order; the 5 that match come after all of them.
+  const entry = (id: string, code: string, date: string) => ({
+    resource: { resourceType: 'Observation', id, status: 'final', code: { coding: [{ system: 'http://example.org/b', code }] }, effectiveDateTime: date },
+    request: { method: 'PUT', url: `Observation/${id}` },
+  });
+  const entries = [];
+  for (let i = 0; i < 1100; i++) entries.push(entry(`old${i}`, 'old', new Date(Date.UTC(2020, 0, 1) + i * 3600_000).toISOString()));
+  for (let i = 0; i < 5; i++) entries.push(entry(`new${i}`, 'new', `2030-01-0${5 - i}T10:00:00Z`));
+  const tx = await http('POST', h.s.url, { resourceType: 'Bundle', type: 'transaction', entry: entries });
+  t.equal(tx.status, 200, 'loaded');
+  let bundle: any = await h.search('Observation', { code: 'http://example.org/b|new', _sort: 'date', _count: '2' });
+  const seen: string[] = bundle.entry.map((e: any) => e.resource.id);
+  while (bundle.link.find((l: any) => l.relation === 'next')) {
+    bundle = await h.client.nextPage({ bundle });
+    seen.push(...(bundle.entry ?? []).map((e: any) => e.resource.id));
+  }
+  t.strictSame(seen, ['new4', 'new3', 'new2', 'new1', 'new0'], 'the matches in date order, each once');
+  const desc = await h.search('Observation', { code: 'http://example.org/b|new', _sort: '-date', _count: '3' });
+  t.strictSame(desc.entry.map((e: any) => e.resource.id), ['new0', 'new1', 'new2'], 'descending');
+  const olds = await h.search('Observation', { code: 'http://example.org/b|old', _sort: '-date', _count: '2' });
+  t.strictSame(olds.entry.map((e: any) => e.resource.id), ['old1099', 'old1098'], 'dense matches: the latest first');
+});
+
 t.test('paging is stable while data changes: keyset links, no skip, no repeat', async (t) => {
   const h = await harness(t);
   // birthDate is missing on some, so the sort walks through NULLs (they come last both ways).

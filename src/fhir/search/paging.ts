@@ -11,6 +11,8 @@ export interface SortTerm {
   expr: string;
   desc: boolean;
   nullable: boolean;
+  /** A parameter term whose index table is ordered by its value: it can drive the scan (code: its placeholder). */
+  driver?: { table: string; column: string; code: string; codeValue: string };
 }
 
 /** A position in the ordered result: the sort key of a row, as the text PostgreSQL gives it. */

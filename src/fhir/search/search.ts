@@ -69,7 +69,15 @@ function sortTerms(types: string[] | undefined, sort: string | undefined, params
       const col = column[param.type];
       if (!col) throw new FhirError(400, issue('error', 'not-supported', `Sorting on ${param.type} parameter "${code}" is not supported`, '_sort'));
       const agg = desc ? 'max' : 'min';
-      terms.push({ expr: `(SELECT ${agg}(s.${col}) FROM sp_${param.type} s WHERE s.rid = r.rid AND s.resource_type = r.resource_type AND s.code = ${params.add(code)})`, desc, nullable: true });
+      const codeParam = params.add(code);
+      const table = `sp_${param.type}`;
+      terms.push({
+        expr: `(SELECT ${agg}(s.${col}) FROM ${table} s WHERE s.rid = r.rid AND s.resource_type = r.resource_type AND s.code = ${codeParam})`,
+        desc,
+        nullable: true,
+        // String and uri indexes use text_pattern_ops (for prefixes), whose order is not the collation's.
+        driver: param.type === 'string' || param.type === 'uri' ? undefined : { table, column: col, code: codeParam, codeValue: code },
+      });
     }
   }
   terms.push({ expr: 'r.rid', desc: false, nullable: false }); // a total order, so pages never overlap or skip
@@ -111,7 +119,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   if (summary !== 'count' && count > 0) {
     const terms = sortTerms(types, sort, params);
     const cursor = token === undefined ? undefined : decodeCursor(token, sort, terms.length);
-    ({ rows, page } = await fetchPage(ctx, where, params, terms, cursor, offset, count));
+    ({ rows, page } = await fetchPage(ctx, types?.length === 1 ? types[0] : undefined, where, params, terms, cursor, offset, count));
   }
   let total: number | undefined;
   if (summary === 'count') total = await countMatches(ctx, where, whereParams, 'accurate');
@@ -170,35 +178,166 @@ interface PagePosition {
  * timestamps keep their microseconds) so the next links can continue from them.
  */
 async function fetchPage(
-  ctx: FhirContext, where: string, params: SqlParams, terms: SortTerm[], cursor: Cursor | undefined, offset: number, count: number
+  ctx: FhirContext, type: string | undefined, where: string, params: SqlParams, terms: SortTerm[], cursor: Cursor | undefined, offset: number, count: number
 ): Promise<{ rows: Row[]; page: PagePosition }> {
   const backward = cursor?.direction === 'before';
-  const keys = terms.map((_, i) => `k${i}`);
-  const pageWhere = cursor ? `${where} AND ${keysetCondition(terms, cursor, params)}` : where;
-  const sql = `SELECT q.rid, q.resource_type, q.id, q.content, ${keys.map((k) => `q.${k}::text AS ${k}`).join(', ')} FROM (
-      SELECT r.rid, r.resource_type, r.id, r.content, ${terms.map((t, i) => `${t.expr} AS ${keys[i]}`).join(', ')}
-      FROM resources r WHERE ${pageWhere} ORDER BY ${orderBy(terms, keys, backward)} OFFSET ${offset} LIMIT ${count + 1}
-    ) q ORDER BY ${orderBy(terms, keys.map((k) => `q.${k}`), backward)}`;
-  const result = await ctx.ex.query<Row & Record<string, string | null>>(sql, params.values);
-  let rows = result.rows;
+  const rows = terms[0].driver && offset === 0 ? await readByLeadingIndex(ctx, type, where, params, terms, cursor, count + 1) : await readPage(ctx, { where, params, terms, cursor, reverse: backward, offset, limit: count + 1 });
   const more = rows.length > count;
-  if (more) rows = rows.slice(0, count);
-  if (backward) rows.reverse();
+  const page = rows.slice(0, count);
+  if (backward) page.reverse();
   const sort = cursor?.sort ?? '';
-  const keyOf = (row: Record<string, string | null>) => keys.map((k) => row[k]);
-  const page: PagePosition = backward
-    ? { hasNext: true, hasPrevious: more }
-    : { hasNext: more, hasPrevious: cursor !== undefined || offset > 0 };
-  if (rows.length) {
-    page.first = { direction: 'before', inclusive: false, key: keyOf(rows[0]), sort };
-    page.last = { direction: 'after', inclusive: false, key: keyOf(rows[rows.length - 1]), sort };
+  const keyOf = (row: KeyedRow) => row.keys;
+  const position: PagePosition = backward ? { hasNext: true, hasPrevious: more } : { hasNext: more, hasPrevious: cursor !== undefined || offset > 0 };
+  if (page.length) {
+    position.first = { direction: 'before', inclusive: false, key: keyOf(page[0]), sort };
+    position.last = { direction: 'after', inclusive: false, key: keyOf(page[page.length - 1]), sort };
   } else if (cursor) {
     // Nothing left on this side of the cursor: the way back starts at the cursor itself.
-    page.first = { direction: 'before', inclusive: true, key: cursor.key, sort };
-    page.last = { direction: 'after', inclusive: true, key: cursor.key, sort };
-    page.hasNext = backward;
+    position.first = { direction: 'before', inclusive: true, key: cursor.key, sort };
+    position.last = { direction: 'after', inclusive: true, key: cursor.key, sort };
+    position.hasNext = backward;
   }
-  return { rows, page };
+  return { rows: page, page: position };
+}
+
+interface KeyedRow extends Row {
+  keys: (string | null)[];
+  checked?: string | null;
+}
+
+interface PageQuery {
+  where: string;
+  params: SqlParams;
+  terms: SortTerm[];
+  cursor: Cursor | undefined;
+  /** Read against the order (towards the start: a previous page). */
+  reverse: boolean;
+  offset: number;
+  limit: number;
+  /** FROM clause when not just `resources r` (a join with the index that drives the order). */
+  from?: string;
+  /** An expression computed for the rows of the page (after the limit), returned as `checked`. */
+  check?: string;
+}
+
+/** Rows in the order of `terms` (reversed for a backward cursor), strictly beyond the cursor. */
+async function readPage(ctx: FhirContext, q: PageQuery): Promise<KeyedRow[]> {
+  const params = copyParams(q.params);
+  const keys = q.terms.map((_, i) => `k${i}`);
+  const where = q.cursor ? `${q.where} AND ${keysetCondition(q.terms, q.cursor, params)}` : q.where;
+  // The outer query is aliased r too, so `check` (an expression on r) runs on the page's rows only.
+  const check = q.check ? `, (${q.check})::text AS checked` : '';
+  const sql = `SELECT r.rid, r.resource_type, r.id, r.content, ${keys.map((k) => `r.${k}::text AS ${k}`).join(', ')}${check} FROM (
+      SELECT r.rid, r.resource_type, r.id, r.content, ${q.terms.map((t, i) => `${t.expr} AS ${keys[i]}`).join(', ')}
+      FROM ${q.from ?? 'resources r'} WHERE ${where} ORDER BY ${orderBy(q.terms, keys, q.reverse)} OFFSET ${q.offset} LIMIT ${q.limit}
+    ) r ORDER BY ${orderBy(q.terms, keys.map((k) => `r.${k}`), q.reverse)}`;
+  const result = await ctx.ex.query<Row & Record<string, string | null>>(sql, params.values);
+  return result.rows.map((row) => ({
+    rid: row.rid, resource_type: row.resource_type, id: row.id, content: row.content, keys: keys.map((k) => row[k]), checked: row.checked,
+  }));
+}
+
+function copyParams(from: SqlParams): SqlParams {
+  const p = new SqlParams();
+  p.values.push(...from.values);
+  return p;
+}
+
+/**
+ * Sorting by a parameter whose index is ordered (date, token, number, quantity, reference): the
+ * resources that have a value are read by joining that index, so PostgreSQL can walk it in
+ * order and stop after one page, or, when the criteria are selective, find the few matches
+ * first and sort them (its choice, by cost). Sorting every match by a computed key instead
+ * costs a subquery per match: 0.35 s for 40,000 appointments. Resources without a value come
+ * after all others (NULLS LAST), so they are read second, and only when the first part runs out.
+ */
+async function readByLeadingIndex(
+  ctx: FhirContext, type: string | undefined, where: string, params: SqlParams, terms: SortTerm[], cursor: Cursor | undefined, limit: number
+): Promise<KeyedRow[]> {
+  const [lead, ...rest] = terms;
+  const d = lead.driver!;
+  const reverse = cursor?.direction === 'before';
+  const valued: PageQuery = {
+    from: `resources r JOIN ${d.table} d ON d.rid = r.rid AND d.resource_type = r.resource_type AND d.code = ${d.code} AND d.${d.column} IS NOT NULL`,
+    where,
+    params,
+    terms: [{ expr: `d.${d.column}`, desc: lead.desc, nullable: false }, ...rest],
+    cursor,
+    reverse,
+    offset: 0,
+    limit,
+    check: lead.expr, // the resource's own sort key (its smallest or largest value)
+  };
+  // The join meets a resource once per value; only the row carrying its sort key counts. Such
+  // duplicates are rare (most sorted parameters hold one value), so they are dropped here, after
+  // the page is read, rather than by a condition that would mislead the planner's estimates.
+  const readValued = async (from: PageQuery): Promise<KeyedRow[]> => {
+    const kept: KeyedRow[] = [];
+    const seen = new Set<string>();
+    let q = from;
+    for (;;) {
+      const raw = await readValuedOnce(q);
+      for (const row of raw) {
+        if (row.checked !== row.keys[0] || seen.has(row.rid)) continue;
+        seen.add(row.rid);
+        kept.push(row);
+      }
+      if (raw.length < q.limit || kept.length >= from.limit) return kept.slice(0, from.limit);
+      const direction = q.reverse ? 'before' : 'after';
+      q = { ...q, cursor: { direction, inclusive: false, key: raw[raw.length - 1].keys, sort: cursor?.sort ?? '' } };
+    }
+  };
+  // Walking the index in order is fast when matches are spread along it, and slow when they
+  // cluster far from where the walk starts (upcoming appointments sorted by date, with years of
+  // past ones first): the planner cannot tell the two apart. So the walk gets a budget: a window
+  // of the next index entries (exact when the sort has no other key, since every entry beyond
+  // it sorts after). When the window is full but the page is not, the matches are sparse there,
+  // and the page is read criteria first, sorted by a key the index cannot serve.
+  const readValuedOnce = async (q: PageQuery): Promise<KeyedRow[]> => {
+    if (rest.length !== 1 || type === undefined) return readPage(ctx, q);
+    const budget = Math.max(1000, 10 * q.limit);
+    const windowTerms: SortTerm[] = [
+      { expr: `w.${d.column}`, desc: lead.desc, nullable: false },
+      { expr: 'w.rid', desc: false, nullable: false },
+    ];
+    // The next `budget` entries of the index beyond the cursor, with the placeholders of `p`.
+    const windowSql = (p: SqlParams, code: string) => {
+      const after = q.cursor ? ` AND ${keysetCondition(windowTerms, q.cursor, p)}` : '';
+      return `(SELECT w.rid, w.${d.column} FROM ${d.table} w WHERE w.resource_type = ${p.add(type)} AND w.code = ${code} AND w.${d.column} IS NOT NULL${after}
+        ORDER BY ${orderBy(windowTerms, windowTerms.map((t) => t.expr), q.reverse)} LIMIT ${budget})`;
+    };
+    const windowParams = copyParams(q.params);
+    const window = windowSql(windowParams, d.code);
+    const rows = await readPage(ctx, { ...q, params: windowParams, from: `${window} d JOIN resources r ON r.rid = d.rid` });
+    if (rows.length >= q.limit) return rows;
+    const countParams = new SqlParams();
+    const counted = `SELECT count(*) AS c FROM ${windowSql(countParams, countParams.add(d.codeValue))} x`;
+    const inWindow = Number((await ctx.ex.query<{ c: string }>(counted, countParams.values)).rows[0].c);
+    if (inWindow < budget) return rows; // the window reached the end of the index: nothing was left out
+    const unindexable: Record<string, string> = { sp_date: `(d.${d.column} + interval '0 second')`, sp_number: `(d.${d.column} + 0)`, sp_quantity: `(d.${d.column} + 0)` };
+    const key = unindexable[d.table] ?? `(d.${d.column} || '')`;
+    return readPage(ctx, { ...q, terms: [{ ...q.terms[0], expr: key }, ...q.terms.slice(1)] });
+  };
+  const missing = (c: Cursor | undefined, n: number): Promise<KeyedRow[]> =>
+    readPage(ctx, {
+      where: `${where} AND NOT EXISTS (SELECT 1 FROM ${d.table} d WHERE d.rid = r.rid AND d.resource_type = r.resource_type AND d.code = ${d.code} AND d.${d.column} IS NOT NULL)`,
+      params,
+      terms: rest,
+      cursor: c && { ...c, key: c.key.slice(1) },
+      reverse,
+      offset: 0,
+      limit: n,
+    }).then((rows) => rows.map((row) => ({ ...row, keys: [null, ...row.keys] })));
+  const inMissing = cursor !== undefined && cursor.key[0] === null;
+  if (!reverse) {
+    // forward: the valued rows, then the ones without a value
+    const first = inMissing ? [] : await readValued(valued);
+    return first.length < limit ? [...first, ...(await missing(inMissing ? cursor : undefined, limit - first.length))] : first;
+  }
+  // backward: from the cursor towards the start, so the rows without a value come first
+  if (!inMissing) return readValued(valued);
+  const tail = await missing(cursor, limit);
+  return tail.length < limit ? [...tail, ...(await readValued({ ...valued, cursor: undefined, limit: limit - tail.length }))] : tail;
 }
 
 function pageLinks(ctx: FhirContext, path: string, query: Query, unknown: string[], count: number, sort: string, page: PagePosition): BundleLink[] {
