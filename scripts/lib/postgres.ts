@@ -5,11 +5,15 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, chmodSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export interface TestPostgres {
   url: string;
+  /** The cluster's data folder. */
+  dataDir: string;
   stop(): void;
+  /** Stops the server cleanly and keeps the data folder, for a later startPostgres({ dataDir }). */
+  stopAndKeep(): void;
 }
 
 function findBin(name: string): string | undefined {
@@ -33,7 +37,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startPostgres(): Promise<TestPostgres> {
+/** A new throwaway cluster, or (dataDir) one kept by stopAndKeep() started again. */
+export async function startPostgres(options: { dataDir?: string } = {}): Promise<TestPostgres> {
   const initdb = findBin('initdb');
   const pgCtl = findBin('pg_ctl');
   if (!initdb || !pgCtl) {
@@ -42,17 +47,23 @@ export async function startPostgres(): Promise<TestPostgres> {
   const asRoot = process.getuid?.() === 0;
   // runuser lives in /usr/sbin, which a non-login root shell may not have on its PATH.
   const runuser = asRoot ? (['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find((p) => existsSync(p)) ?? 'runuser') : '';
-  const dir = mkdtempSync(join(tmpdir(), 'fhir-pg-'));
-  chmodSync(dir, 0o777);
-  const data = join(dir, 'data');
+  const dir = options.dataDir ? dirname(options.dataDir) : mkdtempSync(join(tmpdir(), 'fhir-pg-'));
+  const data = options.dataDir ?? join(dir, 'data');
   const run = (cmd: string, args: string[]) =>
     asRoot ? execFileSync(runuser, ['-u', 'postgres', '--', cmd, ...args], { stdio: 'pipe' }) : execFileSync(cmd, args, { stdio: 'pipe' });
-  run(initdb, ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
+  if (!options.dataDir) {
+    chmodSync(dir, 0o777);
+    run(initdb, ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
+  }
   const port = await freePort();
   const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB`;
   run(pgCtl, ['-D', data, '-o', opts, '-l', join(dir, 'postgres.log'), '-w', 'start']);
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    dataDir: data,
+    stopAndKeep() {
+      run(pgCtl, ['-D', data, '-m', 'fast', 'stop']);
+    },
     stop() {
       try {
         run(pgCtl, ['-D', data, '-m', 'immediate', 'stop']);

@@ -73,7 +73,7 @@ const MARITAL = [
 ] as const;
 
 /** The INS-NIR key: 97 - (NIR mod 97); Corsica's 2A/2B count as 19/18 in the computation. */
-function nirKey(nir13: string): string {
+export function nirKey(nir13: string): string {
   const numeric = nir13.replace('2A', '19').replace('2B', '18');
   return pad(97 - Number(BigInt(numeric) % 97n), 2);
 }
@@ -196,3 +196,6 @@ function uuidFrom(rnd: Random): string {
   const hex = Array.from({ length: 32 }, () => Math.floor(rnd() * 16).toString(16)).join('');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20)}`;
 }
+
+// Name and commune lists, for other generators of French data (scripts/lib/bench/coordination.ts).
+export { FAMILY, GIVEN_F, GIVEN_M, COMMUNES, STREET_TYPES, STREETS, uuidFrom };
