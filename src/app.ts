@@ -6,6 +6,7 @@ import type { Config } from './config.ts';
 import { limitsOf } from './fhir/context.ts';
 import { parseQueryString } from './fhir/request.ts';
 import { loadDefinitions } from './fhir/definitions.ts';
+import { startSearchParameters } from './fhir/search-parameters.ts';
 import { registerErrorHandlers } from './http/errors.ts';
 import { fhirRoutes } from './http/fhir-routes.ts';
 import { healthRoutes, type HealthState } from './http/health.ts';
@@ -34,6 +35,9 @@ export async function buildApp(db: Db, config: Config, logger: boolean | object 
     reply.header('x-request-id', request.id);
   });
   registerErrorHandlers(server);
+  // Custom SearchParameters stored in the database, and the runner of reindex jobs.
+  const searchParameters = await startSearchParameters(db, server.log);
+  server.addHook('onClose', () => searchParameters.stop());
   await server.register(healthRoutes, { db, state });
   await server.register(fhirRoutes, {
     db,

@@ -29,7 +29,7 @@ t.test('CapabilityStatement', async (t) => {
   for (const n of ['_id', '_lastUpdated', 'identifier', 'name', 'birthdate', 'family', 'given', 'organization']) t.ok(names.includes(n), `Patient search ${n}`);
   t.notOk(names.includes('near'), 'special parameters are not claimed');
   const observation = rest.resource.find((r: any) => r.type === 'Observation');
-  t.notOk(observation.searchParam.some((p: any) => p.type === 'composite'), 'composite parameters are not claimed until implemented');
+  t.ok(observation.searchParam.some((p: any) => p.name === 'code-value-quantity' && p.type === 'composite'), 'composite parameters are claimed (search-features.test.ts)');
   t.ok(patient.searchInclude.includes('Patient:organization'));
 });
 
@@ -38,6 +38,7 @@ t.test('every advertised search parameter is accepted by the engine', async (t) 
   const cs = (await http('GET', `${s.url}/metadata`)).body;
   const sample: Record<string, string> = {
     string: 'x', token: 'a|b', date: 'ge2020-01-01', reference: 'Patient/1', number: '5', quantity: '5||mg', uri: 'http://x',
+    composite: 'a|b$2020', // 2020: a valid second component of every type (token, string, number, quantity, date...)
   };
   let checked = 0;
   for (const r of cs.rest[0].resource.filter((x: any) => ['Patient', 'Observation', 'CarePlan', 'CareTeam', 'Appointment', 'Communication'].includes(x.type))) {

@@ -431,7 +431,7 @@ t.test('quantity: value|system|code, ||unit, prefixes and precision (Observation
     [{ 'value-quantity': '5.4||mg' }, ['mg', 'free']],
     [{ 'value-quantity': '5.4||milligram' }, ['mg']],
     [{ 'value-quantity': `5.4|${UCUM}|milligram` }, []],
-    [{ 'value-quantity': `gt5|${UCUM}|mg` }, ['mg']],
+    [{ 'value-quantity': `gt5|${UCUM}|mg` }, ['g', 'mg']], // UCUM units convert: 5.4 g > 5 mg (search-features.test.ts)
     [{ 'value-quantity': 'lt10' }, ['mg', 'g', 'free']],
     [{ 'value-quantity': `100|${UCUM}|mm[Hg]` }, ['mmhg']],
     [{ 'value-quantity': `ge100|${UCUM}|mm[Hg]` }, ['mmhg', 'big']],

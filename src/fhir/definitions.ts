@@ -25,6 +25,8 @@ export interface SearchParamDef {
   /** Composite parameters: the components' definitions and expressions. */
   components?: { definition: string; expression: string }[];
   modifiers?: string[];
+  /** Set for parameters defined by a SearchParameter resource stored on this server ("SearchParameter/id"); built-ins have none. */
+  definedBy?: string;
 }
 
 const resourceTypes: string[] = [];
@@ -48,7 +50,10 @@ async function load(): Promise<void> {
   // Resource, DomainResource and the types fixtures and tests start with; the rest on first use.
   for (const t of ['Resource', 'DomainResource']) ensureTypeLoaded(t);
   resourceTypes.push(...compact.resourceTypes);
-  for (const sp of compact.searchParameters) registerSearchParameter(sp);
+  for (const sp of compact.searchParameters) {
+    registerSearchParameter(sp);
+    if (sp.url) builtinUrls.add(sp.url);
+  }
   for (const [type, params] of Object.entries(compact.compartment)) compartmentParams.set(type, params);
 }
 
@@ -113,17 +118,39 @@ async function compactDefinitions(): Promise<CompactDefinitions> {
   return JSON.parse(text) as CompactDefinitions;
 }
 
-/** Adds (or replaces) a SearchParameter for each of its base resource types. */
-export function registerSearchParameter(sp: SearchParameter): void {
-  const bases = (sp.base as string[]).flatMap((b) => (b === 'Resource' || b === 'DomainResource' ? resourceTypes : [b]));
-  for (const base of bases) {
-    // Parameters without an expression (_text, _content, _list, _query) need an engine of their
-    // own; until they have one they are not registered, so they are reported, never claimed.
-    const expression = expressionFor(sp.expression, base, sp.base as string[]);
-    if (!expression) continue;
+const typeByUrl = new Map<string, SearchParamType>();
+
+/** The type of a SearchParameter by canonical URL (composite parameters name their components' definitions by URL). */
+export function getSearchParamTypeByUrl(url: string): SearchParamType | undefined {
+  return typeByUrl.get(url);
+}
+
+/**
+ * Adds (or replaces) a SearchParameter for each of its base resource types. definedBy marks a
+ * custom parameter (a SearchParameter resource stored on this server, see search-parameters.ts).
+ */
+export function registerSearchParameter(sp: SearchParameter, definedBy?: string): void {
+  if (sp.url) typeByUrl.set(sp.url, sp.type as SearchParamType);
+  for (const [base, def] of searchParamDefs(sp, definedBy)) {
     let map = paramsByType.get(base);
     if (!map) paramsByType.set(base, (map = new Map()));
-    map.set(sp.code, {
+    map.set(sp.code, def);
+  }
+  registryVersion++;
+}
+
+/**
+ * The definition a SearchParameter gives each of its base types, without registering anything.
+ * Parses the expressions (throws on an invalid one). Bases it has no expression for are absent.
+ */
+export function searchParamDefs(sp: SearchParameter, definedBy?: string): Map<string, SearchParamDef> {
+  const defs = new Map<string, SearchParamDef>();
+  for (const base of expandBases(sp.base as string[])) {
+    // Parameters without an expression (_text, _content, _list, _query) need an engine of their
+    // own; until they have one they are not registered, so they are reported, never claimed.
+    const expression = expressionFor(sp.expression, base, sp.base as string[], !!definedBy);
+    if (!expression) continue;
+    const def: SearchParamDef = {
       code: sp.code,
       type: sp.type as SearchParamType,
       expression,
@@ -133,22 +160,54 @@ export function registerSearchParameter(sp: SearchParameter): void {
       description: sp.description,
       components: sp.component?.map((c) => ({ definition: c.definition, expression: c.expression })),
       modifiers: sp.modifier,
-    });
+    };
+    if (definedBy) def.definedBy = definedBy;
+    defs.set(base, def);
   }
+  return defs;
+}
+
+function expandBases(bases: string[]): string[] {
+  return bases.flatMap((b) => (b === 'Resource' || b === 'DomainResource' ? resourceTypes : [b]));
+}
+
+/** Removes a custom parameter registered by registerSearchParameter(sp, definedBy); built-ins are never removed. */
+export function unregisterSearchParameter(sp: SearchParameter, definedBy: string): void {
+  let removed = false;
+  for (const base of expandBases((sp.base ?? []) as string[])) {
+    const map = paramsByType.get(base);
+    if (map?.get(sp.code)?.definedBy === definedBy) {
+      map.delete(sp.code);
+      removed = true;
+    }
+  }
+  if (removed && sp.url && !builtinUrls.has(sp.url)) typeByUrl.delete(sp.url);
+  registryVersion++;
+}
+
+const builtinUrls = new Set<string>();
+let registryVersion = 0;
+
+/** Changes whenever a parameter is registered or removed (the CapabilityStatement is rebuilt then). */
+export function searchParametersVersion(): number {
+  return registryVersion;
 }
 
 /**
  * A SearchParameter's expression covers all its bases ("Patient.name | Practitioner.name").
  * Keep the union branches that start at this type, so indexing evaluates only what applies.
  */
-function expressionFor(expression: string | undefined, type: string, bases: string[]): string | undefined {
+function expressionFor(expression: string | undefined, type: string, bases: string[], custom = false): string | undefined {
   if (!expression) return undefined;
   const branches = splitUnion(expression);
-  const generic = bases.includes('Resource') || bases.includes('DomainResource');
+  // Custom parameters may also start at the resource itself ("extension('…').value", as French
+  // IGs write them) or at Resource/DomainResource: such branches apply to every base.
+  const generic = custom || bases.includes('Resource') || bases.includes('DomainResource');
   const kept = branches
     .map((b) => b.trim())
     .filter((b) => {
       const head = b.replace(/^\(+/, '');
+      if (custom && !/^[A-Z][A-Za-z]*(\.|\s|$)/.test(head)) return true;
       return head.startsWith(type + '.') || head.startsWith(type + ' ') || head === type || (generic && (head.startsWith('Resource.') || head.startsWith('DomainResource.')));
     })
     .map((b) => b.replace(/\b(Resource|DomainResource)\./g, type + '.'));

@@ -7,6 +7,7 @@ import { insertResource, readCurrent, updateResource, type StoredResource } from
 import type { FhirContext } from './context.ts';
 import { emptyRows, indexResource } from './search/indexer.ts';
 import { errors } from './outcome.ts';
+import { checkSearchParameter, searchParameterWritten } from './search-parameters.ts';
 
 export interface Written {
   stored: StoredResource;
@@ -34,8 +35,10 @@ export async function createNew(ctx: FhirContext, resource: Resource, method = '
   const lastUpdated = new Date().toISOString();
   const stamped = stamp(resource, id, 1, lastUpdated);
   const content = JSON.stringify(stamped);
+  if (resource.resourceType === 'SearchParameter') checkSearchParameter(stamped); // custom search parameters (search-parameters.ts)
   const ok = await insertResource(ctx.ex, { resourceType: resource.resourceType, id, lastUpdated, content, rows: indexRows(stamped), method });
   if (!ok) throw errors.conflict(`${resource.resourceType}/${id} already exists`);
+  if (resource.resourceType === 'SearchParameter') await searchParameterWritten(ctx, undefined, stamped);
   return {
     stored: { rid: '', resourceType: resource.resourceType, id, versionId: 1, lastUpdated: new Date(lastUpdated), deleted: false, content },
     resource: stamped,
@@ -82,6 +85,7 @@ export async function writeVersion(ctx: FhirContext, w: VersionedWrite): Promise
     const lastUpdated = new Date().toISOString();
     const stamped = resource ? stamp(resource, w.id, versionId, lastUpdated) : undefined;
     const content = stamped ? JSON.stringify(stamped) : null;
+    if (w.resourceType === 'SearchParameter' && stamped) checkSearchParameter(stamped);
     const ok = await updateResource(ctx.ex, {
       rid: current.rid,
       resourceType: w.resourceType,
@@ -96,6 +100,7 @@ export async function writeVersion(ctx: FhirContext, w: VersionedWrite): Promise
       if (w.ifMatch !== undefined) throw errors.preconditionFailed(`Version ${w.ifMatch} of ${w.resourceType}/${w.id} was replaced concurrently`);
       continue;
     }
+    if (w.resourceType === 'SearchParameter') await searchParameterWritten(ctx, currentResource, stamped);
     return {
       stored: { rid: current.rid, resourceType: w.resourceType, id: w.id, versionId, lastUpdated: new Date(lastUpdated), deleted: !content, content },
       resource: stamped,

@@ -10,7 +10,9 @@ export type Level = 'system' | 'type' | 'instance';
 /** CapabilityStatement interaction codes (TypeRestfulInteraction / SystemRestfulInteraction). */
 export type InteractionCode =
   | 'read' | 'vread' | 'update' | 'patch' | 'delete' | 'history-instance' | 'history-type' | 'create' | 'search-type'
-  | 'transaction' | 'batch' | 'search-system' | 'history-system' | 'capabilities';
+  | 'transaction' | 'batch' | 'search-system' | 'history-system' | 'capabilities'
+  // An operation ($name) or an endpoint of one (an asynchronous job's status).
+  | 'operation';
 
 export interface Route {
   method: Method;
@@ -20,6 +22,8 @@ export interface Route {
   interaction: InteractionCode;
   /** Conditional variants (no id in the URL) — stated as conditionalX in the CapabilityStatement. */
   conditional?: boolean;
+  /** Operations: the name and OperationDefinition the CapabilityStatement states (at the route's level). */
+  operation?: { name: string; definition: string };
   handle(ctx: FhirContext, req: FhirRequest, p: Record<string, string>): Promise<FhirResponse>;
 }
 

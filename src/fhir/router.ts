@@ -9,12 +9,14 @@ import { history } from './interactions/history.ts';
 import { conditionalPatch, patch } from './interactions/patch.ts';
 import { read, vread } from './interactions/read.ts';
 import { searchCompartment, searchSystem, searchType } from './interactions/search.ts';
+import { cancelReindex, reindex, REINDEX_OPERATION, reindexStatus } from './interactions/reindex.ts';
 import { processBundle } from './interactions/transaction.ts';
 import { conditionalUpdate, update } from './interactions/update.ts';
 import { errors, FhirError, issue } from './outcome.ts';
 import { Registry } from './registry.ts';
 import type { FhirRequest } from './request.ts';
 import type { FhirResponse } from './response.ts';
+import { pendingSearchParameterSync } from './search-parameters.ts';
 
 const hasCriteria = (req: FhirRequest) => Object.keys(req.query).some((k) => k !== '_format' && k !== '_pretty');
 
@@ -25,6 +27,10 @@ export const registry = new Registry()
   .add({ method: 'GET', pattern: [], level: 'system', interaction: 'search-system', handle: (ctx, req) => searchSystem(ctx, req) })
   .add({ method: 'POST', pattern: ['_search'], level: 'system', interaction: 'search-system', handle: (ctx, req) => searchSystem(ctx, req) })
   .add({ method: 'GET', pattern: ['_history'], level: 'system', interaction: 'history-system', handle: (ctx, req) => history(ctx, undefined, undefined, req.query) })
+  .add({ method: 'POST', pattern: ['$reindex'], level: 'system', interaction: 'operation', operation: REINDEX_OPERATION, handle: (ctx, req) => reindex(ctx, undefined, req) })
+  .add({ method: 'GET', pattern: ['$reindex-status', ':job'], level: 'system', interaction: 'operation', handle: (ctx, _req, p) => reindexStatus(ctx, p.job) })
+  .add({ method: 'DELETE', pattern: ['$reindex-status', ':job'], level: 'system', interaction: 'operation', handle: (ctx, _req, p) => cancelReindex(ctx, p.job) })
+  .add({ method: 'POST', pattern: [':type', '$reindex'], level: 'type', interaction: 'operation', operation: REINDEX_OPERATION, handle: (ctx, req, p) => reindex(ctx, p.type, req) })
   .add({ method: 'GET', pattern: [':type'], level: 'type', interaction: 'search-type', handle: (ctx, req, p) => searchType(ctx, p.type, req) })
   .add({ method: 'POST', pattern: [':type', '_search'], level: 'type', interaction: 'search-type', handle: (ctx, req, p) => searchType(ctx, p.type, req) })
   .add({ method: 'POST', pattern: [':type'], level: 'type', interaction: 'create', handle: (ctx, req, p) => create(ctx, p.type, req) })
@@ -47,6 +53,9 @@ function requireCriteria(req: FhirRequest, fn: () => Promise<FhirResponse>): Pro
 }
 
 export async function dispatch(ctx: FhirContext, req: FhirRequest): Promise<FhirResponse> {
+  // After a SearchParameter write inside a transaction bundle: use it as soon as it is committed.
+  const sync = ctx.inTransaction ? undefined : pendingSearchParameterSync(ctx.db);
+  if (sync) await sync;
   const found = registry.match(req.method, req.path);
   if (!found) throw errors.notFound(`No FHIR endpoint at /${req.path.join('/')}`);
   if ('allowed' in found) {

@@ -1,5 +1,5 @@
 // Resource persistence: the current row, the history row and the search index rows of a
-// write are one call of a PL/pgSQL function (migrations/002), so every write is atomic on its
+// write are one call of a PL/pgSQL function (migrations/002, index fields extended by 003), so every write is atomic on its
 // own and costs one round trip; inside a transaction bundle the same calls run on the tx.
 import type { Executor } from './db.ts';
 import type { IndexRows } from '../fhir/search/indexer.ts';
@@ -60,8 +60,8 @@ export async function readVersion(ex: Executor, resourceType: string, id: string
   return r.rows[0] ? { ...toStored(r.rows[0]), method: r.rows[0].method! } : undefined;
 }
 
-function indexParams(rows: IndexRows): unknown[] {
-  const { string: s, token: t, date: d, number: nb, quantity: q, reference: rf, uri: u } = rows;
+export function indexParams(rows: IndexRows): unknown[] {
+  const { string: s, token: t, date: d, number: nb, quantity: q, reference: rf, uri: u, composite: x, text } = rows;
   return [
     s.code, s.value, s.norm,
     t.code, t.system, t.value, t.display,
@@ -70,16 +70,24 @@ function indexParams(rows: IndexRows): unknown[] {
     q.code, q.value, q.low, q.high, q.system, q.unit,
     rf.code, rf.targetType, rf.targetId, rf.url,
     u.code, u.value,
+    // added by migrations/003
+    q.cValue, q.cUnit,
+    x.code, x.aSystem, x.aValue, x.bSystem, x.bValue, x.bUrl, x.bNum, x.bCnum, x.bCunit, x.bLow, x.bHigh, x.cNum,
+    text.narrative, text.content,
   ];
 }
 
-/** Bit i set: the i-th index table (string, token, date, number, quantity, reference, uri) gets rows. */
-function indexMask(rows: IndexRows): number {
-  const tables = [rows.string, rows.token, rows.date, rows.number, rows.quantity, rows.reference, rows.uri];
-  return tables.reduce((mask, t, i) => (t.code.length ? mask | (1 << i) : mask), 0);
+/**
+ * Bit i set: the i-th index table (string, token, date, number, quantity, reference, uri,
+ * composite, text) gets rows; an update then clears only those (fhir_clear_index).
+ */
+export function indexMask(rows: IndexRows): number {
+  const tables = [rows.string, rows.token, rows.date, rows.number, rows.quantity, rows.reference, rows.uri, rows.composite];
+  const mask = tables.reduce((m, t, i) => (t.code.length ? m | (1 << i) : m), 0);
+  return rows.text.narrative !== null || rows.text.content !== null ? mask | 256 : mask;
 }
 
-// SQL types of the fhir_index composite's fields, in indexParams() order (migrations/002).
+// SQL types of the fhir_index composite's fields, in indexParams() order (migrations/002, then 003).
 const INDEX_TYPES = [
   'text[]', 'text[]', 'text[]',
   'text[]', 'text[]', 'text[]', 'text[]',
@@ -88,10 +96,13 @@ const INDEX_TYPES = [
   'text[]', 'numeric[]', 'numeric[]', 'numeric[]', 'text[]', 'text[]',
   'text[]', 'text[]', 'text[]', 'text[]',
   'text[]', 'text[]',
+  'numeric[]', 'text[]',
+  'text[]', 'text[]', 'text[]', 'text[]', 'text[]', 'text[]', 'numeric[]', 'numeric[]', 'text[]', 'timestamptz[]', 'timestamptz[]', 'numeric[]',
+  'text', 'text',
 ];
 
 /** "$first, ..." for `count` parameters, then the index arrays as one fhir_index row. */
-function callArgs(count: number): string {
+export function callArgs(count: number): string {
   const plain = Array.from({ length: count }, (_, i) => `$${i + 1}`);
   const index = INDEX_TYPES.map((type, i) => `$${count + 1 + i}::${type}`);
   return `${plain.join(', ')}, ROW(${index.join(', ')})::fhir_index`;

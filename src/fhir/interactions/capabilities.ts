@@ -2,24 +2,41 @@
 // and the search parameter definitions the engine indexes: it states what the server does.
 import type { CapabilityStatement, CapabilityStatementRestResource, CapabilityStatementRestResourceSearchParam } from '@medplum/fhirtypes';
 import type { FhirContext } from '../context.ts';
-import { getResourceTypes, getSearchParams } from '../definitions.ts';
+import { getResourceTypes, getSearchParams, searchParametersVersion } from '../definitions.ts';
 import { registry } from '../router.ts';
 import type { InteractionCode } from '../registry.ts';
+import { compositeSpec } from '../search/indexer.ts';
 import { supportedModifiers } from '../search/sql.ts';
 
 const TYPE_INTERACTIONS: InteractionCode[] = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'];
 const SYSTEM_INTERACTIONS: InteractionCode[] = ['transaction', 'batch', 'search-system', 'history-system'];
 const INDEXED_TYPES = new Set(['number', 'date', 'string', 'token', 'reference', 'quantity', 'uri']);
+// Parameters with an engine of their own (search/sql.ts specialSql), on every resource type.
+const SPECIAL_PARAMS: CapabilityStatementRestResourceSearchParam[] = [
+  { name: '_text', type: 'string', definition: 'http://hl7.org/fhir/SearchParameter/DomainResource-text', documentation: 'French full text on the narrative, accent-insensitive; web-search syntax' },
+  { name: '_content', type: 'string', definition: 'http://hl7.org/fhir/SearchParameter/Resource-content', documentation: 'French full text on all the text of the resource, accent-insensitive; web-search syntax' },
+  { name: '_list', type: 'string', documentation: 'Resources referenced by the entries of a List (by id); functional lists ($current-...) are not supported' },
+];
 export const SOFTWARE = { name: 'fhir-coordination-server', version: '0.1.0' };
 
 let cached: CapabilityStatement | undefined;
 let cachedBase: string | undefined;
+let cachedVersion: number | undefined;
+
+/** The operations the registry routes at a level, as the CapabilityStatement lists them. */
+function operations(level: 'system' | 'type'): { name: string; definition: string }[] | undefined {
+  const ops = registry.routes.filter((r) => r.level === level && r.operation).map((r) => ({ ...r.operation! }));
+  return ops.length ? ops : undefined;
+}
 
 export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
-  if (cached && cachedBase === ctx.baseUrl) return cached;
+  // Rebuilt when custom SearchParameters are added or removed (definitions.ts counts changes).
+  if (cached && cachedBase === ctx.baseUrl && cachedVersion === searchParametersVersion()) return cached;
+  const version = searchParametersVersion();
   const interactions = TYPE_INTERACTIONS.filter((i) => registry.has(i));
+  const typeOperations = operations('type');
   const resource: CapabilityStatementRestResource[] = getResourceTypes().map((type) => {
-    const params = [...getSearchParams(type).values()].filter((p) => INDEXED_TYPES.has(p.type));
+    const params = [...getSearchParams(type).values()].filter((p) => INDEXED_TYPES.has(p.type) || compositeSpec(p) !== undefined);
     const searchParam: CapabilityStatementRestResourceSearchParam[] = params.map((p) => ({
       name: p.code,
       definition: p.url,
@@ -45,7 +62,9 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
         { name: '_id', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id' },
         { name: '_lastUpdated', type: 'date', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated' },
         ...searchParam.filter((s) => s.name !== '_id' && s.name !== '_lastUpdated'),
+        ...SPECIAL_PARAMS,
       ],
+      operation: typeOperations,
     };
   });
   cached = {
@@ -67,11 +86,14 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
           { name: '_id', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id' },
           { name: '_lastUpdated', type: 'date', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated' },
           { name: '_type', type: 'token', documentation: 'Resource types of a system-level search' },
+          ...SPECIAL_PARAMS,
         ],
+        operation: operations('system'),
       },
     ],
   };
   cachedBase = ctx.baseUrl;
+  cachedVersion = version;
   return cached;
 }
 

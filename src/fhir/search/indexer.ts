@@ -1,20 +1,41 @@
 // Extracts the search index rows of a resource: every search parameter of its type is
 // evaluated (FHIRPath, pre-parsed and reduced to this type's branches) and each value is
-// turned into rows of the sp_* table of its parameter type.
-import { toTypedValue, type TypedValue } from '@medplum/core';
+// turned into rows of the sp_* table of its parameter type. Composite parameters give one
+// row per tuple of component values of the same item; the narrative and all the strings of
+// the resource are kept as text for _text and _content.
+import { parseFhirPath, toTypedValue, type FhirPathAtom, type TypedValue } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
-import { ensureTypesLoaded, getPatientCompartmentParams, getSearchParams, type SearchParamDef } from '../definitions.ts';
+import {
+  ensureTypesLoaded, getPatientCompartmentParams, getSearchParams, getSearchParamTypeByUrl, type SearchParamDef, type SearchParamType,
+} from '../definitions.ts';
 import { toRange, OPEN_HIGH, OPEN_LOW } from './dates.ts';
 import { normalizeString } from './normalize.ts';
+import { canonicalUnit, toCanonicalValue, UCUM_SYSTEM } from './ucum.ts';
 
 export interface IndexRows {
   string: { code: string[]; value: string[]; norm: string[] };
   token: { code: string[]; system: (string | null)[]; value: (string | null)[]; display: (string | null)[] };
   date: { code: string[]; low: string[]; high: string[] };
   number: { code: string[]; value: string[]; low: string[]; high: string[] };
-  quantity: { code: string[]; value: string[]; low: string[]; high: string[]; system: (string | null)[]; unit: (string | null)[] };
+  quantity: {
+    code: string[]; value: string[]; low: string[]; high: string[]; system: (string | null)[]; unit: (string | null)[];
+    /** The value in canonical UCUM units, and those units (null unless the unit is a UCUM code). */
+    cValue: (string | null)[]; cUnit: (string | null)[];
+  };
   reference: { code: string[]; targetType: (string | null)[]; targetId: (string | null)[]; url: (string | null)[] };
   uri: { code: string[]; value: string[] };
+  /** Composite tuples (sp_composite, migrations/003): first component a token, second typed, optional third numeric. */
+  composite: {
+    code: string[]; aSystem: (string | null)[]; aValue: (string | null)[];
+    bSystem: (string | null)[]; bValue: (string | null)[]; bUrl: (string | null)[];
+    bNum: (string | null)[]; bCnum: (string | null)[]; bCunit: (string | null)[];
+    bLow: (string | null)[]; bHigh: (string | null)[]; cNum: (string | null)[];
+  };
+  /**
+   * Lower-case text for full-text search: the narrative (_text), and the other strings of the
+   * resource; _content searches both (the write function stems the narrative once for the two).
+   */
+  text: { narrative: string | null; content: string | null };
   compartments: string[];
 }
 
@@ -22,6 +43,9 @@ export interface IndexRows {
 const COLUMN_PARAMS = new Set(['_id', '_lastUpdated']);
 
 const MAX_STRING = 2000; // btree entries have a size limit; long texts are cut for the index only
+// Full text is cut too: it bounds the cost of to_tsvector on a write (and tsvector positions stop at 16383).
+const MAX_NARRATIVE = 20_000;
+const MAX_CONTENT = 20_000;
 
 export function emptyRows(): IndexRows {
   return {
@@ -29,9 +53,13 @@ export function emptyRows(): IndexRows {
     token: { code: [], system: [], value: [], display: [] },
     date: { code: [], low: [], high: [] },
     number: { code: [], value: [], low: [], high: [] },
-    quantity: { code: [], value: [], low: [], high: [], system: [], unit: [] },
+    quantity: { code: [], value: [], low: [], high: [], system: [], unit: [], cValue: [], cUnit: [] },
     reference: { code: [], targetType: [], targetId: [], url: [] },
     uri: { code: [], value: [] },
+    composite: {
+      code: [], aSystem: [], aValue: [], bSystem: [], bValue: [], bUrl: [], bNum: [], bCnum: [], bCunit: [], bLow: [], bHigh: [], cNum: [],
+    },
+    text: { narrative: null, content: null },
     compartments: [],
   };
 }
@@ -39,42 +67,50 @@ export function emptyRows(): IndexRows {
 export function indexResource(resource: Resource): IndexRows {
   const rows = emptyRows();
   ensureTypesLoaded(resource); // FHIRPath typing reads the element definitions
-  const input = [toTypedValue(resource)];
+  const root = toTypedValue(resource);
+  const input = [root];
+  const componentCache: ComponentCache = new Map();
   for (const param of getSearchParams(resource.resourceType).values()) {
     if (COLUMN_PARAMS.has(param.code) || !param.expression) continue;
-    if (param.type === 'composite' || param.type === 'special') continue;
+    if (param.type === 'special') continue;
     let values: TypedValue[];
     try {
-      values = param.parsed.eval({ variables: {} }, input);
+      values = param.parsed.eval({ variables: { '%resource': root } }, input);
     } catch {
       continue; // an expression that cannot apply to this instance indexes nothing
     }
-    for (const v of values) addValue(rows, param, v);
+    if (param.type === 'composite') {
+      const spec = compositeSpec(param);
+      if (spec) for (const item of values) addComposite(rows, param.code, spec, item, root, componentCache);
+      continue;
+    }
+    for (const v of values) addValue(rows, param.type, param.code, v);
   }
+  rows.text = fullText(resource);
   rows.compartments = compartmentsOf(resource, rows);
   return rows;
 }
 
-function addValue(rows: IndexRows, param: SearchParamDef, tv: TypedValue): void {
+function addValue(rows: IndexRows, type: SearchParamType, code: string, tv: TypedValue): void {
   const v = tv.value;
   if (v === undefined || v === null) return;
-  switch (param.type) {
+  switch (type) {
     case 'string':
-      return addStrings(rows, param.code, tv);
+      return addStrings(rows, code, tv);
     case 'token':
-      return addTokens(rows, param.code, tv);
+      return addTokens(rows, code, tv);
     case 'date':
-      return addDates(rows, param.code, tv);
+      return addDates(rows, code, tv);
     case 'reference':
-      return addReference(rows, param.code, tv);
+      return addReference(rows, code, tv);
     case 'uri':
-      if (typeof v === 'string') pushUri(rows, param.code, v);
+      if (typeof v === 'string') pushUri(rows, code, v);
       return;
     case 'number':
-      if (typeof v === 'number') pushNumber(rows, param.code, v);
+      if (typeof v === 'number') pushNumber(rows, code, v);
       return;
     case 'quantity':
-      return addQuantity(rows, param.code, tv);
+      return addQuantity(rows, code, tv);
   }
 }
 
@@ -227,6 +263,11 @@ function addQuantity(rows: IndexRows, code: string, tv: TypedValue): void {
     rows.quantity.high.push(String(high));
     rows.quantity.system.push(system ?? null);
     rows.quantity.unit.push(unit ?? null);
+    // A UCUM code also gets its value in canonical units (g, m, K...), for commensurable units.
+    const canonical = system === UCUM_SYSTEM && unit ? canonicalUnit(unit) : undefined;
+    const cValue = canonical && Math.abs(value) < 1e300 ? toCanonicalValue(String(value), canonical) : undefined;
+    rows.quantity.cValue.push(cValue ?? null);
+    rows.quantity.cUnit.push(cValue ? canonical!.unit : null);
   };
   if (typeof v.value === 'number') {
     push(v.value, v.value, v.value, v.system, v.code ?? v.unit);
@@ -240,6 +281,206 @@ function addQuantity(rows: IndexRows, code: string, tv: TypedValue): void {
     const high = v.high?.value ?? 1e300;
     push(low, low, high, v.low?.system ?? v.high?.system, v.low?.code ?? v.high?.code);
   }
+}
+
+// ---------------------------------------------------------------- composite parameters
+
+export interface CompositeSpec {
+  /** Each component's parameter type (from its SearchParameter definition) and expression, relative to an item. */
+  components: { type: SearchParamType; expression: string; parsed: FhirPathAtom }[];
+}
+
+// Component values by item (its JSON object) and expression, for one resource: composites share
+// items and components (code-value-quantity, combo-code-value-quantity... all read Observation.code).
+type ComponentCache = Map<unknown, Map<string, TypedValue[]>>;
+
+// The types a second component can have in sp_composite's columns; a third one must be a number.
+const SECOND_TYPES = new Set<SearchParamType>(['token', 'string', 'reference', 'quantity', 'date', 'number', 'uri']);
+// R4 errata: DocumentReference-relationship names the reference definition for `code` and the
+// token one for `target`; its components are read by their expressions (relationship=code$target).
+const COMPONENT_TYPE_FIXES: Record<string, SearchParamType[]> = {
+  'http://hl7.org/fhir/SearchParameter/DocumentReference-relationship': ['token', 'reference'],
+};
+const specs = new WeakMap<SearchParamDef, CompositeSpec | null>();
+
+/**
+ * How a composite parameter is indexed and searched, or undefined when the engine cannot: its
+ * first component must be a token, the second of a type sp_composite holds, a third a number.
+ */
+export function compositeSpec(param: SearchParamDef): CompositeSpec | undefined {
+  if (param.type !== 'composite' || !param.components) return undefined;
+  let spec = specs.get(param);
+  if (spec === undefined) {
+    spec = buildCompositeSpec(param);
+    specs.set(param, spec);
+  }
+  return spec ?? undefined;
+}
+
+function buildCompositeSpec(param: SearchParamDef): CompositeSpec | null {
+  const defs = param.components!;
+  if (defs.length < 2 || defs.length > 3) return null;
+  const fixed = COMPONENT_TYPE_FIXES[param.url];
+  const components: CompositeSpec['components'] = [];
+  for (let i = 0; i < defs.length; i++) {
+    const type = fixed?.[i] ?? getSearchParamTypeByUrl(defs[i].definition);
+    if (!type) return null;
+    try {
+      components.push({ type, expression: defs[i].expression, parsed: parseFhirPath(defs[i].expression) });
+    } catch {
+      return null;
+    }
+  }
+  if (components[0].type !== 'token' || !SECOND_TYPES.has(components[1].type)) return null;
+  if (components[2] && components[2].type !== 'number') return null;
+  return { components };
+}
+
+type SecondRow = Pick<IndexRows['composite'], 'bSystem' | 'bValue' | 'bUrl' | 'bNum' | 'bCnum' | 'bCunit' | 'bLow' | 'bHigh'>;
+type Second = { [K in keyof SecondRow]: string | null };
+
+/** The component values of one item (one Observation.component...), as the index rows of their type. */
+function componentRows(type: SearchParamType, values: TypedValue[]): IndexRows {
+  const scratch = emptyRows();
+  for (const v of values) addValue(scratch, type, 'c', v);
+  return scratch;
+}
+
+function seconds(type: SearchParamType, r: IndexRows): Second[] {
+  const none: Second = { bSystem: null, bValue: null, bUrl: null, bNum: null, bCnum: null, bCunit: null, bLow: null, bHigh: null };
+  const out: Second[] = [];
+  switch (type) {
+    case 'token':
+      r.token.code.forEach((c, i) => {
+        if (c === 'c' && r.token.value[i] !== null) out.push({ ...none, bSystem: r.token.system[i], bValue: r.token.value[i] });
+      });
+      break;
+    case 'string':
+      r.string.norm.forEach((n) => out.push({ ...none, bValue: n }));
+      break;
+    case 'uri':
+      r.uri.value.forEach((v) => out.push({ ...none, bValue: v }));
+      break;
+    case 'reference':
+      r.reference.code.forEach((_, i) =>
+        out.push({ ...none, bSystem: r.reference.targetType[i], bValue: r.reference.targetId[i], bUrl: r.reference.url[i] })
+      );
+      break;
+    case 'number':
+      r.number.value.forEach((v) => out.push({ ...none, bNum: v }));
+      break;
+    case 'quantity':
+      r.quantity.value.forEach((v, i) =>
+        out.push({
+          ...none, bNum: v, bSystem: r.quantity.system[i], bValue: r.quantity.unit[i], bCnum: r.quantity.cValue[i], bCunit: r.quantity.cUnit[i],
+        })
+      );
+      break;
+    case 'date':
+      r.date.low.forEach((low, i) => out.push({ ...none, bLow: low, bHigh: r.date.high[i] }));
+      break;
+  }
+  return out;
+}
+
+/** One sp_composite row per combination of the item's component values (several codings, say). */
+function addComposite(rows: IndexRows, code: string, spec: CompositeSpec, item: TypedValue, root: TypedValue, cache: ComponentCache): void {
+  const ctx = { variables: { '%resource': root } };
+  let byExpression = cache.get(item.value);
+  if (!byExpression) cache.set(item.value, (byExpression = new Map()));
+  const values: TypedValue[][] = [];
+  // The last components first: a missing value (most items of most composites) ends it early.
+  for (let i = spec.components.length - 1; i >= 0; i--) {
+    const c = spec.components[i];
+    let v = byExpression.get(c.expression);
+    if (!v) {
+      try {
+        v = c.parsed.eval(ctx, [item]);
+      } catch {
+        v = [];
+      }
+      byExpression.set(c.expression, v);
+    }
+    if (!v.length) return;
+    values[i] = v;
+  }
+  const first = componentRows('token', values[0]).token;
+  const firsts = first.code.map((c, i) => ({ c, system: first.system[i], value: first.value[i] })).filter((f) => f.c === 'c' && f.value !== null);
+  const second = seconds(spec.components[1].type, componentRows(spec.components[1].type, values[1]));
+  const thirds: (string | null)[] = spec.components[2] ? componentRows('number', values[2]).number.value : [null];
+  const x = rows.composite;
+  for (const a of firsts) {
+    for (const b of second) {
+      for (const c of thirds) {
+        x.code.push(code);
+        x.aSystem.push(a.system);
+        x.aValue.push(a.value);
+        x.bSystem.push(b.bSystem);
+        x.bValue.push(b.bValue);
+        x.bUrl.push(b.bUrl);
+        x.bNum.push(b.bNum);
+        x.bCnum.push(b.bCnum);
+        x.bCunit.push(b.bCunit);
+        x.bLow.push(b.bLow);
+        x.bHigh.push(b.bHigh);
+        x.cNum.push(c);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- full text (_text, _content)
+
+const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
+
+/** The text of an XHTML narrative: tags dropped, character references decoded. */
+export function narrativeText(div: string): string {
+  return div
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[a-zA-Z]+);/g, (m, ref: string) => {
+      if (ref[0] !== '#') return ENTITIES[ref] ?? m;
+      const cp = ref[1] === 'x' ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
+      return cp > 0 && cp <= 0x10ffff ? String.fromCodePoint(cp) : ' ';
+    });
+}
+
+// Elements whose strings are identifiers, links or machine codes of the format, not text.
+const NON_TEXT_KEYS = new Set([
+  'resourceType', 'id', 'meta', 'div', 'system', 'reference', 'url', 'data', 'contentType', 'language', 'fullUrl', 'profile', 'hash',
+]);
+const NON_TEXT_VALUE = /^(?:\d{4}-\d{2}(?:-\d{2})?(?:T[\d:.]+(?:Z|[+-]\d{2}:\d{2})?)?|(?:urn|https?):\S*)$/;
+
+function collectStrings(value: unknown, out: string[], budget: { left: number }): void {
+  if (budget.left <= 0) return;
+  if (typeof value === 'string') {
+    if (!NON_TEXT_VALUE.test(value)) {
+      out.push(value);
+      budget.left -= value.length + 1;
+    }
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const v of value) collectStrings(v, out, budget);
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  for (const [k, v] of Object.entries(value)) if (!NON_TEXT_KEYS.has(k)) collectStrings(v, out, budget);
+}
+
+/** Text for full-text search: NFC, lower case, single spaces; accents stay (fhir_text_vector folds them, migrations/003). */
+export function lowerText(value: string): string {
+  return value.normalize('NFC').toLowerCase().replace(/\s+/g, ' ').trim();
+}
+
+/** The narrative's text, and the other strings of the resource. */
+function fullText(resource: Resource): IndexRows['text'] {
+  const div = (resource as { text?: { div?: unknown } }).text?.div;
+  const narrative = typeof div === 'string' ? lowerText(narrativeText(div).slice(0, MAX_NARRATIVE)) : '';
+  const parts: string[] = [];
+  const budget = { left: MAX_CONTENT };
+  for (const [k, v] of Object.entries(resource)) if (k !== 'text' && !NON_TEXT_KEYS.has(k)) collectStrings(v, parts, budget);
+  const content = lowerText(parts.join(' ').slice(0, MAX_CONTENT));
+  return { narrative: narrative || null, content: content || null };
 }
 
 function compartmentsOf(resource: Resource, rows: IndexRows): string[] {

@@ -24,11 +24,15 @@ export interface Cursor {
   key: (string | null)[];
   /** The _sort the key belongs to: a cursor only makes sense under the same order. */
   sort: string;
+  /** Bundle.total as the search's first page found it, shown again on the pages after. */
+  total?: number;
 }
 
 export function encodeCursor(c: Cursor): string {
   const d = c.direction === 'after' ? 'a' : 'b';
-  return Buffer.from(JSON.stringify([c.inclusive ? d.toUpperCase() : d, c.sort, c.key])).toString('base64url');
+  const parts: unknown[] = [c.inclusive ? d.toUpperCase() : d, c.sort, c.key];
+  if (c.total !== undefined) parts.push(c.total);
+  return Buffer.from(JSON.stringify(parts)).toString('base64url');
 }
 
 export function decodeCursor(token: string, sort: string, terms: number): Cursor {
@@ -39,12 +43,13 @@ export function decodeCursor(token: string, sort: string, terms: number): Cursor
   } catch {
     throw bad();
   }
-  if (!Array.isArray(parsed) || parsed.length !== 3) throw bad();
-  const [d, s, key] = parsed as [unknown, unknown, unknown];
+  if (!Array.isArray(parsed) || parsed.length < 3 || parsed.length > 4) throw bad();
+  const [d, s, key, total] = parsed as [unknown, unknown, unknown, unknown];
+  if (total !== undefined && (typeof total !== 'number' || !Number.isInteger(total) || total < 0)) throw bad();
   if (typeof d !== 'string' || !['a', 'b', 'A', 'B'].includes(d) || typeof s !== 'string' || !Array.isArray(key) || key.length !== terms) throw bad();
   if (!key.every((k) => k === null || typeof k === 'string')) throw bad();
   if (s !== sort) throw new FhirError(400, issue('error', 'invalid', '_page belongs to a search with another _sort; start again from the first page', '_page'));
-  return { direction: d.toLowerCase() === 'a' ? 'after' : 'before', inclusive: d === 'A' || d === 'B', key: key as (string | null)[], sort };
+  return { direction: d.toLowerCase() === 'a' ? 'after' : 'before', inclusive: d === 'A' || d === 'B', key: key as (string | null)[], sort, total: total as number | undefined };
 }
 
 /** ORDER BY for the terms; `reverse` flips every direction (and where NULLs go) to read backwards. */

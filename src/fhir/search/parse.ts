@@ -2,6 +2,7 @@
 // and OR-ed values. Repeated parameters are AND-ed. Unknown parameters are reported, not guessed.
 import { getSearchParam, isResourceType, type SearchParamDef } from '../definitions.ts';
 import { FhirError, issue } from '../outcome.ts';
+import { compositeSpec } from './indexer.ts';
 
 export type Query = Record<string, string[]>;
 
@@ -20,11 +21,16 @@ export interface Clause {
   /** The parameter the values apply to (after the chain), or a column parameter. */
   param?: SearchParamDef;
   column?: '_id' | '_lastUpdated';
+  /** Parameters with an engine of their own: full text (_text, _content) and list membership (_list). */
+  special?: SpecialParam;
   modifier?: string;
   values: string[];
   /** The name as written, for messages. */
   raw: string;
 }
+
+export type SpecialParam = '_text' | '_content' | '_list';
+const SPECIAL_PARAMS = new Set<string>(['_text', '_content', '_list']);
 
 export const RESULT_PARAMS = new Set([
   '_count', '_sort', '_total', '_summary', '_elements', '_include', '_include:iterate', '_revinclude', '_revinclude:iterate',
@@ -50,6 +56,22 @@ export function splitOr(value: string): string[] {
     if (c === '\\' && i + 1 < value.length) {
       cur += c + value[++i];
     } else if (c === ',') {
+      parts.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  parts.push(cur);
+  return parts;
+}
+
+/** Splits a composite value on unescaped '$', keeping escapes for each component's own parsing. */
+export function splitComposite(value: string): string[] {
+  const parts: string[] = [];
+  let cur = '';
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (c === '\\' && i + 1 < value.length) cur += c + value[++i];
+    else if (c === '$') {
       parts.push(cur);
       cur = '';
     } else cur += c;
@@ -96,6 +118,12 @@ export function parseSearch(resourceTypes: string | readonly string[], query: Qu
     if (RESULT_PARAMS.has(name) || name.startsWith('_page')) continue;
     for (const value of values) {
       if (DEFAULT_RESULT_VALUES[name] === value) continue;
+      if (name === '_list' && splitOr(value).some((v) => v.startsWith('$'))) {
+        // Functional lists ($current-allergies...) need knowledge of the patient's record: not guessed.
+        if (strict) throw new FhirError(400, issue('error', 'not-supported', `Functional list "${value}" is not supported in _list`, name));
+        unknown.push(name);
+        continue;
+      }
       const clause = parseCommonClause(types, name, value);
       if (clause) clauses.push(clause);
       else if (strict) {
@@ -117,7 +145,7 @@ function parseCommonClause(types: readonly string[], name: string, value: string
     } catch {
       return undefined; // e.g. a chain through a parameter this type does not have
     }
-    if (!other || other.column !== clause.column || other.param?.type !== clause.param?.type) return undefined;
+    if (!other || other.column !== clause.column || other.special !== clause.special || other.param?.type !== clause.param?.type) return undefined;
   }
   return clause;
 }
@@ -129,9 +157,15 @@ function parseClause(resourceType: string, name: string, value: string): Clause 
   const [code, modifier] = splitModifier(name);
   const base: Clause = { resourceType, chain: [], modifier, values: splitOr(value), raw: name };
   if (code === '_id' || code === '_lastUpdated') return { ...base, column: code };
+  if (SPECIAL_PARAMS.has(code)) return { ...base, special: code as SpecialParam };
   const param = getSearchParam(resourceType, code);
-  if (!param || param.type === 'special') return undefined;
+  if (!param || !searchable(param)) return undefined;
   return { ...base, param };
+}
+
+/** Special parameters need an engine of their own; composites are searchable when the indexer can store them. */
+function searchable(param: SearchParamDef): boolean {
+  return param.type !== 'special' && (param.type !== 'composite' || compositeSpec(param) !== undefined);
 }
 
 function splitModifier(name: string): [string, string | undefined] {
@@ -155,7 +189,8 @@ function parseChain(resourceType: string, name: string, value: string): Clause |
   const [code, modifier] = splitModifier(links[links.length - 1]);
   const base = { chain, modifier, values: splitOr(value), raw: name };
   if (code === '_id' || code === '_lastUpdated') return { resourceType, ...base, column: code };
-  const param = types.map((t) => getSearchParam(t, code)).find((p) => p && p.type !== 'special');
+  if (SPECIAL_PARAMS.has(code)) return { resourceType, ...base, special: code as SpecialParam };
+  const param = types.map((t) => getSearchParam(t, code)).find((p) => p && searchable(p));
   if (!param) throw new FhirError(400, issue('error', 'invalid', `Unknown search parameter "${code}" at the end of chain "${name}"`, name));
   // Keep only target types that define the final parameter.
   chain[chain.length - 1].targetTypes = types.filter((t) => getSearchParam(t, code));

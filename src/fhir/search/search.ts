@@ -7,6 +7,7 @@ import { FhirError, issue, outcome } from '../outcome.ts';
 import { lastValue, parseSearch, splitOr, type Clause, type Query } from './parse.ts';
 import { decodeCursor, encodeCursor, keysetCondition, orderBy, type Cursor, type SortTerm } from './paging.ts';
 import { clauseSql, SqlParams } from './sql.ts';
+import { resolveTerminologyModifiers } from '../terminology/search.ts';
 
 interface Row {
   rid: string;
@@ -28,7 +29,7 @@ function whereFor(ctx: FhirContext, types: string[] | undefined, clauses: Clause
   const where = ['NOT r.deleted'];
   if (types) where.push(types.length === 1 ? `r.resource_type = ${params.add(types[0])}` : `r.resource_type = ANY(${params.add(types)}::text[])`);
   if (compartment) where.push(`r.compartments @> ARRAY[${params.add(compartment)}]::text[]`);
-  for (const c of clauses) where.push(clauseSql(c, 'r', params));
+  for (const c of clauses) where.push(clauseSql(c, 'r', params, ctx.access));
   if (ctx.access) where.push(ctx.access.condition('r', params));
   return where.join(' AND ');
 }
@@ -38,6 +39,7 @@ export async function matchIds(ctx: FhirContext, resourceType: string, query: Qu
   const { clauses, unknown } = parseSearch(resourceType, query, true);
   if (unknown.length) throw new FhirError(400, issue('error', 'invalid', `Unknown search parameter(s): ${unknown.join(', ')}`));
   if (clauses.length === 0) throw new FhirError(412, issue('error', 'invalid', 'A conditional interaction needs at least one search criterion'));
+  await resolveTerminologyModifiers(ctx, clauses); // token :in, :not-in, :below, :above
   const params = new SqlParams();
   const sql = `SELECT r.id FROM resources r WHERE ${whereFor(ctx, [resourceType], clauses, params)} LIMIT ${limit | 0}`;
   const r = await ctx.ex.query<{ id: string }>(sql, params.values);
@@ -96,6 +98,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   // Over several types (_type, or a system search without it), only the parameters common to
   // all of them apply (search.html#system); the others are unknown.
   const { clauses, unknown } = parseSearch(types ?? getResourceTypes(), searchQuery, options.strict);
+  await resolveTerminologyModifiers(ctx, clauses); // token :in, :not-in, :below, :above
   const count = Math.min(intParam(query, '_count', ctx.limits.defaultCount), ctx.limits.maxCount);
   const offset = intParam(query, '_offset', 0);
   const summary = lastValue(query, '_summary');
@@ -116,16 +119,20 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   const whereParams = params.values.slice(); // the count reuses the WHERE, before _sort adds its own
   let rows: Row[] = [];
   let page: PagePosition = { hasNext: false, hasPrevious: offset > 0 };
+  const terms = sortTerms(types, sort, params);
+  const cursor = token === undefined ? undefined : decodeCursor(token, sort, terms.length);
   if (summary !== 'count' && count > 0) {
-    const terms = sortTerms(types, sort, params);
-    const cursor = token === undefined ? undefined : decodeCursor(token, sort, terms.length);
     ({ rows, page } = await fetchPage(ctx, types?.length === 1 ? types[0] : undefined, where, params, terms, cursor, offset, count));
   }
   let total: number | undefined;
   if (summary === 'count') total = await countMatches(ctx, where, whereParams, 'accurate');
   else if (totalMode !== 'none') {
     const known = count > 0 && !page.hasNext && !page.hasPrevious && token === undefined; // this page holds every match
-    total = known ? offset + rows.length : await countMatches(ctx, where, whereParams, (totalMode ?? 'bounded') as 'accurate' | 'estimate' | 'bounded');
+    if (known) total = offset + rows.length;
+    // Pages reached by a link show the total their first page found, as most servers do: one
+    // count per search, not per page.
+    else if (cursor && totalMode === undefined) total = cursor.total;
+    else total = await countMatches(ctx, where, whereParams, (totalMode ?? 'bounded') as 'accurate' | 'estimate' | 'bounded');
   }
 
   const entries: BundleEntry[] = rows.map((row) => ({
@@ -142,7 +149,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   }
   const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset' };
   if (total !== undefined) bundle.total = total;
-  bundle.link = pageLinks(ctx, options.path, query, unknown, count, sort, page);
+  bundle.link = pageLinks(ctx, options.path, query, unknown, count, sort, page, total);
   if (entries.length) bundle.entry = entries; // FHIR JSON has no empty arrays
   return bundle;
 }
@@ -155,14 +162,19 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
 async function countMatches(ctx: FhirContext, where: string, params: unknown[], mode: 'accurate' | 'estimate' | 'bounded'): Promise<number | undefined> {
   if (mode === 'accurate') return Number((await ctx.ex.query<{ c: string }>(`SELECT count(*) AS c FROM resources r WHERE ${where}`, params)).rows[0].c);
   const limit = ctx.limits.searchTotalLimit;
+  const estimate = async () => {
+    const plan = await ctx.ex.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM resources r WHERE ${where}`, params);
+    const json = plan.rows[0]['QUERY PLAN'];
+    const rows = Number((typeof json === 'string' ? JSON.parse(json) : json)[0]?.Plan?.['Plan Rows']);
+    return Number.isFinite(rows) ? Math.round(rows) : undefined;
+  };
+  // Far beyond the limit by the planner's estimate: not worth counting up to the limit either.
+  const first = await estimate();
+  if (first !== undefined && first > 10 * limit) return mode === 'estimate' ? first : undefined;
   const sql = `SELECT count(*) AS c FROM (SELECT 1 FROM resources r WHERE ${where} LIMIT ${limit + 1}) x`;
   const counted = Number((await ctx.ex.query<{ c: string }>(sql, params)).rows[0].c);
   if (counted <= limit) return counted;
-  if (mode === 'bounded') return undefined;
-  const plan = await ctx.ex.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM resources r WHERE ${where}`, params);
-  const json = plan.rows[0]['QUERY PLAN'];
-  const estimated = Number((typeof json === 'string' ? JSON.parse(json) : json)[0]?.Plan?.['Plan Rows']);
-  return Number.isFinite(estimated) ? Math.max(limit + 1, Math.round(estimated)) : limit + 1;
+  return mode === 'estimate' ? Math.max(limit + 1, first ?? 0) : undefined;
 }
 
 interface PagePosition {
@@ -244,12 +256,14 @@ function copyParams(from: SqlParams): SqlParams {
 }
 
 /**
- * Sorting by a parameter whose index is ordered (date, token, number, quantity, reference): the
- * resources that have a value are read by joining that index, so PostgreSQL can walk it in
- * order and stop after one page, or, when the criteria are selective, find the few matches
- * first and sort them (its choice, by cost). Sorting every match by a computed key instead
- * costs a subquery per match: 0.35 s for 40,000 appointments. Resources without a value come
- * after all others (NULLS LAST), so they are read second, and only when the first part runs out.
+ * Sorting by a parameter whose index is ordered (date, token, number, quantity, reference).
+ * Computing every match's sort key costs a subquery per match (0.35 s for 40,000 appointments),
+ * so the page is first looked for along the index, in order: a window of the next `budget`
+ * entries beyond the cursor, joined with the criteria. When the window yields a full page, that
+ * page is exact: every entry beyond the window sorts after it. When the window runs to the end of
+ * the index, the resources without a value follow (NULLS LAST). Otherwise the matches are sparse
+ * along the index (the planner cannot know: upcoming appointments sorted by date, behind years of
+ * past ones), and the page is read criteria first, each match's key computed.
  */
 async function readByLeadingIndex(
   ctx: FhirContext, type: string | undefined, where: string, params: SqlParams, terms: SortTerm[], cursor: Cursor | undefined, limit: number
@@ -257,73 +271,51 @@ async function readByLeadingIndex(
   const [lead, ...rest] = terms;
   const d = lead.driver!;
   const reverse = cursor?.direction === 'before';
-  const valued: PageQuery = {
-    from: `resources r JOIN ${d.table} d ON d.rid = r.rid AND d.resource_type = r.resource_type AND d.code = ${d.code} AND d.${d.column} IS NOT NULL`,
-    where,
-    params,
-    terms: [{ expr: `d.${d.column}`, desc: lead.desc, nullable: false }, ...rest],
-    cursor,
-    reverse,
-    offset: 0,
-    limit,
-    check: lead.expr, // the resource's own sort key (its smallest or largest value)
+  const criteriaFirst = () => readPage(ctx, { where, params, terms, cursor, reverse, offset: 0, limit });
+  // The window is exact only when the rid is the only other key, and needs the one type searched.
+  if (rest.length !== 1 || type === undefined) return criteriaFirst();
+  const budget = Math.max(1000, 10 * limit);
+  const windowTerms: SortTerm[] = [
+    { expr: `w.${d.column}`, desc: lead.desc, nullable: false },
+    { expr: 'w.rid', desc: false, nullable: false },
+  ];
+  const windowSql = (p: SqlParams, code: string, from: Cursor | undefined) => {
+    const after = from ? ` AND ${keysetCondition(windowTerms, from, p)}` : '';
+    return `(SELECT w.rid, w.${d.column} FROM ${d.table} w WHERE w.resource_type = ${p.add(type)} AND w.code = ${code} AND w.${d.column} IS NOT NULL${after}
+      ORDER BY ${orderBy(windowTerms, windowTerms.map((t) => t.expr), reverse)} LIMIT ${budget})`;
   };
-  // The join meets a resource once per value; only the row carrying its sort key counts. Such
-  // duplicates are rare (most sorted parameters hold one value), so they are dropped here, after
-  // the page is read, rather than by a condition that would mislead the planner's estimates.
-  const readValued = async (from: PageQuery): Promise<KeyedRow[]> => {
-    const kept: KeyedRow[] = [];
-    const seen = new Set<string>();
-    let q = from;
-    for (;;) {
-      const raw = await readValuedOnce(q);
-      for (const row of raw) {
-        if (row.checked !== row.keys[0] || seen.has(row.rid)) continue;
-        seen.add(row.rid);
-        kept.push(row);
-      }
-      if (raw.length < q.limit || kept.length >= from.limit) return kept.slice(0, from.limit);
-      const direction = q.reverse ? 'before' : 'after';
-      q = { ...q, cursor: { direction, inclusive: false, key: raw[raw.length - 1].keys, sort: cursor?.sort ?? '' } };
-    }
-  };
-  // Walking the index in order is fast when matches are spread along it, and slow when they
-  // cluster far from where the walk starts (upcoming appointments sorted by date, with years of
-  // past ones first): the planner cannot tell the two apart. So the walk gets a budget: a window
-  // of the next index entries (exact when the sort has no other key, since every entry beyond
-  // it sorts after). When the window is full but the page is not, the matches are sparse there,
-  // and the page is read criteria first, sorted by a key the index cannot serve.
-  const readValuedOnce = async (q: PageQuery): Promise<KeyedRow[]> => {
-    if (rest.length !== 1 || type === undefined) return readPage(ctx, q);
-    const budget = Math.max(1000, 10 * q.limit);
-    const windowTerms: SortTerm[] = [
-      { expr: `w.${d.column}`, desc: lead.desc, nullable: false },
-      { expr: 'w.rid', desc: false, nullable: false },
-    ];
-    // The next `budget` entries of the index beyond the cursor, with the placeholders of `p`.
-    const windowSql = (p: SqlParams, code: string) => {
-      const after = q.cursor ? ` AND ${keysetCondition(windowTerms, q.cursor, p)}` : '';
-      return `(SELECT w.rid, w.${d.column} FROM ${d.table} w WHERE w.resource_type = ${p.add(type)} AND w.code = ${code} AND w.${d.column} IS NOT NULL${after}
-        ORDER BY ${orderBy(windowTerms, windowTerms.map((t) => t.expr), q.reverse)} LIMIT ${budget})`;
-    };
-    const windowParams = copyParams(q.params);
-    const window = windowSql(windowParams, d.code);
-    const rows = await readPage(ctx, { ...q, params: windowParams, from: `${window} d JOIN resources r ON r.rid = d.rid` });
-    if (rows.length >= q.limit) return rows;
+  /**
+   * The resources with a value, in order from the cursor, read along the index: undefined when
+   * the window fills up before the page does. The join meets a resource once per value; only the
+   * row carrying its sort key counts (dropped here rather than by a condition, which would
+   * mislead the planner's estimates; most sorted parameters hold one value anyway).
+   */
+  const readValued = async (from: Cursor | undefined, n: number): Promise<{ rows: KeyedRow[]; complete: boolean } | undefined> => {
+    const windowParams = copyParams(params);
+    const raw = await readPage(ctx, {
+      from: `${windowSql(windowParams, d.code, from)} d JOIN resources r ON r.rid = d.rid`,
+      where,
+      params: windowParams,
+      terms: [{ expr: `d.${d.column}`, desc: lead.desc, nullable: false }, ...rest],
+      cursor: undefined, // the window starts after the cursor already
+      reverse,
+      offset: 0,
+      limit: n,
+      check: lead.expr, // the resource's own sort key (its smallest or largest value)
+    });
+    const rows = raw.filter((row, i) => row.checked === row.keys[0] && raw.findIndex((o) => o.rid === row.rid) === i);
+    if (raw.length >= n && rows.length === raw.length) return { rows, complete: false };
     const countParams = new SqlParams();
-    const counted = `SELECT count(*) AS c FROM ${windowSql(countParams, countParams.add(d.codeValue))} x`;
+    const counted = `SELECT count(*) AS c FROM ${windowSql(countParams, countParams.add(d.codeValue), from)} x`;
     const inWindow = Number((await ctx.ex.query<{ c: string }>(counted, countParams.values)).rows[0].c);
-    if (inWindow < budget) return rows; // the window reached the end of the index: nothing was left out
-    const unindexable: Record<string, string> = { sp_date: `(d.${d.column} + interval '0 second')`, sp_number: `(d.${d.column} + 0)`, sp_quantity: `(d.${d.column} + 0)` };
-    const key = unindexable[d.table] ?? `(d.${d.column} || '')`;
-    return readPage(ctx, { ...q, terms: [{ ...q.terms[0], expr: key }, ...q.terms.slice(1)] });
+    return inWindow < budget && raw.length < n ? { rows, complete: true } : undefined;
   };
-  const missing = (c: Cursor | undefined, n: number): Promise<KeyedRow[]> =>
+  const missing = (from: Cursor | undefined, n: number): Promise<KeyedRow[]> =>
     readPage(ctx, {
       where: `${where} AND NOT EXISTS (SELECT 1 FROM ${d.table} d WHERE d.rid = r.rid AND d.resource_type = r.resource_type AND d.code = ${d.code} AND d.${d.column} IS NOT NULL)`,
       params,
       terms: rest,
-      cursor: c && { ...c, key: c.key.slice(1) },
+      cursor: from && { ...from, key: from.key.slice(1) },
       reverse,
       offset: 0,
       limit: n,
@@ -331,16 +323,22 @@ async function readByLeadingIndex(
   const inMissing = cursor !== undefined && cursor.key[0] === null;
   if (!reverse) {
     // forward: the valued rows, then the ones without a value
-    const first = inMissing ? [] : await readValued(valued);
-    return first.length < limit ? [...first, ...(await missing(inMissing ? cursor : undefined, limit - first.length))] : first;
+    if (inMissing) return missing(cursor, limit);
+    const valued = await readValued(cursor, limit);
+    if (!valued) return criteriaFirst();
+    return valued.complete ? [...valued.rows, ...(await missing(undefined, limit - valued.rows.length))] : valued.rows;
   }
   // backward: from the cursor towards the start, so the rows without a value come first
-  if (!inMissing) return readValued(valued);
+  if (!inMissing) return (await readValued(cursor, limit))?.rows ?? criteriaFirst();
   const tail = await missing(cursor, limit);
-  return tail.length < limit ? [...tail, ...(await readValued({ ...valued, cursor: undefined, limit: limit - tail.length }))] : tail;
+  if (tail.length >= limit) return tail;
+  const valued = await readValued(undefined, limit - tail.length);
+  return valued ? [...tail, ...valued.rows] : criteriaFirst();
 }
 
-function pageLinks(ctx: FhirContext, path: string, query: Query, unknown: string[], count: number, sort: string, page: PagePosition): BundleLink[] {
+function pageLinks(
+  ctx: FhirContext, path: string, query: Query, unknown: string[], count: number, sort: string, page: PagePosition, total: number | undefined
+): BundleLink[] {
   const skip = new Set([...unknown, '_offset', '_page', '_format', '_pretty']);
   const base = new URLSearchParams();
   for (const [k, vs] of Object.entries(query)) if (!skip.has(k)) for (const v of vs) base.append(k, v);
@@ -357,8 +355,8 @@ function pageLinks(ctx: FhirContext, path: string, query: Query, unknown: string
     if (v !== undefined) self[k] = v;
   }
   const links: BundleLink[] = [{ relation: 'self', url: url(self) }];
-  if (page.hasNext && page.last) links.push({ relation: 'next', url: url({ _page: encodeCursor({ ...page.last, sort }) }) });
-  if (page.hasPrevious && page.first) links.push({ relation: 'previous', url: url({ _page: encodeCursor({ ...page.first, sort }) }) });
+  if (page.hasNext && page.last) links.push({ relation: 'next', url: url({ _page: encodeCursor({ ...page.last, sort, total }) }) });
+  if (page.hasPrevious && page.first) links.push({ relation: 'previous', url: url({ _page: encodeCursor({ ...page.first, sort, total }) }) });
   return links;
 }
 

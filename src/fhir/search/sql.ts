@@ -1,10 +1,17 @@
 // Turns parsed search clauses into SQL conditions on a `resources` alias. Each clause is an
 // EXISTS over the index table of its parameter type; chains and _has nest the same builder.
+// Each EXISTS also equates the index row's resource_type with the resource's: the planner then
+// carries the searched type into the index, whose B-trees lead with it (measured at 1M rows:
+// an identifier search drops from a 180 ms scan to a 0.2 ms index probe).
+import type { AccessFilter } from '../context.ts';
 import { isResourceType } from '../definitions.ts';
 import { FhirError, issue } from '../outcome.ts';
 import { toRange, type DateRange } from './dates.ts';
+import { compositeSpec, lowerText } from './indexer.ts';
 import { normalizeString } from './normalize.ts';
-import { splitPipe, unescapeValue, type Clause } from './parse.ts';
+import { splitComposite, splitPipe, unescapeValue, type Clause } from './parse.ts';
+import { resolvedTokenSql } from '../terminology/search.ts';
+import { canonicalUnit, UCUM_SYSTEM, type Canonical } from './ucum.ts';
 
 export class SqlParams {
   readonly values: unknown[] = [];
@@ -20,12 +27,13 @@ type Prefix = (typeof PREFIXES)[number];
 // The R4 modifiers (search.html#modifiers) implemented so far; reference also takes :[type].
 const MODIFIERS: Record<string, string[]> = {
   string: ['exact', 'contains', 'missing'],
-  token: ['text', 'not', 'missing', 'of-type'],
+  token: ['text', 'not', 'missing', 'of-type', 'in', 'not-in', 'below', 'above'], // the last four: terminology/search.ts
   reference: ['missing', 'identifier'],
   date: ['missing'],
   number: ['missing'],
   quantity: ['missing'],
   uri: ['missing', 'below', 'above'],
+  composite: ['missing'],
 };
 
 /** Modifiers the engine implements, by parameter type (the CapabilityStatement states them). */
@@ -48,28 +56,51 @@ function splitPrefix(value: string, allow: boolean): [Prefix, string] {
   return ['eq', value];
 }
 
-/** The condition for one clause on the resource alias `r` (an SQL boolean expression). */
-export function clauseSql(clause: Clause, r: string, params: SqlParams): string {
+/** `AND <access condition>` on an inner resources alias, or nothing without an access filter. */
+function accessSql(access: AccessFilter | undefined, alias: string, params: SqlParams): string {
+  return access ? ` AND ${access.condition(alias, params)}` : '';
+}
+
+/**
+ * The condition for one clause on the resource alias `r` (an SQL boolean expression). The
+ * access filter, when given, applies to every other resource the condition looks at (the
+ * targets of a chain, the sources of _has, the list of _list): a resource the caller cannot
+ * see must not decide, and so reveal, whether another one matches.
+ */
+export function clauseSql(clause: Clause, r: string, params: SqlParams, access?: AccessFilter): string {
   if (clause.has) {
     const h = clause.has;
     const s = nextAlias('h');
     const r2 = nextAlias('hr');
-    const inner = clauseSql(h.clause, r2, params);
+    const hasType = params.add(h.type);
+    const inner = clauseSql(h.clause, r2, params, access);
+    // The referring resource's type is given as a constant (not only through the join), so the
+    // planner can start from the inner criterion's index.
     return `EXISTS (SELECT 1 FROM sp_reference ${s} JOIN resources ${r2} ON ${r2}.rid = ${s}.rid
-      WHERE ${s}.resource_type = ${params.add(h.type)} AND ${s}.code = ${params.add(h.param.code)}
-      AND ${s}.target_type = ${r}.resource_type AND ${s}.target_id = ${r}.id AND NOT ${r2}.deleted AND ${inner})`;
+      WHERE ${s}.resource_type = ${hasType} AND ${r2}.resource_type = ${hasType} AND ${s}.code = ${params.add(h.param.code)}
+      AND ${s}.target_type = ${r}.resource_type AND ${s}.target_id = ${r}.id AND NOT ${r2}.deleted${accessSql(access, r2, params)} AND ${inner})`;
   }
   if (clause.chain.length) {
+    // One EXISTS per target type, each naming its type as a constant: the planner can then find
+    // the few targets by the inner criterion's index, then what refers to them (0.4 ms), where a
+    // type known only through the join made it walk every reference (5 s at 1M resources).
     const [link, ...rest] = clause.chain;
-    const s = nextAlias('c');
-    const r2 = nextAlias('cr');
-    const inner = clauseSql({ ...clause, chain: rest }, r2, params);
-    return `EXISTS (SELECT 1 FROM sp_reference ${s} JOIN resources ${r2}
-        ON ${r2}.resource_type = ${s}.target_type AND ${r2}.id = ${s}.target_id
-      WHERE ${s}.rid = ${r}.rid AND ${s}.resource_type = ${r}.resource_type AND ${s}.code = ${params.add(link.param.code)}
-      AND ${s}.target_type = ANY(${params.add(link.targetTypes)}::text[]) AND NOT ${r2}.deleted AND ${inner})`;
+    const code = params.add(link.param.code);
+    const branches = link.targetTypes.map((target) => {
+      const s = nextAlias('c');
+      const r2 = nextAlias('cr');
+      const t = params.add(target);
+      const inner = clauseSql({ ...clause, chain: rest }, r2, params, access);
+      return `EXISTS (SELECT 1 FROM sp_reference ${s} JOIN resources ${r2}
+          ON ${r2}.resource_type = ${s}.target_type AND ${r2}.id = ${s}.target_id
+        WHERE ${s}.rid = ${r}.rid AND ${s}.resource_type = ${r}.resource_type AND ${s}.code = ${code}
+        AND ${s}.target_type = ${t} AND ${r2}.resource_type = ${t} AND NOT ${r2}.deleted${accessSql(access, r2, params)} AND ${inner})`;
+    });
+    if (!branches.length) return 'false';
+    return branches.length === 1 ? branches[0] : `(${branches.join(' OR ')})`;
   }
   if (clause.column) return columnSql(clause, r, params);
+  if (clause.special) return specialSql(clause, r, params, access);
   const param = clause.param!;
   const mod = clause.modifier;
   const type = param.type;
@@ -87,6 +118,7 @@ export function clauseSql(clause: Clause, r: string, params: SqlParams): string 
     }
     return v === 'true' ? `NOT ${exists}` : exists;
   }
+  if (type === 'composite') return compositeSql(clause, r, params);
   const s = nextAlias('s');
   let code = param.code;
   if (mod === 'identifier' || mod === 'of-type') code = `${param.code}:${mod}`;
@@ -169,24 +201,52 @@ function numberPrecision(value: string, raw: string): { v: string; half: string 
   return { v: value, half: `5e${-(decimals + 1)}` };
 }
 
-function numberCondition(prefix: Prefix, col: string, value: string, raw: string, params: SqlParams): string {
+/** A searched number as SQL numeric expressions: the value, half its precision, and the margin of `ap`. */
+interface NumberBounds {
+  v: () => string;
+  half: () => string;
+  margin: () => string;
+}
+
+function numberBounds(value: string, raw: string, params: SqlParams): NumberBounds {
   const p = numberPrecision(value, raw);
   const v = once(() => `${params.add(p.v)}::numeric`);
   const half = once(() => `${params.add(p.half)}::numeric`);
-  const inRange = () => `(${col} >= ${v()} - ${half()} AND ${col} < ${v()} + ${half()})`;
+  // ap: 10% of the value (search.html), and never narrower than the value's own precision.
+  return { v, half, margin: once(() => `greatest(abs(${v()}) * 0.1, ${half()})`) };
+}
+
+/**
+ * The same number in canonical UCUM units: value × factor (+ offset), its precision and margin
+ * × factor, computed by PostgreSQL in numeric, so 100 cm keeps its implied range [99.5, 100.5)
+ * cm as [0.995, 1.005) m.
+ */
+function canonicalBounds(b: NumberBounds, c: Canonical, params: SqlParams): NumberBounds {
+  const f = once(() => `${params.add(c.factor)}::numeric`);
+  const offset = c.offset;
+  const off = offset ? once(() => ` + ${params.add(offset)}::numeric`) : () => '';
+  return {
+    v: once(() => `(${b.v()} * ${f()}${off()})`),
+    half: once(() => `(${b.half()} * ${f()})`),
+    margin: once(() => `(${b.margin()} * ${f()})`),
+  };
+}
+
+function rangeCondition(prefix: Prefix, col: string, b: NumberBounds): string {
+  const inRange = () => `(${col} >= ${b.v()} - ${b.half()} AND ${col} < ${b.v()} + ${b.half()})`;
   switch (prefix) {
     case 'eq': return inRange();
     case 'ne': return `NOT ${inRange()}`;
-    case 'gt': case 'sa': return `${col} > ${v()}`;
-    case 'lt': case 'eb': return `${col} < ${v()}`;
-    case 'ge': return `${col} >= ${v()}`;
-    case 'le': return `${col} <= ${v()}`;
-    case 'ap': {
-      // 10% of the value (search.html), and never narrower than the value's own precision.
-      const margin = `greatest(abs(${v()}) * 0.1, ${half()})`;
-      return `(${col} >= ${v()} - ${margin} AND ${col} <= ${v()} + ${margin})`;
-    }
+    case 'gt': case 'sa': return `${col} > ${b.v()}`;
+    case 'lt': case 'eb': return `${col} < ${b.v()}`;
+    case 'ge': return `${col} >= ${b.v()}`;
+    case 'le': return `${col} <= ${b.v()}`;
+    case 'ap': return `(${col} >= ${b.v()} - ${b.margin()} AND ${col} <= ${b.v()} + ${b.margin()})`;
   }
+}
+
+function numberCondition(prefix: Prefix, col: string, value: string, raw: string, params: SqlParams): string {
+  return rangeCondition(prefix, col, numberBounds(value, raw, params));
 }
 
 function likeEscape(s: string): string {
@@ -203,6 +263,8 @@ function valueSql(type: string, mod: string | undefined, s: string, raw: string,
       return `${s}.norm LIKE ${params.add(norm + '%')}`;
     }
     case 'token': {
+      const resolved = resolvedTokenSql(mod, s, raw, params, name); // :in, :not-in, :below, :above (terminology/search.ts)
+      if (resolved !== undefined) return resolved;
       if (mod === 'text') return `${s}.display LIKE ${params.add(likeEscape(normalizeString(unescapeValue(raw))) + '%')}`;
       const parts = splitPipe(raw);
       if (mod === 'of-type') {
@@ -227,6 +289,16 @@ function valueSql(type: string, mod: string | undefined, s: string, raw: string,
       const parts = splitPipe(rest);
       if (parts.length > 3) throw invalid(`A quantity is [prefix]number|system|code, not "${raw}"`, name);
       const [num, system, unit] = parts;
+      const canonical = system === UCUM_SYSTEM && unit ? canonicalUnit(unit) : undefined;
+      if (canonical) {
+        // A UCUM unit matches every commensurable one (g and kg), compared in canonical units;
+        // mmol/L and mg/dL are not commensurable (that needs a molar mass) and never match.
+        const bounds = canonicalBounds(numberBounds(num, name, params), canonical, params);
+        const converted = `(${s}.c_unit = ${params.add(canonical.unit)} AND ${rangeCondition(prefix, `${s}.c_value`, bounds)})`;
+        // Rows indexed before canonical values existed (migrations/003) match by their exact unit, until reindexed.
+        const exact = `(${s}.c_unit IS NULL AND ${s}.system = ${params.add(system)} AND ${s}.unit = ${params.add(unit)} AND ${numberCondition(prefix, `${s}.value`, num, name, params)})`;
+        return `(${converted} OR ${exact})`;
+      }
       let cond = numberCondition(prefix, `${s}.value`, num, name, params);
       if (system) cond += ` AND ${s}.system = ${params.add(system)}`;
       if (unit) cond += ` AND ${s}.unit = ${params.add(unit)}`;
@@ -264,4 +336,75 @@ function referenceCondition(s: string, typeModifier: string | undefined, value: 
   const [url, version] = value.split('|');
   if (version) return `${s}.url = ${params.add(value)}`;
   return `(${s}.url = ${params.add(url)} OR ${s}.url LIKE ${params.add(likeEscape(url) + '|%')})`;
+}
+
+// The second component of a composite as the columns of its type's index table (sp_composite
+// holds them under other names), so valueSql applies to it as it does to that table.
+const COMPONENT_COLUMNS: Record<string, (x: string) => string> = {
+  token: (x) => `${x}.b_system AS system, ${x}.b_value AS value, NULL::text AS display`,
+  string: (x) => `${x}.b_value AS norm, ${x}.b_value AS value`,
+  uri: (x) => `${x}.b_value AS value`,
+  reference: (x) => `${x}.b_system AS target_type, ${x}.b_value AS target_id, ${x}.b_url AS url`,
+  number: (x) => `${x}.b_num AS value`,
+  quantity: (x) => `${x}.b_num AS value, ${x}.b_system AS system, ${x}.b_value AS unit, ${x}.b_cnum AS c_value, ${x}.b_cunit AS c_unit`,
+  date: (x) => `${x}.b_low AS low, ${x}.b_high AS high`,
+};
+
+/**
+ * A composite parameter (code-value-quantity=http://loinc.org|8480-6$gt100): each value is split
+ * on unescaped '$' and each part is a value of its component's type, prefixes included. All
+ * parts must match the same sp_composite row, i.e. the same item (one Observation.component).
+ */
+function compositeSql(clause: Clause, r: string, params: SqlParams): string {
+  const param = clause.param!;
+  const spec = compositeSpec(param);
+  if (!spec) throw invalid(`Composite parameter "${param.code}" is not supported`, clause.raw);
+  const [, second, third] = spec.components;
+  const x = nextAlias('x');
+  const a = nextAlias('xa');
+  const b = nextAlias('xb');
+  const c = nextAlias('xc');
+  const ors = clause.values.map((value) => {
+    const parts = splitComposite(value);
+    if (parts.length !== spec.components.length || parts.some((p) => p === '')) {
+      throw invalid(`"${param.code}" takes ${spec.components.length} values separated by $ (${param.code}=[token]$[${second.type}]${third ? '$[number]' : ''}), not "${value}"`, clause.raw);
+    }
+    const conds = [valueSql('token', undefined, a, parts[0], params, clause.raw), valueSql(second.type, undefined, b, parts[1], params, clause.raw)];
+    if (third) conds.push(valueSql('number', undefined, c, parts[2], params, clause.raw));
+    return `(${conds.join(' AND ')})`;
+  });
+  return `EXISTS (SELECT 1 FROM sp_composite ${x}
+      CROSS JOIN LATERAL (SELECT ${x}.a_system AS system, ${x}.a_value AS value) ${a}
+      CROSS JOIN LATERAL (SELECT ${COMPONENT_COLUMNS[second.type](x)}) ${b}
+      ${third ? `CROSS JOIN LATERAL (SELECT ${x}.c_num AS value) ${c}` : ''}
+    WHERE ${x}.rid = ${r}.rid AND ${x}.resource_type = ${r}.resource_type AND ${x}.code = ${params.add(param.code)} AND (${ors.join(' OR ')}))`;
+}
+
+// _list values: a List id, List/id, or an absolute URL ending in List/id.
+const LIST_REF = /^(?:(?:https?:\/\/\S*\/)?List\/)?([A-Za-z0-9\-.]{1,64})$/;
+
+/** _text, _content (French full text) and _list (the resources a List's entries reference). */
+function specialSql(clause: Clause, r: string, params: SqlParams, access: AccessFilter | undefined): string {
+  if (clause.modifier !== undefined) throw invalid(`Modifier ":${clause.modifier}" is not supported on ${clause.special}`, clause.raw);
+  if (clause.special === '_list') {
+    const ids = clause.values.map((v) => {
+      const m = LIST_REF.exec(unescapeValue(v));
+      if (!m) throw invalid(`_list takes the id of a List, not "${v}"`, clause.raw);
+      return m[1];
+    });
+    const l = nextAlias('l');
+    const li = nextAlias('li');
+    // A deleted List, or one the caller may not see, lists nothing.
+    return `EXISTS (SELECT 1 FROM resources ${l} JOIN sp_reference ${li} ON ${li}.rid = ${l}.rid
+      WHERE ${l}.resource_type = 'List' AND ${l}.id = ANY(${params.add(ids)}::text[]) AND NOT ${l}.deleted${accessSql(access, l, params)}
+      AND ${li}.resource_type = 'List' AND ${li}.code = 'item' AND ${li}.target_type = ${r}.resource_type AND ${li}.target_id = ${r}.id)`;
+  }
+  // French stemming, accent-insensitive (fhir_text_query, migrations/003); each value is a
+  // web-search query (words AND-ed, "quoted phrases", -excluded, or), commas OR the values.
+  const queries = clause.values.map((v) => lowerText(unescapeValue(v)));
+  if (queries.some((q) => !q)) throw invalid(`${clause.special} needs words to search for`, clause.raw);
+  const t = nextAlias('t');
+  const kind = clause.special === '_text' ? 'text' : 'content';
+  const tsquery = queries.map((q) => `fhir_text_query(${params.add(q)})`).join(' || ');
+  return `EXISTS (SELECT 1 FROM sp_text ${t} WHERE ${t}.rid = ${r}.rid AND ${t}.resource_type = ${r}.resource_type AND ${t}.kind = '${kind}' AND ${t}.tsv @@ (${tsquery}))`;
 }
