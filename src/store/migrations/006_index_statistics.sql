@@ -8,3 +8,5 @@ CREATE STATISTICS IF NOT EXISTS sp_reference_stats (dependencies, mcv) ON resour
 CREATE STATISTICS IF NOT EXISTS sp_date_stats (dependencies, mcv) ON resource_type, code FROM sp_date;
 CREATE STATISTICS IF NOT EXISTS sp_string_stats (dependencies, mcv) ON resource_type, code FROM sp_string;
 CREATE STATISTICS IF NOT EXISTS sp_quantity_stats (dependencies, mcv) ON resource_type, code, system, unit FROM sp_quantity;
+-- Fill them now on an existing database rather than at the next autovacuum.
+ANALYZE sp_token, sp_reference, sp_date, sp_string, sp_quantity;
