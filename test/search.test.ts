@@ -260,6 +260,22 @@ t.test('date: prefixes and precision on date (Patient.birthDate)', async (t) => 
   ]);
 });
 
+t.test('date: repeated criteria on one value (single-valued) or on any values (several values)', async (t) => {
+  const h = await harness(t);
+  await h.put(
+    { resourceType: 'Appointment', id: 'week', status: 'booked', start: '2026-03-06T10:00:00Z', end: '2026-03-06T10:30:00Z', participant: [{ actor: { reference: 'Patient/x' }, status: 'accepted' }] },
+    { resourceType: 'Appointment', id: 'before', status: 'booked', start: '2026-03-01T10:00:00Z', end: '2026-03-01T10:30:00Z', participant: [{ actor: { reference: 'Patient/x' }, status: 'accepted' }] },
+    // a Timing indexes one value per event: each criterion may hold for another event
+    { resourceType: 'ServiceRequest', id: 'events', status: 'active', intent: 'order', subject: { reference: 'Patient/x' }, occurrenceTiming: { event: ['2020-01-01T10:00:00Z', '2030-01-01T10:00:00Z'] } },
+  );
+  t.strictSame(await h.find('Appointment', { date: ['ge2026-03-05', 'lt2026-03-12'] }), ['week'], 'a week of appointments');
+  t.strictSame(await h.find('Appointment', { date: ['ge2026-03-01', 'le2026-03-06'] }), ['before', 'week'], 'inclusive bounds');
+  t.strictSame(await h.find('Appointment', { date: ['ge2026-03-02', 'lt2026-03-01'] }), [], 'an empty range matches nothing');
+  t.strictSame(await h.find('ServiceRequest', { occurrence: ['ge2029-01-01', 'lt2021-01-01'] }), ['events'], 'several values: each criterion met by another event');
+  t.strictSame(await h.find('ServiceRequest', { occurrence: ['ge2021-01-01', 'lt2029-01-01'] }), ['events'], 'several values: found though no event lies between the bounds');
+  t.strictSame(await h.find('ServiceRequest', { occurrence: ['ge2031-01-01', 'lt2021-01-01'] }), [], 'several values: one criterion no event meets');
+});
+
 t.test('date: ap is relative to now (10% of the distance)', async (t) => {
   const h = await harness(t);
   const day = 86_400_000;

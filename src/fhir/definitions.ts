@@ -256,3 +256,18 @@ export function getSearchParam(resourceType: string, code: string): SearchParamD
 export function getPatientCompartmentParams(resourceType: string): readonly string[] {
   return compartmentParams.get(resourceType) ?? [];
 }
+
+/**
+ * Whether a search parameter holds at most one value per resource of this type: its expression
+ * is a single path `Type.element` to an element of cardinality 0..1 (Appointment.start,
+ * Observation.effective). Criteria on such a parameter can be applied to the same index row.
+ */
+export function isSingleValued(resourceType: string, param: SearchParamDef): boolean {
+  const m = /^\(?\s*([A-Z][A-Za-z]+)\.([a-z][A-Za-z]*)\s*\)?$/.exec(param.expression.trim());
+  if (!m || m[1] !== resourceType) return false;
+  const elements = typeSchema(resourceType).elements;
+  const element = elements[m[2]] ?? elements[`${m[2]}[x]`];
+  // A Timing is one element but indexes one value per event.
+  const oneValue = new Set(['date', 'dateTime', 'instant', 'Period', 'string', 'code', 'boolean', 'integer', 'decimal', 'uri', 'Coding', 'Quantity', 'Reference']);
+  return element?.max === 1 && element.type.every((t) => oneValue.has(t.code));
+}

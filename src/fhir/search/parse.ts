@@ -27,6 +27,8 @@ export interface Clause {
   values: string[];
   /** The name as written, for messages. */
   raw: string;
+  /** Further criteria on the same single-valued parameter, met by the same index row (a date range). */
+  sameValue?: Clause[];
 }
 
 export type SpecialParam = '_text' | '_content' | '_list';

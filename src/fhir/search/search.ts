@@ -2,11 +2,11 @@
 // _elements, and builds the searchset Bundle. Conditional interactions use matchIds().
 import type { Bundle, BundleEntry, BundleLink, Resource } from '@medplum/fhirtypes';
 import type { FhirContext } from '../context.ts';
-import { getResourceTypes, getSearchParam, isResourceType, typeSchema } from '../definitions.ts';
+import { getResourceTypes, getSearchParam, isResourceType, isSingleValued, typeSchema } from '../definitions.ts';
 import { FhirError, issue, outcome } from '../outcome.ts';
 import { lastValue, parseSearch, splitOr, type Clause, type Query } from './parse.ts';
 import { decodeCursor, encodeCursor, keysetCondition, orderBy, type Cursor, type SortTerm } from './paging.ts';
-import { clauseSql, SqlParams } from './sql.ts';
+import { clauseSql, mergeSameValue, SqlParams } from './sql.ts';
 import { resolveTerminologyModifiers } from '../terminology/search.ts';
 
 interface Row {
@@ -25,11 +25,12 @@ export interface SearchOptions {
   compartment?: string;
 }
 
-function whereFor(ctx: FhirContext, types: string[] | undefined, clauses: Clause[], params: SqlParams, compartment?: string): string {
+function whereFor(ctx: FhirContext, types: string[] | undefined, clauses: Clause[], params: SqlParams, compartment?: string, ridBound?: string): string {
   const where = ['NOT r.deleted'];
   if (types) where.push(types.length === 1 ? `r.resource_type = ${params.add(types[0])}` : `r.resource_type = ANY(${params.add(types)}::text[])`);
   if (compartment) where.push(`r.compartments @> ARRAY[${params.add(compartment)}]::text[]`);
-  for (const c of clauses) where.push(clauseSql(c, 'r', params, ctx.access));
+  const merged = mergeSameValue(clauses, (c) => !!types && types.every((t) => isSingleValued(t, c.param!)));
+  for (const c of merged) where.push(clauseSql(c, 'r', params, ctx.access, ridBound));
   if (ctx.access) where.push(ctx.access.condition('r', params));
   return where.join(' AND ');
 }
@@ -122,7 +123,18 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   const terms = sortTerms(types, sort, params);
   const cursor = token === undefined ? undefined : decodeCursor(token, sort, terms.length);
   if (summary !== 'count' && count > 0) {
-    ({ rows, page } = await fetchPage(ctx, types?.length === 1 ? types[0] : undefined, where, params, terms, cursor, offset, count));
+    // In rid order (no _sort), the index criteria also learn where the page starts.
+    let pageWhere = where;
+    let pageParams = params;
+    let pageTerms = terms;
+    if (cursor && terms.length === 1 && cursor.key[0] !== null) {
+      pageParams = new SqlParams();
+      const op = (cursor.direction === 'after' ? '>' : '<') + (cursor.inclusive ? '=' : '');
+      const bound = `${op} ${pageParams.add(cursor.key[0])}::bigint`;
+      pageWhere = whereFor(ctx, types, clauses, pageParams, options.compartment, bound);
+      pageTerms = sortTerms(types, sort, pageParams);
+    }
+    ({ rows, page } = await fetchPage(ctx, types?.length === 1 ? types[0] : undefined, pageWhere, pageParams, pageTerms, cursor, offset, count));
   }
   let total: number | undefined;
   if (summary === 'count') total = await countMatches(ctx, where, whereParams, 'accurate');
