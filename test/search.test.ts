@@ -271,6 +271,10 @@ t.test('date: repeated criteria on one value (single-valued) or on any values (s
   t.strictSame(await h.find('Appointment', { date: ['ge2026-03-05', 'lt2026-03-12'] }), ['week'], 'a week of appointments');
   t.strictSame(await h.find('Appointment', { date: ['ge2026-03-01', 'le2026-03-06'] }), ['before', 'week'], 'inclusive bounds');
   t.strictSame(await h.find('Appointment', { date: ['ge2026-03-02', 'lt2026-03-01'] }), [], 'an empty range matches nothing');
+  await h.put({ resourceType: 'CarePlan', id: 'span', status: 'active', intent: 'plan', subject: { reference: 'Patient/x' }, period: { start: '2026-02-01', end: '2026-04-01' } });
+  t.strictSame(await h.find('CarePlan', { date: ['ge2026-03-02', 'lt2026-03-01'] }), ['span'], 'one period can meet both criteria across the gap between them');
+  t.strictSame(await h.find('CarePlan', { date: ['ge2026-03-02', 'lt2026-03-12'] }), ['span'], 'a period overlapping the window');
+  t.strictSame(await h.find('CarePlan', { date: ['ge2026-05-01', 'lt2026-06-01'] }), [], 'a period before the window');
   t.strictSame(await h.find('ServiceRequest', { occurrence: ['ge2029-01-01', 'lt2021-01-01'] }), ['events'], 'several values: each criterion met by another event');
   t.strictSame(await h.find('ServiceRequest', { occurrence: ['ge2021-01-01', 'lt2029-01-01'] }), ['events'], 'several values: found though no event lies between the bounds');
   t.strictSame(await h.find('ServiceRequest', { occurrence: ['ge2031-01-01', 'lt2021-01-01'] }), [], 'several values: one criterion no event meets');
@@ -763,6 +767,20 @@ t.test('_sort by date when the matches are rare at the start of the index (the b
   t.strictSame(desc.entry.map((e: any) => e.resource.id), ['new0', 'new1', 'new2'], 'descending');
   const olds = await h.search('Observation', { code: 'http://example.org/b|old', _sort: '-date', _count: '2' });
   t.strictSame(olds.entry.map((e: any) => e.resource.id), ['old1099', 'old1098'], 'dense matches: the latest first');
+});
+
+t.test('searchsets splice the stored JSON: odd client strings echoed in the outcome stay plain text', async (t) => {
+  const h = await harness(t);
+  await h.put({ resourceType: 'Patient', id: 'sp1', name: [{ family: 'Splice' }] });
+  const res = await http('GET', `${h.s.url}/Patient?family=splice&%00abc%3A0=1&_include=Patient:organization`);
+  t.equal(res.status, 200);
+  t.equal(res.body.entry[0].resource.id, 'sp1', 'the match, spliced in');
+  t.strictSame(res.body.entry[0].resource.name, [{ family: 'Splice' }], 'exactly as stored');
+  const outcome = res.body.entry.find((e: any) => e.search.mode === 'outcome');
+  t.match(JSON.stringify(outcome.resource.issue[0].expression), /abc:0/, 'the unknown parameter is reported as it was written');
+  const pretty = await http('GET', `${h.s.url}/Patient?family=splice&_pretty=true`);
+  t.match(pretty.text, /\n  "resourceType": "Bundle"/, '_pretty still indents');
+  t.equal(pretty.body.entry[0].resource.id, 'sp1');
 });
 
 t.test('paging is stable while data changes: keyset links, no skip, no repeat', async (t) => {

@@ -5,7 +5,7 @@ import { errors } from '../outcome.ts';
 import { parseQueryString, preferHandlingStrict, type FhirRequest } from '../request.ts';
 import type { FhirResponse } from '../response.ts';
 import type { Query } from '../search/parse.ts';
-import { search } from '../search/search.ts';
+import { search, type SearchResult } from '../search/search.ts';
 
 /** POST _search carries parameters form-encoded in the body, added to those of the URL. */
 function searchQuery(req: FhirRequest): Query {
@@ -19,13 +19,11 @@ function searchQuery(req: FhirRequest): Query {
 }
 
 export async function searchType(ctx: FhirContext, type: string, req: FhirRequest): Promise<FhirResponse> {
-  const bundle = await search(ctx, type, searchQuery(req), { strict: preferHandlingStrict(req.prefer), path: type });
-  return { status: 200, resource: bundle, headers: {} };
+  return respond(await search(ctx, type, searchQuery(req), { strict: preferHandlingStrict(req.prefer), path: type }));
 }
 
 export async function searchSystem(ctx: FhirContext, req: FhirRequest): Promise<FhirResponse> {
-  const bundle = await search(ctx, undefined, searchQuery(req), { strict: preferHandlingStrict(req.prefer), path: '' });
-  return { status: 200, resource: bundle, headers: {} };
+  return respond(await search(ctx, undefined, searchQuery(req), { strict: preferHandlingStrict(req.prefer), path: '' }));
 }
 
 /** Patient/123/CarePlan: the CarePlans in Patient 123's compartment (CompartmentDefinition patient). */
@@ -37,10 +35,15 @@ export async function searchCompartment(ctx: FhirContext, compartment: string, i
   }
   const query = searchQuery(req);
   if (type === 'Patient') query._id = [id];
-  const bundle = await search(ctx, type, query, {
+  const result = await search(ctx, type, query, {
     strict: preferHandlingStrict(req.prefer),
     path: `${compartment}/${id}/${type}`,
     compartment: type === 'Patient' ? undefined : `Patient/${id}`,
   });
-  return { status: 200, resource: bundle, headers: {} };
+  return respond(result);
+}
+
+/** The searchset as stored JSON spliced into text, or as a Bundle when entries were reshaped. */
+function respond(result: SearchResult): FhirResponse {
+  return result.text !== undefined ? { status: 200, raw: result.text, headers: {} } : { status: 200, resource: result.bundle, headers: {} };
 }

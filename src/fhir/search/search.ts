@@ -1,5 +1,6 @@
 // Executes a search: matching, sorting, paging, _include/_revinclude, _total, _summary and
 // _elements, and builds the searchset Bundle. Conditional interactions use matchIds().
+import { randomBytes } from 'node:crypto';
 import type { Bundle, BundleEntry, BundleLink, Resource } from '@medplum/fhirtypes';
 import type { FhirContext } from '../context.ts';
 import { getResourceTypes, getSearchParam, isResourceType, isSingleValued, typeSchema } from '../definitions.ts';
@@ -87,7 +88,33 @@ function sortTerms(types: string[] | undefined, sort: string | undefined, params
   return terms;
 }
 
-export async function search(ctx: FhirContext, resourceType: string | undefined, query: Query, options: SearchOptions): Promise<Bundle> {
+/**
+ * The searchset, as a Bundle, or as JSON text when no entry needs reshaping (_summary,
+ * _elements): the stored JSON of each resource is then spliced in as it is, as reads send it,
+ * without a parse and a re-serialisation per entry.
+ */
+export interface SearchResult {
+  bundle?: Bundle;
+  text?: string;
+}
+
+// Marks where stored JSON goes in the serialised Bundle; the nonce keeps any client-supplied
+// string (an unknown parameter's name, echoed in the outcome) from ever looking like one.
+const SPLICE_NONCE = randomBytes(8).toString('hex');
+const SPLICE_RE = new RegExp(`"\\\\u0000${SPLICE_NONCE}:(\\d+)"`, 'g');
+
+class Splicer {
+  readonly parts: string[] = [];
+  mark(json: string): Resource {
+    this.parts.push(json);
+    return `\u0000${SPLICE_NONCE}:${this.parts.length - 1}` as unknown as Resource;
+  }
+  text(bundle: Bundle): string {
+    return JSON.stringify(bundle).replace(SPLICE_RE, (_, i: string) => this.parts[Number(i)]);
+  }
+}
+
+export async function search(ctx: FhirContext, resourceType: string | undefined, query: Query, options: SearchOptions): Promise<SearchResult> {
   let types: string[] | undefined = resourceType ? [resourceType] : undefined;
   const typeParam = lastValue(query, '_type');
   if (!resourceType && typeParam) {
@@ -147,12 +174,14 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
     else total = await countMatches(ctx, where, whereParams, (totalMode ?? 'bounded') as 'accurate' | 'estimate' | 'bounded');
   }
 
+  const elements = lastValue(query, '_elements');
+  const splicer = (!summary || summary === 'false') && !elements ? new Splicer() : undefined;
   const entries: BundleEntry[] = rows.map((row) => ({
     fullUrl: `${ctx.baseUrl}/${row.resource_type}/${row.id}`,
-    resource: shape(JSON.parse(row.content) as Resource, summary, lastValue(query, '_elements')),
+    resource: splicer ? splicer.mark(row.content) : shape(JSON.parse(row.content) as Resource, summary, elements),
     search: { mode: 'match' },
   }));
-  if (summary !== 'count' && rows.length) entries.push(...(await includes(ctx, rows, query)));
+  if (summary !== 'count' && rows.length) entries.push(...(await includes(ctx, rows, query, splicer)));
   if (unknown.length) {
     entries.push({
       resource: outcome([issue('warning', 'not-supported', `Unknown search parameter(s) ignored: ${[...new Set(unknown)].join(', ')}`, unknown)]),
@@ -163,7 +192,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   if (total !== undefined) bundle.total = total;
   bundle.link = pageLinks(ctx, options.path, query, unknown, count, sort, page, total);
   if (entries.length) bundle.entry = entries; // FHIR JSON has no empty arrays
-  return bundle;
+  return splicer ? { text: splicer.text(bundle) } : { bundle };
 }
 
 /**
@@ -380,7 +409,7 @@ interface IncludeSpec {
 }
 
 /** _include and _revinclude (with :iterate), applying the same access filter as the match. */
-async function includes(ctx: FhirContext, matches: Row[], query: Query): Promise<BundleEntry[]> {
+async function includes(ctx: FhirContext, matches: Row[], query: Query, splicer: Splicer | undefined): Promise<BundleEntry[]> {
   const specs: IncludeSpec[] = [];
   for (const [name, reverse] of [['_include', false], ['_revinclude', true]] as const) {
     for (const value of query[name] ?? []) specs.push({ value, reverse, iterate: false });
@@ -403,7 +432,8 @@ async function includes(ctx: FhirContext, matches: Row[], query: Query): Promise
       if (seen.has(row.rid)) continue;
       seen.add(row.rid);
       frontier.push(row);
-      result.push({ fullUrl: `${ctx.baseUrl}/${row.resource_type}/${row.id}`, resource: JSON.parse(row.content), search: { mode: 'include' } });
+      const resource = splicer ? splicer.mark(row.content) : (JSON.parse(row.content) as Resource);
+      result.push({ fullUrl: `${ctx.baseUrl}/${row.resource_type}/${row.id}`, resource, search: { mode: 'include' } });
     }
   }
   return result;

@@ -153,7 +153,7 @@ export function clauseSql(clause: Clause, r: string, params: SqlParams, access?:
   const indexTable = mod === 'identifier' ? 'sp_token' : table;
   const ors = clause.values.map((v) => valueSql(type, mod, s, v, params, clause.raw));
   const bound = ridBound ? ` AND ${s}.rid ${ridBound}` : '';
-  const same = (clause.sameValue ?? []).map((c) => ` AND (${c.values.map((v) => valueSql(type, mod, s, v, params, c.raw)).join(' OR ')})`).join('');
+  const same = (clause.sameValue ?? []).map((c) => ` AND (${c.values.map((v) => valueSql(type, mod, s, v, params, c.raw)).join(' OR ')})`).join('') + rangeHint(clause, s, params);
   const match = `EXISTS (SELECT 1 FROM ${indexTable} ${s} WHERE ${s}.rid = ${r}.rid AND ${s}.resource_type = ${r}.resource_type AND ${s}.code = ${params.add(code)}${bound} AND (${ors.join(' OR ')})${same})`;
   return mod === 'not' ? `NOT ${match}` : match;
 }
@@ -184,6 +184,44 @@ function parseDate(value: string, raw: string): DateRange {
 function once(add: () => string): () => string {
   let placeholder: string | undefined;
   return () => (placeholder ??= add());
+}
+
+/**
+ * For a date range merged onto one index row: the same criteria restated as the overlap of the
+ * value's range with a window (implied by them, so it changes no result). PostgreSQL estimates
+ * such an overlap from the range histogram of migration 007 (about 4,000 rows for a week where the
+ * bounds alone, taken as independent, suggest 67,000), and then starts from the index.
+ */
+function rangeHint(clause: Clause, s: string, params: SqlParams): string {
+  if (!clause.sameValue?.length || clause.param?.type !== 'date') return '';
+  let lo = -Infinity;
+  let hi = Infinity;
+  for (const c of [clause, ...clause.sameValue]) {
+    if (c.values.length !== 1) return '';
+    const [prefix, rest] = splitPrefix(c.values[0], true);
+    const range = toRange(rest);
+    if (!range) return '';
+    const [l, h] = overlapWindow(prefix, Date.parse(range.low), Date.parse(range.high));
+    lo = Math.max(lo, l);
+    hi = Math.min(hi, h);
+  }
+  // Touching every half-line [A, ∞) and (-∞, B] means touching [A, B] only when A <= B: a period
+  // can span the gap (starts before B, ends after A) and meet both criteria.
+  if ((lo === -Infinity && hi === Infinity) || lo > hi) return '';
+  const bound = (t: number) => (Number.isFinite(t) ? `${params.add(new Date(t).toISOString())}::timestamptz` : 'NULL::timestamptz');
+  return ` AND tstzrange(${s}.low, ${s}.high, '[]') && tstzrange(${bound(lo)}, ${bound(hi)}, '[]')`;
+}
+
+/** The closed window a value's range must touch when a criterion holds (see dateCondition). */
+function overlapWindow(prefix: Prefix, low: number, high: number): [number, number] {
+  switch (prefix) {
+    case 'eq': return [low, high];
+    case 'ge': return [low, Infinity];
+    case 'gt': case 'sa': return [high, Infinity];
+    case 'lt': case 'eb': return [-Infinity, low];
+    case 'le': return [-Infinity, high];
+    default: return [-Infinity, Infinity]; // ne, and ap (whose margin depends on now): no window
+  }
 }
 
 function dateCondition(prefix: Prefix, low: string, high: string, range: DateRange, params: SqlParams): string {
