@@ -46,8 +46,8 @@ interface Harness {
   matrix(tt: Test, type: string, cases: [Params, string[]][]): Promise<void>;
 }
 
-async function harness(tt: Test): Promise<Harness> {
-  const s = await startServer(tt);
+async function harness(tt: Test, env: Record<string, string> = {}): Promise<Harness> {
+  const s = await startServer(tt, env);
   const client = new Client({ baseUrl: s.url });
   const search = (type: string | undefined, params: Params) =>
     type ? client.search({ resourceType: type, searchParams: params }) : client.search({ searchParams: params });
@@ -745,7 +745,9 @@ t.test('_sort on a multi-valued parameter: each resource once, at its smallest (
 });
 
 t.test('_sort by date when the matches are rare at the start of the index (the budgeted walk falls back)', async (t) => {
-  const h = await harness(t);
+  // Few matches (up to SEARCH_TOTAL_LIMIT) are sorted directly; a limit of 3 makes these 5 "many",
+  // so the page is first looked for along the date index.
+  const h = await harness(t, { SEARCH_TOTAL_LIMIT: '3' });
   // 1,100 past observations come first in date order; the 5 that match come after all of them.
   const entry = (id: string, code: string, date: string) => ({
     resource: { resourceType: 'Observation', id, status: 'final', code: { coding: [{ system: 'http://example.org/b', code }] }, effectiveDateTime: date },

@@ -146,6 +146,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   const where = whereFor(ctx, types, clauses, params, options.compartment);
   const whereParams = params.values.slice(); // the count reuses the WHERE, before _sort adds its own
   let rows: Row[] = [];
+  let counted: number | undefined;
   let page: PagePosition = { hasNext: false, hasPrevious: offset > 0 };
   const terms = sortTerms(types, sort, params);
   const cursor = token === undefined ? undefined : decodeCursor(token, sort, terms.length);
@@ -161,7 +162,11 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
       pageWhere = whereFor(ctx, types, clauses, pageParams, options.compartment, bound);
       pageTerms = sortTerms(types, sort, pageParams);
     }
-    ({ rows, page } = await fetchPage(ctx, types?.length === 1 ? types[0] : undefined, pageWhere, pageParams, pageTerms, cursor, offset, count));
+    // Sorting by a parameter: a few matches are best sorted directly, many read along the sort's
+    // index. Counting up to the total limit tells which, and is the total when it is under it.
+    if (pageTerms[0].driver && offset === 0) counted = await countUpTo(ctx, where, whereParams, ctx.limits.searchTotalLimit);
+    const few = counted !== undefined && counted <= ctx.limits.searchTotalLimit;
+    ({ rows, page } = await fetchPage(ctx, types?.length === 1 ? types[0] : undefined, pageWhere, pageParams, pageTerms, cursor, offset, count, few));
   }
   let total: number | undefined;
   if (summary === 'count') total = await countMatches(ctx, where, whereParams, 'accurate');
@@ -171,6 +176,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
     // Pages reached by a link show the total their first page found, as most servers do: one
     // count per search, not per page.
     else if (cursor && totalMode === undefined) total = cursor.total;
+    else if (!cursor && totalMode !== 'accurate' && counted !== undefined && counted <= ctx.limits.searchTotalLimit) total = counted;
     else total = await countMatches(ctx, where, whereParams, (totalMode ?? 'bounded') as 'accurate' | 'estimate' | 'bounded');
   }
 
@@ -212,10 +218,15 @@ async function countMatches(ctx: FhirContext, where: string, params: unknown[], 
   // Far beyond the limit by the planner's estimate: not worth counting up to the limit either.
   const first = await estimate();
   if (first !== undefined && first > 10 * limit) return mode === 'estimate' ? first : undefined;
-  const sql = `SELECT count(*) AS c FROM (SELECT 1 FROM resources r WHERE ${where} LIMIT ${limit + 1}) x`;
-  const counted = Number((await ctx.ex.query<{ c: string }>(sql, params)).rows[0].c);
+  const counted = await countUpTo(ctx, where, params, limit);
   if (counted <= limit) return counted;
   return mode === 'estimate' ? Math.max(limit + 1, first ?? 0) : undefined;
+}
+
+/** The number of matches, counting no further than limit + 1. */
+async function countUpTo(ctx: FhirContext, where: string, params: unknown[], limit: number): Promise<number> {
+  const sql = `SELECT count(*) AS c FROM (SELECT 1 FROM resources r WHERE ${where} LIMIT ${limit + 1}) x`;
+  return Number((await ctx.ex.query<{ c: string }>(sql, params)).rows[0].c);
 }
 
 interface PagePosition {
@@ -231,10 +242,11 @@ interface PagePosition {
  * timestamps keep their microseconds) so the next links can continue from them.
  */
 async function fetchPage(
-  ctx: FhirContext, type: string | undefined, where: string, params: SqlParams, terms: SortTerm[], cursor: Cursor | undefined, offset: number, count: number
+  ctx: FhirContext, type: string | undefined, where: string, params: SqlParams, terms: SortTerm[], cursor: Cursor | undefined, offset: number, count: number,
+  fewMatches = false
 ): Promise<{ rows: Row[]; page: PagePosition }> {
   const backward = cursor?.direction === 'before';
-  const rows = terms[0].driver && offset === 0 ? await readByLeadingIndex(ctx, type, where, params, terms, cursor, count + 1) : await readPage(ctx, { where, params, terms, cursor, reverse: backward, offset, limit: count + 1 });
+  const rows = terms[0].driver && offset === 0 && !fewMatches ? await readByLeadingIndex(ctx, type, where, params, terms, cursor, count + 1) : await readPage(ctx, { where, params, terms, cursor, reverse: backward, offset, limit: count + 1 });
   const more = rows.length > count;
   const page = rows.slice(0, count);
   if (backward) page.reverse();
