@@ -176,7 +176,8 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
     // Pages reached by a link show the total their first page found, as most servers do: one
     // count per search, not per page.
     else if (cursor && totalMode === undefined) total = cursor.total;
-    else if (!cursor && totalMode !== 'accurate' && counted !== undefined && counted <= ctx.limits.searchTotalLimit) total = counted;
+    else if (!cursor && totalMode === undefined && counted !== undefined) total = counted <= ctx.limits.searchTotalLimit ? counted : undefined;
+    else if (!cursor && totalMode === 'estimate' && counted !== undefined && counted <= ctx.limits.searchTotalLimit) total = counted;
     else total = await countMatches(ctx, where, whereParams, (totalMode ?? 'bounded') as 'accurate' | 'estimate' | 'bounded');
   }
 
