@@ -822,6 +822,15 @@ t.test('paging is stable while data changes: keyset links, no skip, no repeat', 
     await h.client.delete({ resourceType: 'Patient', id: `new-${(sort ?? 'none').replace(/_/g, '')}` });
   }
 
+  // Without criteria or _sort, pages follow the internal order just as well.
+  let plain: any = await h.search('Patient', { _count: '4' });
+  const everyone: string[] = plain.entry.map((e: any) => e.resource.id);
+  while (plain.link.find((l: any) => l.relation === 'next')) {
+    plain = await h.client.nextPage({ bundle: plain });
+    everyone.push(...(plain.entry ?? []).map((e: any) => e.resource.id));
+  }
+  t.strictSame([...everyone].sort(), (await h.find('Patient', { _count: '100' })), 'no criteria: every patient once across the pages');
+
   // An empty last page (everything after the cursor deleted) still leads back.
   const p1: any = await h.search('Patient', { family: 'stable', _count: '9', _sort: '_id' });
   t.equal(p1.entry.length, 9);

@@ -7,7 +7,7 @@ import { getResourceTypes, getSearchParam, isResourceType, isSingleValued, typeS
 import { FhirError, issue, outcome } from '../outcome.ts';
 import { lastValue, parseSearch, splitOr, type Clause, type Query } from './parse.ts';
 import { decodeCursor, encodeCursor, keysetCondition, orderBy, type Cursor, type SortTerm } from './paging.ts';
-import { clauseSql, mergeSameValue, SqlParams } from './sql.ts';
+import { clauseSql, mergeSameValue, SqlParams, type RidBound } from './sql.ts';
 import { resolveTerminologyModifiers } from '../terminology/search.ts';
 
 interface Row {
@@ -26,7 +26,7 @@ export interface SearchOptions {
   compartment?: string;
 }
 
-function whereFor(ctx: FhirContext, types: string[] | undefined, clauses: Clause[], params: SqlParams, compartment?: string, ridBound?: string): string {
+function whereFor(ctx: FhirContext, types: string[] | undefined, clauses: Clause[], params: SqlParams, compartment?: string, ridBound?: RidBound): string {
   const where = ['NOT r.deleted'];
   if (types) where.push(types.length === 1 ? `r.resource_type = ${params.add(types[0])}` : `r.resource_type = ANY(${params.add(types)}::text[])`);
   if (compartment) where.push(`r.compartments @> ARRAY[${params.add(compartment)}]::text[]`);
@@ -157,9 +157,8 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
     let pageTerms = terms;
     if (cursor && terms.length === 1 && cursor.key[0] !== null) {
       pageParams = new SqlParams();
-      const op = (cursor.direction === 'after' ? '>' : '<') + (cursor.inclusive ? '=' : '');
-      const bound = `${op} ${pageParams.add(cursor.key[0])}::bigint`;
-      pageWhere = whereFor(ctx, types, clauses, pageParams, options.compartment, bound);
+      const op = ((cursor.direction === 'after' ? '>' : '<') + (cursor.inclusive ? '=' : '')) as RidBound['op'];
+      pageWhere = whereFor(ctx, types, clauses, pageParams, options.compartment, { op, rid: cursor.key[0] });
       pageTerms = sortTerms(types, sort, pageParams);
     }
     // Sorting by a parameter: a few matches are best sorted directly, many read along the sort's

@@ -90,12 +90,18 @@ export function mergeSameValue(clauses: Clause[], singleValued: (c: Clause) => b
   return out;
 }
 
+/** Where a page in rid order starts: rows with rid `op` `rid`. */
+export interface RidBound {
+  op: '>' | '>=' | '<' | '<=';
+  rid: string;
+}
+
 /**
- * `ridBound` ("> $7"): the page starts beyond this internal row id (keyset paging in rid order).
+ * `ridBound`: the page starts beyond this internal row id (keyset paging in rid order).
  * PostgreSQL does not carry an inequality across `s.rid = r.rid`, so it is repeated on the index
  * rows: a page far into the results then starts its scan there instead of at the beginning.
  */
-export function clauseSql(clause: Clause, r: string, params: SqlParams, access?: AccessFilter, ridBound?: string): string {
+export function clauseSql(clause: Clause, r: string, params: SqlParams, access?: AccessFilter, ridBound?: RidBound): string {
   if (clause.has) {
     const h = clause.has;
     const s = nextAlias('h');
@@ -152,7 +158,8 @@ export function clauseSql(clause: Clause, r: string, params: SqlParams, access?:
   if (mod === 'identifier' || mod === 'of-type') code = `${param.code}:${mod}`;
   const indexTable = mod === 'identifier' ? 'sp_token' : table;
   const ors = clause.values.map((v) => valueSql(type, mod, s, v, params, clause.raw));
-  const bound = ridBound ? ` AND ${s}.rid ${ridBound}` : '';
+  // Added only where used: a placeholder no statement uses has no type, and PostgreSQL refuses it.
+  const bound = ridBound ? ` AND ${s}.rid ${ridBound.op} ${params.add(ridBound.rid)}::bigint` : '';
   const same = (clause.sameValue ?? []).map((c) => ` AND (${c.values.map((v) => valueSql(type, mod, s, v, params, c.raw)).join(' OR ')})`).join('') + rangeHint(clause, s, params);
   const match = `EXISTS (SELECT 1 FROM ${indexTable} ${s} WHERE ${s}.rid = ${r}.rid AND ${s}.resource_type = ${r}.resource_type AND ${s}.code = ${params.add(code)}${bound} AND (${ors.join(' OR ')})${same})`;
   return mod === 'not' ? `NOT ${match}` : match;
