@@ -33,6 +33,9 @@ export async function buildApp(db: Db, config: Config, logger: boolean | object 
   });
   server.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // A request that finishes during shutdown closes its connection: left idle and kept alive,
+    // the client's socket would hold the server open until the keep-alive timeout (72 s).
+    if (state.shuttingDown) reply.header('connection', 'close');
   });
   registerErrorHandlers(server);
   // Custom SearchParameters stored in the database, and the runner of reindex jobs.
