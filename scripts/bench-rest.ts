@@ -26,6 +26,7 @@ import { makePatient, seeded, transactionBundle } from './lib/bench/patients.ts'
 import { postmasterPidFromBackend, watchCpu } from './lib/bench/cpu.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
 import { computeRatios, computeTargets, mb, render, type DbReport, type ServerReport } from './lib/bench/report.ts';
+import { numberArg } from './lib/cli.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 
@@ -45,25 +46,17 @@ if (args.help) {
   console.log('node scripts/bench-rest.ts [--db pglite|postgres|both] [--resources 100000] [--duration 10] [--connections 32] [--warmup 1] [--bundle-size 500] [--load-concurrency 4]');
   process.exit(0);
 }
-function num(name: string, value: string | undefined, min: number): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min) {
-    console.error(`--${name} must be a number >= ${min}, not "${value}"`);
-    process.exit(2);
-  }
-  return n;
-}
 if (!['pglite', 'postgres', 'both'].includes(args.db!)) {
   console.error(`--db must be pglite, postgres or both, not "${args.db}"`);
   process.exit(2);
 }
 const opts = {
-  resources: Math.floor(num('resources', args.resources, 1)),
-  duration: num('duration', args.duration, 1),
-  connections: Math.floor(num('connections', args.connections, 1)),
-  warmup: num('warmup', args.warmup, 0),
-  bundleSize: Math.floor(num('bundle-size', args['bundle-size'], 1)),
-  loadConcurrency: Math.floor(num('load-concurrency', args['load-concurrency'], 1)),
+  resources: Math.floor(numberArg('resources', args.resources, 1, false)),
+  duration: numberArg('duration', args.duration, 1, false),
+  connections: Math.floor(numberArg('connections', args.connections, 1, false)),
+  warmup: numberArg('warmup', args.warmup, 0, false),
+  bundleSize: Math.floor(numberArg('bundle-size', args['bundle-size'], 1, false)),
+  loadConcurrency: Math.floor(numberArg('load-concurrency', args['load-concurrency'], 1, false)),
 };
 const dbs: ('pglite' | 'postgres')[] = args.db === 'both' ? ['pglite', 'postgres'] : [args.db as 'pglite' | 'postgres'];
 const TX_SIZE = 100;

@@ -35,13 +35,14 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { freePort, startPostgres, type TestPostgres } from './lib/postgres.ts';
 import { serverCommand } from './lib/server-command.ts';
-import { dayNumber, DEFAULT_POOL } from './lib/bench/coordination.ts';
+import { DEFAULT_POOL } from './lib/bench/coordination.ts';
 import { postmasterPidFromBackend, watchCpu, type CpuShare } from './lib/bench/cpu.ts';
 import { ingest, type IngestResult } from './lib/bench/ingest.ts';
 import { seeded } from './lib/bench/patients.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
 import { runLoad, type Failure, type LoadResult } from './lib/bench/runner.ts';
 import { collectDeepPages, pagingQueries, sampleDatabase, searchSteps, type Samples } from './lib/bench/search-queries.ts';
+import { anchorDayArg, numberArg } from './lib/cli.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const DB_NAME = 'fhir_search_bench';
@@ -76,35 +77,21 @@ if (args.help) {
   console.log(USAGE);
   process.exit(0);
 }
-function num(name: string, value: string | undefined, min: number, integer = true): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
-    console.error(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, not "${value}"`);
-    process.exit(2);
-  }
-  return n;
-}
 if (args['pg-data'] && args['database-url']) {
   console.error('--pg-data and --database-url are exclusive');
   process.exit(2);
 }
-let anchorDay: number;
-try {
-  anchorDay = dayNumber(args.anchor!);
-} catch {
-  console.error(`--anchor must be a date YYYY-MM-DD, not "${args.anchor}"`);
-  process.exit(2);
-}
+const anchorDay = anchorDayArg(args.anchor);
 const opts = {
-  patients: num('patients', args.patients, 1),
-  duration: num('duration', args.duration, 1, false),
-  warmup: num('warmup', args.warmup, 0, false),
-  connections: num('connections', args.connections, 1),
-  bundleSize: num('bundle-size', args['bundle-size'], 1),
-  loadConcurrency: num('load-concurrency', args['load-concurrency'], 1),
-  ingestSample: num('ingest-sample', args['ingest-sample'] ?? '50000', 0),
+  patients: numberArg('patients', args.patients, 1),
+  duration: numberArg('duration', args.duration, 1, false),
+  warmup: numberArg('warmup', args.warmup, 0, false),
+  connections: numberArg('connections', args.connections, 1),
+  bundleSize: numberArg('bundle-size', args['bundle-size'], 1),
+  loadConcurrency: numberArg('load-concurrency', args['load-concurrency'], 1),
+  ingestSample: numberArg('ingest-sample', args['ingest-sample'] ?? '50000', 0),
   ingestSampleExplicit: args['ingest-sample'] !== undefined,
-  seed: num('seed', args.seed, 0),
+  seed: numberArg('seed', args.seed, 0),
   anchor: args.anchor!,
   keep: args.keep,
   vacuum: !args['no-vacuum'],

@@ -11,8 +11,10 @@
 // assigns the ids of everything but the pool). About 23 resources per patient: 43,500 patients
 // and the default pool make about 1,000,000 resources.
 import { parseArgs } from 'node:util';
-import { CoordinationGenerator, dayNumber, makePool, transaction } from './lib/bench/coordination.ts';
-import { ingest, IngestError } from './lib/bench/ingest.ts';
+import { CoordinationGenerator, makePool, transaction } from './lib/bench/coordination.ts';
+import { ingest } from './lib/bench/ingest.ts';
+import { IngestError } from './lib/bench/post-bundle.ts';
+import { anchorDayArg, numberArg } from './lib/cli.ts';
 
 const USAGE = 'node scripts/generate-data.ts --url http://127.0.0.1:8080/fhir --patients 50000 [--seed 1] [--concurrency 4] ' +
   '[--bundle-size 500] [--anchor 2026-11-23] [--organizations 300] [--practitioners 3000] [--first-patient 0] [--skip-pool] ' +
@@ -39,31 +41,17 @@ if (args.help) {
   console.log(USAGE);
   process.exit(0);
 }
-function num(name: string, value: string | undefined, min: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) {
-    console.error(`--${name} must be an integer >= ${min}, not "${value}"`);
-    process.exit(2);
-  }
-  return n;
-}
-const seed = num('seed', args.seed, 0);
-const patients = num('patients', args.patients, 1);
-const firstPatient = num('first-patient', args['first-patient'], 0);
-const pool = { organizations: num('organizations', args.organizations, 6), practitioners: num('practitioners', args.practitioners, 12) };
-let anchorDay: number;
-try {
-  anchorDay = dayNumber(args.anchor!);
-} catch {
-  console.error(`--anchor must be a date YYYY-MM-DD, not "${args.anchor}"`);
-  process.exit(2);
-}
+const seed = numberArg('seed', args.seed, 0);
+const patients = numberArg('patients', args.patients, 1);
+const firstPatient = numberArg('first-patient', args['first-patient'], 0);
+const pool = { organizations: numberArg('organizations', args.organizations, 6), practitioners: numberArg('practitioners', args.practitioners, 12) };
+const anchorDay = anchorDayArg(args.anchor);
 const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
 
 if (args.print !== undefined || args['dry-run']) {
   const generator = new CoordinationGenerator({ seed, anchorDay, pool: makePool(seed, pool) });
   if (args.print !== undefined) {
-    const index = num('print', args.print, 0);
+    const index = numberArg('print', args.print, 0);
     for (let i = 0; i < index; i++) generator.patient(i); // INS-NIR uniqueness depends on the earlier patients
     console.log(JSON.stringify(transaction(generator.patient(index)), null, 2));
     process.exit(0);
@@ -99,8 +87,8 @@ try {
     seed,
     anchorDay,
     pool,
-    bundleSize: num('bundle-size', args['bundle-size'], 1),
-    concurrency: num('concurrency', args.concurrency, 1),
+    bundleSize: numberArg('bundle-size', args['bundle-size'], 1),
+    concurrency: numberArg('concurrency', args.concurrency, 1),
     skipPool: args['skip-pool'],
     log,
   });

@@ -5,6 +5,7 @@
 // 200 with one 2xx entry response per entry; anything else stops the load with the server's
 // answer. Reports resources per second.
 import type { BundleEntry } from '@medplum/fhirtypes';
+import { IngestError, postBundle } from './post-bundle.ts';
 import { CoordinationGenerator, makePool, poolBundles, transaction, type Pool, type PoolSizes } from './coordination.ts';
 
 export interface IngestOptions {
@@ -43,32 +44,10 @@ export interface IngestResult {
   bundleMs: { p50: number; p99: number; max: number };
 }
 
-export class IngestError extends Error {}
-
 async function post(fhirBase: string, entries: BundleEntry[], what: string, retries: string[], log: (s: string) => void): Promise<number> {
-  const body = JSON.stringify(transaction(entries));
-  let res: Response | undefined;
   const sent = performance.now();
-  // A request that gets no HTTP answer at all (connection closed or reset) is sent again, at
-  // most twice, and reported: the server may have stored it (more resources, not fewer).
-  for (let attempt = 0; !res; attempt++) {
-    try {
-      res = await fetch(fhirBase, {
-        method: 'POST',
-        headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json', prefer: 'return=minimal' },
-        body,
-      });
-    } catch (err) {
-      const cause = (err as { cause?: { message?: string; code?: string } }).cause;
-      const why = `${what} got no answer after ${Math.round(performance.now() - sent)} ms: ${(err as Error).message}` +
-        (cause ? ` (${[cause.code, cause.message ?? String(cause)].filter(Boolean).join(' ')})` : '');
-      if (attempt >= 2) throw new IngestError(`load: ${why}`);
-      retries.push(why);
-      log(`  retrying: ${why}`);
-    }
-  }
-  const text = await res.text();
-  if (res.status !== 200) throw new IngestError(`load: ${what} answered ${res.status}: ${text.slice(0, 2000)}`);
+  const { status, text } = await postBundle(fhirBase, JSON.stringify(transaction(entries)), what, retries, log);
+  if (status !== 200) throw new IngestError(`load: ${what} answered ${status}: ${text.slice(0, 2000)}`);
   const reply = JSON.parse(text) as { entry?: { response?: { status?: string; location?: string } }[] };
   const answers = reply.entry ?? [];
   if (answers.length !== entries.length) throw new IngestError(`load: ${what} answered ${answers.length} entries for ${entries.length}`);

@@ -1,6 +1,7 @@
 // Bulk load through the server's transaction endpoint: bundles of `bundleSize` Patient
 // creates, `concurrency` in flight, collecting the assigned ids from the responses.
 import { seeded, transactionBundle } from './patients.ts';
+import { postBundle } from './post-bundle.ts';
 
 export interface LoadResult {
   resources: number;
@@ -35,28 +36,8 @@ export async function loadPatients(fhirBase: string, total: number, bundleSize: 
   };
   const one = async (i: number) => {
     const body = JSON.stringify(transactionBundle(seeded(1000 + i), bundleSize));
-    let res: Response | undefined;
-    // A request that gets no HTTP answer at all (connection closed or reset) is sent again,
-    // at most twice, and reported: the server may have stored it (more patients, not fewer).
-    for (let attempt = 0; !res; attempt++) {
-      const sent = performance.now();
-      try {
-        res = await fetch(fhirBase, {
-          method: 'POST',
-          headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json', prefer: 'return=minimal' },
-          body,
-        });
-      } catch (err) {
-        const cause = (err as { cause?: { message?: string; code?: string } }).cause;
-        const why = `bundle ${i} got no answer after ${Math.round(performance.now() - sent)} ms: ${(err as Error).message}` +
-          (cause ? ` (${[cause.code, cause.message ?? String(cause)].filter(Boolean).join(' ')})` : '');
-        if (attempt >= 2) throw new Error(`load: ${why}`);
-        retries.push(why);
-        log(`  retrying: ${why}`);
-      }
-    }
-    const text = await res.text();
-    if (res.status !== 200) throw new Error(`load: bundle ${i} answered ${res.status}: ${text.slice(0, 500)}`);
+    const { status, text } = await postBundle(fhirBase, body, `bundle ${i}`, retries, log);
+    if (status !== 200) throw new Error(`load: bundle ${i} answered ${status}: ${text.slice(0, 500)}`);
     const reply = JSON.parse(text) as { entry?: { response?: { status?: string; location?: string } }[] };
     const entries = reply.entry ?? [];
     if (entries.length !== bundleSize) throw new Error(`load: bundle ${i} answered ${entries.length} entries, expected ${bundleSize}`);
