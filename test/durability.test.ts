@@ -2,42 +2,13 @@
 // SIGKILL of the server; SIGTERM lets in-flight requests finish before exiting; an empty
 // database gets the demo fixtures on first start, and only then.
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { freshDatabase, http } from './helpers/server.ts';
-import { freePort } from '../scripts/lib/postgres.ts';
-import { serverCommand } from '../scripts/lib/server-command.ts';
+import { freshDatabase, http, startServerProcess } from './helpers/server.ts';
 
-async function startProcess(env: Record<string, string>, extra: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null> }> {
-  const port = await freePort();
-  const { command, args, cwd } = serverCommand(); // exactly what `npm start` runs
-  const child = spawn(command, args, {
-    cwd,
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', ...extra },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const url = `http://127.0.0.1:${port}/fhir`;
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/readyz`);
-      if (r.status === 200) return { child, url, exited };
-    } catch {
-      // not listening yet
-    }
-    if (child.exitCode !== null) throw new Error(`server exited: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`server did not become ready: ${stderr}`);
-}
 
 t.test('SIGKILL during a stream of creates loses no answered create', async (t) => {
   const db = await freshDatabase();
   t.teardown(db.cleanup);
-  const first = await startProcess(db.env);
+  const first = await startServerProcess(db.env);
   const acknowledged: string[] = [];
   let stop = false;
   const writer = async (w: number) => {
@@ -58,7 +29,7 @@ t.test('SIGKILL during a stream of creates loses no answered create', async (t) 
   await first.exited;
   t.ok(acknowledged.length > 5, `creates were answered before the kill (${acknowledged.length})`);
 
-  const second = await startProcess(db.env);
+  const second = await startServerProcess(db.env);
   t.teardown(() => second.child.kill('SIGKILL'));
   let missing = 0;
   for (const id of acknowledged) if ((await http('GET', `${second.url}/Patient/${id}`)).status !== 200) missing++;
@@ -70,7 +41,7 @@ t.test('SIGKILL during a stream of creates loses no answered create', async (t) 
 t.test('SIGTERM finishes in-flight requests, then exits 0', async (t) => {
   const db = await freshDatabase();
   t.teardown(db.cleanup);
-  const server = await startProcess(db.env);
+  const server = await startServerProcess(db.env);
   const bundle = {
     resourceType: 'Bundle',
     type: 'transaction',
@@ -89,7 +60,7 @@ t.test('SIGTERM finishes in-flight requests, then exits 0', async (t) => {
   // sockets would hold the server open until the keep-alive timeout (72 s).
   const exit = await Promise.race([server.exited, new Promise((r) => setTimeout(() => r('still running after 30 s'), 30_000).unref())]);
   t.equal(exit, 0, 'clean exit, without waiting for the clients\' idle connections');
-  const again = await startProcess(db.env);
+  const again = await startServerProcess(db.env);
   t.teardown(() => again.child.kill('SIGKILL'));
   t.equal((await http('GET', `${again.url}/Patient?_summary=count`)).body.total, 300 * answered, 'every answered transaction is stored whole, nothing else');
   again.child.kill('SIGTERM');
@@ -99,7 +70,7 @@ t.test('SIGTERM finishes in-flight requests, then exits 0', async (t) => {
 t.test('first start on an empty database loads the demo fixtures, once', async (t) => {
   const db = await freshDatabase();
   t.teardown(db.cleanup);
-  const s = await startProcess(db.env, { LOAD_FIXTURES: 'true' });
+  const s = await startServerProcess(db.env, { LOAD_FIXTURES: 'true' });
   const ins = await http('GET', `${s.url}/Patient?identifier=urn:oid:1.2.250.1.213.1.4.8|238043306308784`);
   t.equal(ins.body.total, 1, 'the demo patient is found by INS');
   t.equal(ins.body.entry[0].resource.name[0].family, 'Lefèvre');
@@ -110,7 +81,7 @@ t.test('first start on an empty database loads the demo fixtures, once', async (
   const before = (await http('GET', `${s.url}/_history?_count=0`)).body.total;
   s.child.kill('SIGTERM');
   await s.exited;
-  const again = await startProcess(db.env, { LOAD_FIXTURES: 'true' });
+  const again = await startServerProcess(db.env, { LOAD_FIXTURES: 'true' });
   t.teardown(() => again.child.kill('SIGKILL'));
   t.equal((await http('GET', `${again.url}/_history?_count=0`)).body.total, before, 'a second start loads nothing more');
   t.equal((await fetch(`${again.url.replace('/fhir', '')}/healthz`)).status, 200);

@@ -4,61 +4,20 @@
 // access filter applied inside chains, _has and _list. Searches go through fhir-kit-client over
 // HTTP; fetch (http()) where the status matters; the access filter test calls search() on the
 // server's database, as an authenticated caller's context would.
-import t, { type Test } from 'tap';
-import { Client } from 'fhir-kit-client';
-import { http, startServer, type TestServer } from './helpers/server.ts';
+import t from 'tap';
+import { harness, idsOf, type Harness, type Params } from './helpers/search.ts';
+import { http } from './helpers/server.ts';
 import { search as runSearch, type SearchResult } from '../src/fhir/search/search.ts';
 
 /** search() answers JSON text when no entry is reshaped; the Bundle either way. */
 const bundleOf = (r: SearchResult) => r.bundle ?? JSON.parse(r.text!);
 import { limitsOf, type FhirContext } from '../src/fhir/context.ts';
 
-type Params = Record<string, string | string[]>;
-type Resource = { resourceType: string; id: string; [k: string]: unknown };
 
 const LOINC = 'http://loinc.org';
 const UCUM = 'http://unitsofmeasure.org';
 const SNOMED = 'http://snomed.info/sct';
 const XHTML = 'http://www.w3.org/1999/xhtml';
-
-function idsOf(bundle: any, mode = 'match'): string[] {
-  return (bundle.entry ?? [])
-    .filter((e: any) => e.search?.mode === mode)
-    .map((e: any) => `${e.resource.id}`)
-    .sort();
-}
-
-interface Harness {
-  s: TestServer;
-  client: Client;
-  put(...resources: Resource[]): Promise<void>;
-  search(type: string | undefined, params: Params): Promise<any>;
-  find(type: string, params: Params): Promise<string[]>;
-  matrix(tt: Test, type: string, cases: [Params, string[]][]): Promise<void>;
-}
-
-async function harness(tt: Test): Promise<Harness> {
-  const s = await startServer(tt);
-  const client = new Client({ baseUrl: s.url });
-  const search = (type: string | undefined, params: Params) =>
-    type ? client.search({ resourceType: type, searchParams: params }) : client.search({ searchParams: params });
-  const find = async (type: string, params: Params) => idsOf(await search(type, params));
-  return {
-    s,
-    client,
-    async put(...resources) {
-      for (const r of resources) await client.update({ resourceType: r.resourceType, id: r.id, body: r as any });
-    },
-    search,
-    find,
-    async matrix(tt, type, cases) {
-      for (const [params, expected] of cases) {
-        const label = `${type}?${Object.entries(params).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x) => `${k}=${x}`)).join('&')}`;
-        tt.strictSame(await find(type, params), [...expected].sort(), label);
-      }
-    },
-  };
-}
 
 /** A Quantity; system null for none (the unit as written only). */
 const qty = (value: number, code: string, system: string | null = UCUM, unit = code) => (system ? { value, unit, system, code } : { value, unit });

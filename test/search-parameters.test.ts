@@ -5,13 +5,12 @@
 // deletion take effect; definitions survive a restart and reach another server process on the
 // same PostgreSQL; the $reindex operation follows the asynchronous request pattern.
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Client } from 'fhir-kit-client';
-import { dbKind, freshDatabase, http, startServer } from './helpers/server.ts';
+import { idsOf as ids } from './helpers/search.ts';
+import { dbKind, freshDatabase, http, startServer, startServerProcess } from './helpers/server.ts';
 import { openDb } from '../src/store/db.ts';
-import { freePort } from '../scripts/lib/postgres.ts';
-import { serverCommand } from '../scripts/lib/server-command.ts';
 
 const SPEC = new URL('../../shared/spec/', import.meta.url);
 const spec = (path: string) => {
@@ -35,7 +34,6 @@ const TRE_R254 = 'https://mos.esante.gouv.fr/NOS/TRE_R254-TypeEvenement/FHIR/TRE
 const STRICT = { prefer: 'handling=strict' };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const ids = (bundle: any) => (bundle.entry ?? []).filter((e: any) => e.search?.mode === 'match').map((e: any) => e.resource.id).sort();
 const param = (p: any, name: string) => p.parameter.find((x: any) => x.name === name);
 const value = (p: any, name: string) => {
   const x = param(p, name);
@@ -342,30 +340,9 @@ t.test('a SearchParameter created in a transaction with data (ANS NdE event-type
 
 // ---------------------------------------------------------------- server processes
 
-async function startProcess(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null> }> {
-  const port = await freePort();
-  const { command, args, cwd } = serverCommand();
-  const child = spawn(command, args, {
-    cwd,
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', SEARCH_PARAMETER_SYNC_MS: '500' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) return { child, url: `http://127.0.0.1:${port}/fhir`, exited };
-    } catch {
-      // not listening yet
-    }
-    if (child.exitCode !== null) throw new Error(`server exited: ${stderr}`);
-    await sleep(100);
-  }
-  child.kill('SIGKILL');
-  throw new Error(`server did not become ready: ${stderr}`);
-}
+
+// Other processes look for changed SearchParameters every 500 ms instead of 2 s.
+const FAST_SYNC = { SEARCH_PARAMETER_SYNC_MS: '500' };
 
 async function stopProcess(p: { child: ChildProcess; exited: Promise<number | null> }): Promise<number | null> {
   p.child.kill('SIGTERM');
@@ -375,7 +352,7 @@ async function stopProcess(p: { child: ChildProcess; exited: Promise<number | nu
 t.test('restart: stored SearchParameters are loaded at start, and an interrupted reindex resumes', async (t) => {
   const db = await freshDatabase();
   t.teardown(db.cleanup);
-  const first = await startProcess(db.env);
+  const first = await startServerProcess(db.env, FAST_SYNC);
   t.teardown(() => first.child.kill('SIGKILL'));
   const patients = {
     resourceType: 'Bundle', type: 'transaction',
@@ -391,7 +368,7 @@ t.test('restart: stored SearchParameters are loaded at start, and an interrupted
   await direct.close();
   t.equal(row?.status, 'queued', 'the stopping server handed its unfinished job back to the queue');
 
-  const second = await startProcess(db.env);
+  const second = await startServerProcess(db.env, FAST_SYNC);
   t.teardown(() => second.child.kill('SIGKILL'));
   t.equal((await http('GET', `${second.url}/Patient?birthplace=lyon`, undefined, STRICT)).status, 200, 'after a restart, the stored SearchParameter is a parameter again');
   const cs = (await http('GET', `${second.url}/metadata`)).body;
@@ -409,7 +386,7 @@ if (dbKind === 'postgres') {
   t.test('two server processes on one PostgreSQL: a SearchParameter created on one is used by the other', async (t) => {
     const db = await freshDatabase();
     t.teardown(db.cleanup);
-    const [a, b] = await Promise.all([startProcess(db.env), startProcess(db.env)]);
+    const [a, b] = await Promise.all([startServerProcess(db.env, FAST_SYNC), startServerProcess(db.env, FAST_SYNC)]);
     t.teardown(() => {
       a.child.kill('SIGKILL');
       b.child.kill('SIGKILL');

@@ -4,12 +4,11 @@
 // compartment search, error handling, and that deleted or superseded data never shows.
 // Searches and writes go through a third-party client (fhir-kit-client); fetch (http()) is
 // used where the status or headers matter. Every assertion compares exact, sorted id sets.
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { Client } from 'fhir-kit-client';
-import { http, startServer, type TestServer } from './helpers/server.ts';
+import { harness, idsOf, refsOf, type Params, type Resource } from './helpers/search.ts';
+import { http, startServer } from './helpers/server.ts';
 
-type Params = Record<string, string | string[]>;
-type Resource = { resourceType: string; id: string; [k: string]: unknown };
 
 const INS = 'urn:oid:1.2.250.1.213.1.4.8';
 const LOINC = 'http://loinc.org';
@@ -17,59 +16,6 @@ const UCUM = 'http://unitsofmeasure.org';
 const V2_0203 = 'http://terminology.hl7.org/CodeSystem/v2-0203';
 const FR_0203 = 'https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203';
 const SUBSETTED = 'SUBSETTED';
-
-/** The ids of the entries with a given search mode, sorted. */
-function idsOf(bundle: any, mode = 'match'): string[] {
-  return (bundle.entry ?? [])
-    .filter((e: any) => e.search?.mode === mode)
-    .map((e: any) => `${e.resource.id}`)
-    .sort();
-}
-
-/** The entries' "Type/id" with a given search mode, sorted. */
-function refsOf(bundle: any, mode = 'match'): string[] {
-  return (bundle.entry ?? [])
-    .filter((e: any) => e.search?.mode === mode)
-    .map((e: any) => `${e.resource.resourceType}/${e.resource.id}`)
-    .sort();
-}
-
-interface Harness {
-  s: TestServer;
-  client: Client;
-  /** Creates (or replaces) resources with the ids given, in order. */
-  put(...resources: Resource[]): Promise<any[]>;
-  search(type: string | undefined, params: Params): Promise<any>;
-  /** Sorted ids of the matches. */
-  find(type: string, params: Params): Promise<string[]>;
-  /** Runs a table of [query, expected ids] on one type. */
-  matrix(tt: Test, type: string, cases: [Params, string[]][]): Promise<void>;
-}
-
-async function harness(tt: Test, env: Record<string, string> = {}): Promise<Harness> {
-  const s = await startServer(tt, env);
-  const client = new Client({ baseUrl: s.url });
-  const search = (type: string | undefined, params: Params) =>
-    type ? client.search({ resourceType: type, searchParams: params }) : client.search({ searchParams: params });
-  const find = async (type: string, params: Params) => idsOf(await search(type, params));
-  return {
-    s,
-    client,
-    async put(...resources) {
-      const out = [];
-      for (const r of resources) out.push(await client.update({ resourceType: r.resourceType, id: r.id, body: r as any }));
-      return out;
-    },
-    search,
-    find,
-    async matrix(tt, type, cases) {
-      for (const [params, expected] of cases) {
-        const label = `${type}?${new URLSearchParams(Object.entries(params).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x) => [k, x]))).toString()}`;
-        tt.strictSame(await find(type, params), [...expected].sort(), decodeURIComponent(label));
-      }
-    },
-  };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -7,6 +7,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { Client } from 'fhir-kit-client';
+import { idsOf } from './helpers/search.ts';
 import { http, startServer } from './helpers/server.ts';
 
 const FR_CORE = new URL('../../shared/spec/fr-core/package-2.1.0/', import.meta.url);
@@ -20,8 +21,6 @@ const FR_3307 = 'https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-3307';
 const FR_TYPE_ORG = 'https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-type-organisation';
 const RELIABILITY_VS = 'https://hl7.fr/ig/fhir/core/ValueSet/fr-core-vs-identity-reliability';
 const FR_0445 = 'https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0445';
-
-const ids = (bundle: any) => (bundle.entry ?? []).filter((e: any) => e.search?.mode === 'match').map((e: any) => e.resource.id).sort();
 
 // A care-act hierarchy: SOIN > SOIN-INF > (SOIN-INF-PANS, SOIN-INF-INJ), SOIN > SOIN-KINE by
 // nesting; SOIN-INF-PERF under SOIN-INF through a `parent` property; ADM at the top.
@@ -96,7 +95,7 @@ t.test('token :in, :not-in, :below, :above against stored ValueSets and CodeSyst
   for (const v of valueSets) await put(v);
   for (const o of observations) await put(o);
 
-  const find = async (params: Record<string, string>, type = 'Observation') => ids(await client.search({ resourceType: type, searchParams: params }));
+  const find = async (params: Record<string, string>, type = 'Observation') => idsOf(await client.search({ resourceType: type, searchParams: params }));
   const cases: [Record<string, string>, string[]][] = [
     // :in with explicit concepts, by canonical URL and by reference
     [{ 'code:in': VS + 'explicit' }, ['kine', 'pans', 'two']],
@@ -163,7 +162,7 @@ t.test('FR Core ValueSets and CodeSystems: explicit concepts, and a whole CodeSy
     resourceType: 'Organization', id, name: `Organisation ${id}`, ...(system ? { type: [{ coding: [{ system, code }] }] } : {}),
   });
   for (const o of [org('ght', FR_3307, 'GHT'), org('uf', FR_3307, 'UF'), org('same-code-other-system', FR_TYPE_ORG, 'GHT'), org('untyped')]) await put(o);
-  const find = async (type: string, params: Record<string, string>) => ids(await client.search({ resourceType: type, searchParams: params }));
+  const find = async (type: string, params: Record<string, string>) => idsOf(await client.search({ resourceType: type, searchParams: params }));
   t.same(await find('Organization', { 'type:in': ORG_TYPE_VS }), ['ght', 'uf'], 'FR Core organisation types (explicit concepts, no CodeSystem needed)');
   t.same(await find('Organization', { 'type:not-in': ORG_TYPE_VS }), ['same-code-other-system', 'untyped']);
   t.same(await find('Organization', { 'type:in': `${ORG_TYPE_VS}|2.1.0` }), ['ght', 'uf'], 'with its version');
