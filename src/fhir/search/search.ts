@@ -175,9 +175,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
     // Pages reached by a link show the total their first page found, as most servers do: one
     // count per search, not per page.
     else if (cursor && totalMode === undefined) total = cursor.total;
-    else if (!cursor && totalMode === undefined && counted !== undefined) total = counted <= ctx.limits.searchTotalLimit ? counted : undefined;
-    else if (!cursor && totalMode === 'estimate' && counted !== undefined && counted <= ctx.limits.searchTotalLimit) total = counted;
-    else total = await countMatches(ctx, where, whereParams, (totalMode ?? 'bounded') as 'accurate' | 'estimate' | 'bounded');
+    else total = await countMatches(ctx, where, whereParams, (totalMode ?? 'bounded') as 'accurate' | 'estimate' | 'bounded', counted);
   }
 
   const elements = lastValue(query, '_elements');
@@ -206,7 +204,9 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
  * past the configured limit and the total is left out (a broad search must not pay for a count
  * of millions on every page); `estimate` then takes the planner's estimate instead.
  */
-async function countMatches(ctx: FhirContext, where: string, params: unknown[], mode: 'accurate' | 'estimate' | 'bounded'): Promise<number | undefined> {
+async function countMatches(
+  ctx: FhirContext, where: string, params: unknown[], mode: 'accurate' | 'estimate' | 'bounded', countedUpToLimit?: number
+): Promise<number | undefined> {
   if (mode === 'accurate') return Number((await ctx.ex.query<{ c: string }>(`SELECT count(*) AS c FROM resources r WHERE ${where}`, params)).rows[0].c);
   const limit = ctx.limits.searchTotalLimit;
   const estimate = async () => {
@@ -215,12 +215,18 @@ async function countMatches(ctx: FhirContext, where: string, params: unknown[], 
     const rows = Number((typeof json === 'string' ? JSON.parse(json) : json)[0]?.Plan?.['Plan Rows']);
     return Number.isFinite(rows) ? Math.round(rows) : undefined;
   };
-  // Far beyond the limit by the planner's estimate: not worth counting up to the limit either.
-  const first = await estimate();
-  if (first !== undefined && first > 10 * limit) return mode === 'estimate' ? first : undefined;
-  const counted = await countUpTo(ctx, where, params, limit);
+  let planned: number | undefined;
+  let counted = countedUpToLimit; // a sorted search has counted already (search())
+  if (counted === undefined) {
+    // Far beyond the limit by the planner's estimate: not worth counting up to the limit either.
+    planned = await estimate();
+    if (planned !== undefined && planned > 10 * limit) return mode === 'estimate' ? planned : undefined;
+    counted = await countUpTo(ctx, where, params, limit);
+  }
   if (counted <= limit) return counted;
-  return mode === 'estimate' ? Math.max(limit + 1, first ?? 0) : undefined;
+  if (mode === 'bounded') return undefined;
+  planned ??= await estimate();
+  return Math.max(limit + 1, planned ?? 0);
 }
 
 /** The number of matches, counting no further than limit + 1. */
