@@ -7,6 +7,7 @@ import { limitsOf } from './fhir/context.ts';
 import { parseQueryString } from './fhir/request.ts';
 import { loadDefinitions } from './fhir/definitions.ts';
 import { startSearchParameters } from './fhir/search-parameters.ts';
+import { startConformance } from './fhir/conformance/start.ts';
 import { registerErrorHandlers } from './http/errors.ts';
 import { fhirRoutes } from './http/fhir-routes.ts';
 import { healthRoutes, type HealthState } from './http/health.ts';
@@ -38,6 +39,8 @@ export async function buildApp(db: Db, config: Config, logger: boolean | object 
     if (state.shuttingDown) reply.header('connection', 'close');
   });
   registerErrorHandlers(server);
+  // FHIR packages (profiles/), stored conformance resources, and the validation policy.
+  await startConformance(db, config, server.log);
   // Custom SearchParameters stored in the database, and the runner of reindex jobs.
   const searchParameters = await startSearchParameters(db, server.log);
   server.addHook('onClose', () => searchParameters.stop());

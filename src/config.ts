@@ -1,4 +1,5 @@
 // Every setting comes from the environment; the README lists them all.
+import { parseRequiredProfiles } from './fhir/validation/enforce.ts';
 export interface Config {
   host: string;
   port: number;
@@ -17,6 +18,13 @@ export interface Config {
   /** Searches without _total count their matches up to this many; beyond, Bundle.total is left out. */
   searchTotalLimit: number;
   loadFixtures: boolean;
+  /** Folder of FHIR packages (.tgz or extracted) loaded at start. */
+  profilePackagesDir: string;
+  /** Mandatory profiles by resource type (REQUIRED_PROFILES, see validation/enforce.ts). */
+  requiredProfiles: Record<string, string[]>;
+  /** Validate the profiles a written resource declares in meta.profile. */
+  validateDeclaredProfiles: boolean;
+  unknownExtensions: 'ignore' | 'warning' | 'error';
 }
 
 function int(name: string, fallback: number, env: NodeJS.ProcessEnv): number {
@@ -25,6 +33,13 @@ function int(name: string, fallback: number, env: NodeJS.ProcessEnv): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, not "${v}"`);
   return n;
+}
+
+function oneOf<T extends string>(name: string, values: readonly T[], env: NodeJS.ProcessEnv): T {
+  const v = env[name];
+  if (v === undefined || v === '') return values[0];
+  if (!values.includes(v as T)) throw new Error(`${name} must be one of ${values.join(', ')}, not "${v}"`);
+  return v as T;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -44,5 +59,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxConditionalDelete: int('MAX_CONDITIONAL_DELETE', 100, env),
     searchTotalLimit: int('SEARCH_TOTAL_LIMIT', 1000, env),
     loadFixtures: env.LOAD_FIXTURES !== 'false',
+    profilePackagesDir: env.PROFILE_PACKAGES_DIR || new URL('../profiles', import.meta.url).pathname,
+    requiredProfiles: parseRequiredProfiles(env.REQUIRED_PROFILES),
+    validateDeclaredProfiles: env.VALIDATE_DECLARED_PROFILES !== 'false',
+    unknownExtensions: oneOf('UNKNOWN_EXTENSIONS', ['warning', 'error', 'ignore'] as const, env),
   };
 }

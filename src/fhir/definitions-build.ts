@@ -13,6 +13,8 @@ export interface CompactDefinitions {
   resourceTypes: string[];
   searchParameters: SearchParameter[];
   compartment: Record<string, string[]>;
+  /** The other R4 StructureDefinitions (core profiles, core extensions) as JSON text by canonical URL, parsed on first use. */
+  profiles: Record<string, string>;
 }
 
 // Documentation and mappings: nothing the server evaluates.
@@ -62,6 +64,11 @@ export function buildCompactDefinitions(): CompactDefinitions {
       const { resourceType, url, code, base, type, expression, target, component, modifier } = e.resource!;
       return { resourceType, url, code, base, type, expression, target, component, modifier, status: 'active', name: code, description: '' } as SearchParameter;
     }),
+    profiles: Object.fromEntries(
+      ['fhir/r4/profiles-others.json', 'fhir/r4/extension-definitions.json'].flatMap((file) =>
+        (compactBundle(readJson(file) as Bundle<StructureDefinition>).entry ?? []).map((e) => [e.resource!.url, JSON.stringify(e.resource)])
+      )
+    ),
     compartment: Object.fromEntries((compartment.resource ?? []).filter((r) => r.param?.length).map((r) => [r.code, r.param!])),
   };
 }

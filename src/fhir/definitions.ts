@@ -41,12 +41,16 @@ export function loadDefinitions(): Promise<void> {
 }
 
 let resourceDefinitions: Record<string, string> = {};
+let profileDefinitions: Record<string, string> = {};
+const typeDefinitions = new Map<string, StructureDefinition>();
 const indexedTypes = new Set<string>();
 
 async function load(): Promise<void> {
   const compact = await compactDefinitions();
   indexStructureDefinitionBundle(compact.types);
   resourceDefinitions = compact.resources;
+  profileDefinitions = compact.profiles;
+  for (const e of compact.types.entry ?? []) if (e.resource?.url) typeDefinitions.set(e.resource.url, e.resource);
   // Resource, DomainResource and the types fixtures and tests start with; the rest on first use.
   for (const t of ['Resource', 'DomainResource']) ensureTypeLoaded(t);
   resourceTypes.push(...compact.resourceTypes);
@@ -67,6 +71,28 @@ export function ensureTypeLoaded(type: string): void {
   if (!text) return;
   indexedTypes.add(type);
   indexStructureDefinitionBundle({ resourceType: 'Bundle', type: 'collection', entry: [{ resource: JSON.parse(text) as StructureDefinition }] });
+}
+
+const R4_SD = 'http://hl7.org/fhir/StructureDefinition/';
+const parsedDefinitions = new Map<string, StructureDefinition>();
+
+/**
+ * An R4 core StructureDefinition by canonical URL (optionally `|4.0.1`): a data type, a resource,
+ * a core profile or a core extension, with its snapshot (documentation stripped); undefined if
+ * it is not part of R4.
+ */
+export function coreStructureDefinition(url: string): StructureDefinition | undefined {
+  const [bare, version] = url.split('|');
+  if (version && version !== '4.0.1') return undefined;
+  const type = typeDefinitions.get(bare);
+  if (type) return type;
+  let sd = parsedDefinitions.get(bare);
+  if (sd) return sd;
+  const text = bare.startsWith(R4_SD) ? (resourceDefinitions[bare.slice(R4_SD.length)] ?? profileDefinitions[bare]) : profileDefinitions[bare];
+  if (!text) return undefined;
+  sd = JSON.parse(text) as StructureDefinition;
+  parsedDefinitions.set(bare, sd);
+  return sd;
 }
 
 /** The element schema of a type, loading its definition first if needed. */

@@ -8,6 +8,8 @@ import type { FhirContext } from './context.ts';
 import { emptyRows, indexResource } from './search/indexer.ts';
 import { errors } from './outcome.ts';
 import { checkSearchParameter, searchParameterWritten } from './search-parameters.ts';
+import { enforceProfiles } from './validation/enforce.ts';
+import { conformanceWritten } from './conformance/stored.ts';
 
 export interface Written {
   stored: StoredResource;
@@ -36,9 +38,11 @@ export async function createNew(ctx: FhirContext, resource: Resource, method = '
   const stamped = stamp(resource, id, 1, lastUpdated);
   const content = JSON.stringify(stamped);
   if (resource.resourceType === 'SearchParameter') checkSearchParameter(stamped); // custom search parameters (search-parameters.ts)
+  await enforceProfiles(ctx, stamped);
   const ok = await insertResource(ctx.ex, { resourceType: resource.resourceType, id, lastUpdated, content, rows: indexRows(stamped), method });
   if (!ok) throw errors.conflict(`${resource.resourceType}/${id} already exists`);
   if (resource.resourceType === 'SearchParameter') await searchParameterWritten(ctx, undefined, stamped);
+  conformanceWritten(ctx, stamped.resourceType, id, stamped);
   return {
     stored: { rid: '', resourceType: resource.resourceType, id, versionId: 1, lastUpdated: new Date(lastUpdated), deleted: false, content },
     resource: stamped,
@@ -86,6 +90,7 @@ export async function writeVersion(ctx: FhirContext, w: VersionedWrite): Promise
     const stamped = resource ? stamp(resource, w.id, versionId, lastUpdated) : undefined;
     const content = stamped ? JSON.stringify(stamped) : null;
     if (w.resourceType === 'SearchParameter' && stamped) checkSearchParameter(stamped);
+    if (stamped) await enforceProfiles(ctx, stamped);
     const ok = await updateResource(ctx.ex, {
       rid: current.rid,
       resourceType: w.resourceType,
@@ -101,6 +106,7 @@ export async function writeVersion(ctx: FhirContext, w: VersionedWrite): Promise
       continue;
     }
     if (w.resourceType === 'SearchParameter') await searchParameterWritten(ctx, currentResource, stamped);
+    conformanceWritten(ctx, w.resourceType, w.id, stamped);
     return {
       stored: { rid: current.rid, resourceType: w.resourceType, id: w.id, versionId, lastUpdated: new Date(lastUpdated), deleted: !content, content },
       resource: stamped,

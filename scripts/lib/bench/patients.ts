@@ -123,7 +123,7 @@ export function makePatient(rnd: Random, opts: PatientOptions = {}): Patient {
           extension: [
             {
               url: 'https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-address-insee-code',
-              valueCoding: { system: 'https://mos.esante.gouv.fr/NOS/TRE_R13-Commune/FHIR/TRE-R13-Commune', code: `${birthPlace[0]}${birthPlace[1]}` },
+              valueCoding: { system: 'https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/TRE-R13-CommuneOM', code: `${birthPlace[0]}${birthPlace[1]}` },
             },
           ],
           city: birthPlace[2],
