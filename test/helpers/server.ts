@@ -61,7 +61,9 @@ export async function freshDatabase(): Promise<{ env: Record<string, string>; cl
 
 export async function startServer(t: Teardown, overrides: Record<string, string> = {}): Promise<TestServer> {
   const fresh = await freshDatabase();
-  const config = loadConfig({ ...fresh.env, LOAD_FIXTURES: 'false', LOG_LEVEL: 'silent', ...overrides });
+  // Mandatory profiles (FR Core, ANS) are off unless a test asks for them: tests of other
+  // capabilities use minimal resources; test/validation.test.ts tests enforcement.
+  const config = loadConfig({ ...fresh.env, LOAD_FIXTURES: 'false', LOG_LEVEL: 'silent', REQUIRED_PROFILES: 'none', ...overrides });
   const db = await openDb(config);
   await migrate(db);
   const { server } = await buildApp(db, config, false);
@@ -108,7 +110,7 @@ export async function startServerProcess(env: Record<string, string>, extra: Rec
   const { command, args, cwd } = serverCommand(); // exactly what `npm start` runs
   const child = spawn(command, args, {
     cwd,
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', ...extra },
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', REQUIRED_PROFILES: 'none', ...extra },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
