@@ -27,7 +27,9 @@ function inputOf(req: FhirRequest): Input {
   const query = (name: string) => req.query[name] ?? [];
   const input: Input = { mode: query('mode')[0], profiles: [...query('profile')] };
   if (body === undefined) return input;
-  if (body?.resourceType === 'Parameters') {
+  // A Parameters posted to Parameters/$validate is the resource to validate unless it carries one.
+  const wrapped = body?.resourceType === 'Parameters' && (body as Parameters).parameter?.some((p) => p.name === 'resource' && p.resource);
+  if (body?.resourceType === 'Parameters' && (req.path[0] !== 'Parameters' || wrapped)) {
     for (const p of (body as Parameters).parameter ?? []) {
       if (p.name === 'resource') input.resource = p.resource;
       else if (p.name === 'mode') input.mode = p.valueCode ?? p.valueString;

@@ -434,7 +434,7 @@ export class Walker {
   // ---- one value ---------------------------------------------------------------------------
 
   walkItem(item: Item, node: ElementNode, type: string | undefined, structure: CompiledStructure, holder: Holder): void {
-    const code = type ?? (node.contentReference ? 'BackboneElement' : node.types.length === 1 ? normalTypeCode(node.types[0].code) : node.types.length ? undefined : 'BackboneElement');
+    const code = type ?? (node.contentReference ? 'BackboneElement' : node.types.length === 1 ? typeCodeOf(node.types[0]) : node.types.length ? undefined : 'BackboneElement');
     const value = item.value;
     if (code && isPrimitive(code)) {
       this.walkPrimitive(item, node, code, holder);
@@ -730,6 +730,14 @@ export class Walker {
     if (root?.resourceType !== 'Bundle') return undefined;
     return root.entry?.find((e) => e.fullUrl === fullUrl)?.resource;
   }
+}
+
+const FHIR_TYPE = 'http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type';
+
+/** A type's code; System.String ids and urls say their FHIR type in an extension (id, uri). */
+function typeCodeOf(t: { code: string; extension?: { url: string; valueUrl?: string; valueUri?: string }[] }): string {
+  const fhirType = t.extension?.find((e) => e.url === FHIR_TYPE);
+  return fhirType ? (fhirType.valueUrl ?? fhirType.valueUri ?? normalTypeCode(t.code)) : normalTypeCode(t.code);
 }
 
 /** Where an extension sits: the element's paths (from its resource, in the profile, in its base) and its type. */
