@@ -1,9 +1,11 @@
 // The ValueSet and CodeSystem resources stored on this server, as a terminology source: found
-// by canonical URL through the search index (their `url` parameter, sp_uri), or by id.
+// by canonical URL through the search index (their `url` parameter, sp_uri), or by id
+// (`ValueSet/id`, `CodeSystem/id`). Handles are keyed by row id and version, so what is derived
+// from a resource is cached until it changes.
 import type { CodeSystem, ValueSet } from '@medplum/fhirtypes';
 import { readCurrent } from '../../store/resources.ts';
 import { errors } from '../outcome.ts';
-import type { CodeSystemHandle, TerminologyContext, TerminologySource } from './types.ts';
+import type { CodeSystemHandle, TerminologyContext, TerminologySource, ValueSetHandle } from './types.ts';
 
 interface Candidate {
   rid: string;
@@ -36,35 +38,47 @@ async function find(tc: TerminologyContext, type: 'ValueSet' | 'CodeSystem', url
   return rows[0];
 }
 
-async function content<T>(tc: TerminologyContext, rid: string): Promise<T | undefined> {
+async function contentText(tc: TerminologyContext, rid: string): Promise<string | null> {
   const r = await tc.ex.query<{ content: string | null }>('SELECT content FROM resources WHERE rid = $1 AND NOT deleted', [rid]);
-  return r.rows[0]?.content ? (JSON.parse(r.rows[0].content) as T) : undefined;
+  return r.rows[0]?.content ?? null;
+}
+
+function parsed<T>(text: string | null, what: string): T {
+  if (!text) throw errors.conflict(`${what} was deleted while being read; retry`);
+  return JSON.parse(text) as T;
+}
+
+/** The stored resource a `Type/id` reference or a canonical URL (and version) designates, as a handle. */
+async function handle<T>(tc: TerminologyContext, type: 'ValueSet' | 'CodeSystem', ref: string, version?: string): Promise<{ key: string; load(): Promise<T> } | undefined> {
+  const local = LOCAL_REF.exec(ref);
+  if (local) {
+    if (local[1] !== type) return undefined;
+    const stored = await readCurrent(tc.ex, type, local[2]);
+    if (!stored || stored.deleted || !stored.content) return undefined;
+    const text = stored.content;
+    return { key: `stored:${stored.rid}:${stored.versionId}`, load: async () => parsed<T>(text, ref) };
+  }
+  const found = await find(tc, type, ref, version);
+  if (!found) return undefined;
+  return {
+    key: `stored:${found.rid}:${found.version_id}`,
+    load: async () => parsed<T>(await contentText(tc, found.rid), `${type} ${ref}`),
+  };
 }
 
 export const storedResources: TerminologySource = {
   name: 'stored resources',
 
   async valueSet(tc, ref, version) {
-    const local = LOCAL_REF.exec(ref);
-    if (local) {
-      if (local[1] !== 'ValueSet') return undefined;
-      const stored = await readCurrent(tc.ex, 'ValueSet', local[2]);
-      return stored && !stored.deleted && stored.content ? (JSON.parse(stored.content) as ValueSet) : undefined;
-    }
-    const found = await find(tc, 'ValueSet', ref, version);
-    return found ? content<ValueSet>(tc, found.rid) : undefined;
+    const h = await handle<ValueSet>(tc, 'ValueSet', ref, version);
+    return h?.load();
   },
 
-  async codeSystem(tc, url, version): Promise<CodeSystemHandle | undefined> {
-    const found = await find(tc, 'CodeSystem', url, version);
-    if (!found) return undefined;
-    return {
-      key: `stored:${found.rid}:${found.version_id}`,
-      load: async () => {
-        const cs = await content<CodeSystem>(tc, found.rid);
-        if (!cs) throw errors.conflict(`CodeSystem ${url} was deleted while being read; retry`);
-        return cs;
-      },
-    };
+  valueSetHandle(tc, ref, version): Promise<ValueSetHandle | undefined> {
+    return handle<ValueSet>(tc, 'ValueSet', ref, version);
+  },
+
+  codeSystem(tc, url, version): Promise<CodeSystemHandle | undefined> {
+    return handle<CodeSystem>(tc, 'CodeSystem', url, version);
   },
 };
