@@ -10,6 +10,7 @@ import { conditionalPatch, patch } from './interactions/patch.ts';
 import { read, vread } from './interactions/read.ts';
 import { searchCompartment, searchSystem, searchType } from './interactions/search.ts';
 import { cancelReindex, reindex, REINDEX_OPERATION, reindexStatus } from './interactions/reindex.ts';
+import { codeSystemValidateCode, expandOperation, lookupOperation, subsumesOperation, TERMINOLOGY_OPERATIONS, valueSetValidateCode } from './interactions/terminology.ts';
 import { processBundle } from './interactions/transaction.ts';
 import { conditionalUpdate, update } from './interactions/update.ts';
 import { errors, FhirError, issue } from './outcome.ts';
@@ -31,6 +32,27 @@ export const registry = new Registry()
   .add({ method: 'GET', pattern: ['$reindex-status', ':job'], level: 'system', interaction: 'operation', handle: (ctx, _req, p) => reindexStatus(ctx, p.job) })
   .add({ method: 'DELETE', pattern: ['$reindex-status', ':job'], level: 'system', interaction: 'operation', handle: (ctx, _req, p) => cancelReindex(ctx, p.job) })
   .add({ method: 'POST', pattern: [':type', '$reindex'], level: 'type', interaction: 'operation', operation: REINDEX_OPERATION, handle: (ctx, req, p) => reindex(ctx, p.type, req) })
+  // Terminology operations (interactions/terminology.ts), GET and POST, type and instance level.
+  .add({ method: 'GET', pattern: ['ValueSet', '$expand'], level: 'type', interaction: 'operation', operation: TERMINOLOGY_OPERATIONS.expand, handle: (ctx, req) => expandOperation(ctx, req) })
+  .add({ method: 'POST', pattern: ['ValueSet', '$expand'], level: 'type', interaction: 'operation', handle: (ctx, req) => expandOperation(ctx, req) })
+  .add({ method: 'GET', pattern: ['ValueSet', ':id', '$expand'], level: 'instance', interaction: 'operation', handle: (ctx, req, p) => expandOperation(ctx, req, p.id) })
+  .add({ method: 'POST', pattern: ['ValueSet', ':id', '$expand'], level: 'instance', interaction: 'operation', handle: (ctx, req, p) => expandOperation(ctx, req, p.id) })
+  .add({ method: 'GET', pattern: ['ValueSet', '$validate-code'], level: 'type', interaction: 'operation', operation: TERMINOLOGY_OPERATIONS.valueSetValidateCode, handle: (ctx, req) => valueSetValidateCode(ctx, req) })
+  .add({ method: 'POST', pattern: ['ValueSet', '$validate-code'], level: 'type', interaction: 'operation', handle: (ctx, req) => valueSetValidateCode(ctx, req) })
+  .add({ method: 'GET', pattern: ['ValueSet', ':id', '$validate-code'], level: 'instance', interaction: 'operation', handle: (ctx, req, p) => valueSetValidateCode(ctx, req, p.id) })
+  .add({ method: 'POST', pattern: ['ValueSet', ':id', '$validate-code'], level: 'instance', interaction: 'operation', handle: (ctx, req, p) => valueSetValidateCode(ctx, req, p.id) })
+  .add({ method: 'GET', pattern: ['CodeSystem', '$validate-code'], level: 'type', interaction: 'operation', operation: TERMINOLOGY_OPERATIONS.codeSystemValidateCode, handle: (ctx, req) => codeSystemValidateCode(ctx, req) })
+  .add({ method: 'POST', pattern: ['CodeSystem', '$validate-code'], level: 'type', interaction: 'operation', handle: (ctx, req) => codeSystemValidateCode(ctx, req) })
+  .add({ method: 'GET', pattern: ['CodeSystem', ':id', '$validate-code'], level: 'instance', interaction: 'operation', handle: (ctx, req, p) => codeSystemValidateCode(ctx, req, p.id) })
+  .add({ method: 'POST', pattern: ['CodeSystem', ':id', '$validate-code'], level: 'instance', interaction: 'operation', handle: (ctx, req, p) => codeSystemValidateCode(ctx, req, p.id) })
+  .add({ method: 'GET', pattern: ['CodeSystem', '$lookup'], level: 'type', interaction: 'operation', operation: TERMINOLOGY_OPERATIONS.lookup, handle: (ctx, req) => lookupOperation(ctx, req) })
+  .add({ method: 'POST', pattern: ['CodeSystem', '$lookup'], level: 'type', interaction: 'operation', handle: (ctx, req) => lookupOperation(ctx, req) })
+  .add({ method: 'GET', pattern: ['CodeSystem', ':id', '$lookup'], level: 'instance', interaction: 'operation', handle: (ctx, req, p) => lookupOperation(ctx, req, p.id) })
+  .add({ method: 'POST', pattern: ['CodeSystem', ':id', '$lookup'], level: 'instance', interaction: 'operation', handle: (ctx, req, p) => lookupOperation(ctx, req, p.id) })
+  .add({ method: 'GET', pattern: ['CodeSystem', '$subsumes'], level: 'type', interaction: 'operation', operation: TERMINOLOGY_OPERATIONS.subsumes, handle: (ctx, req) => subsumesOperation(ctx, req) })
+  .add({ method: 'POST', pattern: ['CodeSystem', '$subsumes'], level: 'type', interaction: 'operation', handle: (ctx, req) => subsumesOperation(ctx, req) })
+  .add({ method: 'GET', pattern: ['CodeSystem', ':id', '$subsumes'], level: 'instance', interaction: 'operation', handle: (ctx, req, p) => subsumesOperation(ctx, req, p.id) })
+  .add({ method: 'POST', pattern: ['CodeSystem', ':id', '$subsumes'], level: 'instance', interaction: 'operation', handle: (ctx, req, p) => subsumesOperation(ctx, req, p.id) })
   .add({ method: 'GET', pattern: [':type'], level: 'type', interaction: 'search-type', handle: (ctx, req, p) => searchType(ctx, p.type, req) })
   .add({ method: 'POST', pattern: [':type', '_search'], level: 'type', interaction: 'search-type', handle: (ctx, req, p) => searchType(ctx, p.type, req) })
   .add({ method: 'POST', pattern: [':type'], level: 'type', interaction: 'create', handle: (ctx, req, p) => create(ctx, p.type, req) })

@@ -23,9 +23,14 @@ let cached: CapabilityStatement | undefined;
 let cachedBase: string | undefined;
 let cachedVersion: number | undefined;
 
-/** The operations the registry routes at a level, as the CapabilityStatement lists them. */
-function operations(level: 'system' | 'type'): { name: string; definition: string }[] | undefined {
-  const ops = registry.routes.filter((r) => r.level === level && r.operation).map((r) => ({ ...r.operation! }));
+/**
+ * The operations the registry routes at a level, as the CapabilityStatement lists them; for a
+ * resource type, those of every type (`:type`) and those of this type (`ValueSet/$expand`).
+ */
+function operations(level: 'system' | 'type', type?: string): { name: string; definition: string }[] | undefined {
+  const ops = registry.routes
+    .filter((r) => r.level === level && r.operation && (level === 'system' || r.pattern[0] === ':type' || r.pattern[0] === type))
+    .map((r) => ({ ...r.operation! }));
   return ops.length ? ops : undefined;
 }
 
@@ -34,7 +39,6 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
   if (cached && cachedBase === ctx.baseUrl && cachedVersion === searchParametersVersion()) return cached;
   const version = searchParametersVersion();
   const interactions = TYPE_INTERACTIONS.filter((i) => registry.has(i));
-  const typeOperations = operations('type');
   const resource: CapabilityStatementRestResource[] = getResourceTypes().map((type) => {
     const params = [...getSearchParams(type).values()].filter((p) => INDEXED_TYPES.has(p.type) || compositeSpec(p) !== undefined);
     const searchParam: CapabilityStatementRestResourceSearchParam[] = params.map((p) => ({
@@ -64,7 +68,7 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
         ...searchParam.filter((s) => s.name !== '_id' && s.name !== '_lastUpdated'),
         ...SPECIAL_PARAMS,
       ],
-      operation: typeOperations,
+      operation: operations('type', type),
     };
   });
   cached = {
