@@ -51,14 +51,12 @@ interface Node {
   slices: Node[];
   origin?: Node; // the pristine (base or type definition) node this one copies
   childSource?: Node[]; // children to unroll from for a new slice of a BackboneElement
-  host?: Node; // for a slice: the sliced element
   newSlice?: 'unsliced-base' | 'sliced-base'; // created by this differential, and how the base was
   typeSlice?: string; // type code of a choice type slice (value[x]:valueQuantity → Quantity)
   renamed?: boolean; // the slice comes from a renamed choice path (valueQuantity)
   isNew?: boolean; // element added by a specialization
   diff?: ElementDefinition; // the differential element merged into this node
   selfDiff?: boolean; // the differential constrains this element itself
-  diffSlicing?: boolean; // ... and gives its slicing
   sliceTouched?: boolean; // the differential constrains or adds slices of this element
   childTouched?: boolean; // the differential constrains this element's children
   extensionSlicing?: boolean; // the default extension slicing was added here
@@ -460,7 +458,6 @@ class Generator {
     node.el = this.merge(node, el, id);
     node.diff = el;
     node.selfDiff = true;
-    if (el.slicing) node.diffSlicing = true;
   }
 
   /** A node's children, unrolled from its type (or content reference) when the base does not list them. */
@@ -522,17 +519,17 @@ class Generator {
     if (owner === host && !owner.el.slicing) this.defaultSlicing(owner, id);
     const el: Element = { ...source.el, sliceName };
     if (owner === host) delete el.slicing;
-    const node: Node = { el, name: host.name, slices: [], origin: source, host: owner, renamed };
+    const node: Node = { el, name: host.name, slices: [], origin: source, renamed };
+    const code = choiceType(host, sliceName);
     if (slicedInBase) {
       // a new slice of an element the base slices: the sliced element's base definition, without children
       node.newSlice = 'sliced-base';
-      el.min = 0;
+      if (!code) el.min = 0;
       node.childSource = source.children;
     } else {
       node.newSlice = 'unsliced-base';
       node.children = source.children?.map((c) => instantiate(c));
     }
-    const code = choiceType(host, sliceName);
     if (code) {
       node.typeSlice = code;
       const d = this.diffById.get(sliceId(id, host, sliceName));
@@ -696,9 +693,10 @@ class Generator {
   finish(node: Node, path: string): void {
     for (const c of node.children ?? []) this.finish(c, `${path}.${c.name}`);
     for (const s of node.slices) this.finish(s, path);
-    if (!node.slices.length && !node.sliceTouched) return;
+    const slicedInBase = !!node.origin?.el.slicing;
+    if (!node.slices.length && !node.sliceTouched && !(slicedInBase && node.selfDiff)) return;
     const added = node.slices.filter((s) => s.newSlice);
-    if (added.some((s) => s.typeSlice)) this.finishTypeSlicing(node, path, added);
+    if (added.some((s) => s.typeSlice)) this.finishTypeSlicing(node, path, added, slicedInBase);
     else {
       for (const s of added) {
         if (s.newSlice === 'unsliced-base') {
@@ -711,7 +709,6 @@ class Generator {
     for (const s of node.slices) {
       if (s.newSlice && cardMax(s.el.max) > cardMax(node.el.max)) s.el = { ...s.el, max: node.el.max };
     }
-    const slicedInBase = !!node.origin?.el.slicing;
     if (slicedInBase && node.name.endsWith('[x]') && (node.selfDiff || node.sliceTouched)) {
       // type slicing is closed: a differential saying "open" does not constrain the slices it does not mention
       node.el = { ...node.el, slicing: { discriminator: [{ type: 'type', path: '$this' }], ordered: false, rules: 'closed' } };
@@ -737,10 +734,10 @@ class Generator {
   }
 
   /** Type slices of a choice element: "type/$this" slicing, closed when every type has its slice. */
-  finishTypeSlicing(node: Node, path: string, added: Node[]): void {
+  finishTypeSlicing(node: Node, path: string, added: Node[], slicedInBase: boolean): void {
     const typeSlices = added.filter((s) => s.typeSlice);
     const matches = (node.selfDiff ? 1 : 0) + typeSlices.length;
-    if (matches === 1 && !typeSlices[0]!.renamed) {
+    if (matches === 1 && !typeSlices[0]!.renamed && !slicedInBase) {
       const s = typeSlices[0]!;
       if (s.diff?.min === undefined && !path.endsWith('xtension.value[x]')) s.el = { ...s.el, min: 0 };
       return;
@@ -757,12 +754,12 @@ class Generator {
           fixedType = s.typeSlice;
         }
       }
-      if (typeListSize > 2) s.el = { ...s.el, min: 0 };
+      if (typeListSize > 2 && !slicedInBase) s.el = { ...s.el, min: 0 };
     });
     let types = node.el.type ?? [];
     if (fixedType) types = types.filter((t) => t.code === fixedType);
     const slicing: ElementDefinitionSlicing = { discriminator: [{ type: 'type', path: '$this' }], ordered: false, rules: 'closed' };
-    if (node.el.max !== '0') {
+    if (node.el.max !== '0' && !slicedInBase) {
       const uncovered = new Set(types.map((t) => t.code ?? ''));
       for (const s of typeSlices) uncovered.delete(s.typeSlice!);
       if (uncovered.size) {
