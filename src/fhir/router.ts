@@ -12,6 +12,7 @@ import { searchCompartment, searchSystem, searchType } from './interactions/sear
 import { cancelReindex, reindex, REINDEX_OPERATION, reindexStatus } from './interactions/reindex.ts';
 import { codeSystemValidateCode, expandOperation, lookupOperation, subsumesOperation, TERMINOLOGY_OPERATIONS, valueSetValidateCode } from './interactions/terminology.ts';
 import { processBundle } from './interactions/transaction.ts';
+import { validateOperation, VALIDATE_OPERATION } from './interactions/validate.ts';
 import { conditionalUpdate, update } from './interactions/update.ts';
 import { errors, FhirError, issue } from './outcome.ts';
 import { Registry } from './registry.ts';
@@ -32,6 +33,9 @@ export const registry = new Registry()
   .add({ method: 'GET', pattern: ['$reindex-status', ':job'], level: 'system', interaction: 'operation', handle: (ctx, _req, p) => reindexStatus(ctx, p.job) })
   .add({ method: 'DELETE', pattern: ['$reindex-status', ':job'], level: 'system', interaction: 'operation', handle: (ctx, _req, p) => cancelReindex(ctx, p.job) })
   .add({ method: 'POST', pattern: [':type', '$reindex'], level: 'type', interaction: 'operation', operation: REINDEX_OPERATION, handle: (ctx, req, p) => reindex(ctx, p.type, req) })
+  .add({ method: 'POST', pattern: [':type', '$validate'], level: 'type', interaction: 'operation', operation: VALIDATE_OPERATION, handle: (ctx, req, p) => validateOperation(ctx, p.type, req) })
+  .add({ method: 'POST', pattern: [':type', ':id', '$validate'], level: 'instance', interaction: 'operation', operation: VALIDATE_OPERATION, handle: (ctx, req, p) => validateOperation(ctx, p.type, req, p.id) })
+  .add({ method: 'GET', pattern: [':type', ':id', '$validate'], level: 'instance', interaction: 'operation', handle: (ctx, req, p) => validateOperation(ctx, p.type, req, p.id) })
   // Terminology operations (interactions/terminology.ts), GET and POST, type and instance level.
   .add({ method: 'GET', pattern: ['ValueSet', '$expand'], level: 'type', interaction: 'operation', operation: TERMINOLOGY_OPERATIONS.expand, handle: (ctx, req) => expandOperation(ctx, req) })
   .add({ method: 'POST', pattern: ['ValueSet', '$expand'], level: 'type', interaction: 'operation', handle: (ctx, req) => expandOperation(ctx, req) })
