@@ -15,7 +15,7 @@ import { errors } from '../outcome.ts';
 import { parseQueryString, type FhirRequest } from '../request.ts';
 import type { FhirResponse } from '../response.ts';
 import {
-  expandValueSet, lookupCode, MAX_EXPANSION, subsumption, validateCodeInValueSet, type CodeValidation, type CodingToValidate, type LookupResult,
+  expandValueSet, lookupCode, MAX_EXPANSION, subsumption, validateCodeInValueSet, type CodeValidation, type CodingToValidate, type LookupResult, type TerminologyContext,
 } from '../terminology/index.ts';
 
 const def = (name: string, id: string) => ({ name, definition: `http://hl7.org/fhir/OperationDefinition/${id}` });
@@ -143,6 +143,9 @@ function parameters(list: (ParametersParameter | undefined)[]): FhirResponse {
 
 const notFound = (what: string) => errors.notFound(`${what} is not known to this server`);
 
+/** One request: what it looks up is looked up once (nothing is written meanwhile). */
+const tcOf = (ctx: FhirContext): TerminologyContext => ({ ex: ctx.ex, memo: new Map() });
+
 // ---------------------------------------------------------------------------------------------
 // ValueSet: which one. Instance level: ValueSet/[id]; type level: url (+ valueSetVersion), or a
 // valueSet resource in the body.
@@ -188,7 +191,7 @@ export async function expandOperation(ctx: FhirContext, req: FhirRequest, id?: s
   const offset = p.int('offset') ?? 0;
   const includeDesignations = p.bool('includeDesignations') ?? false;
   const includeDefinition = p.bool('includeDefinition') ?? false;
-  const exp = await expandValueSet({ ex: ctx.ex }, ref, MAX_EXPANSION);
+  const exp = await expandValueSet(tcOf(ctx), ref, MAX_EXPANSION);
   if (!exp) throw notFound(`ValueSet ${label}`);
   let codes = exp.contains;
   if (filter !== undefined) {
@@ -291,7 +294,7 @@ export async function valueSetValidateCode(ctx: FhirContext, req: FhirRequest, i
   const { ref, label } = valueSetRef(p, op, id);
   p.refuse('date');
   const { codings, concept } = codeToValidate(p, op, 'systemVersion');
-  const tc = { ex: ctx.ex };
+  const tc = tcOf(ctx);
   const results: CodeValidation[] = [];
   for (const c of codings) {
     const r = await validateCodeInValueSet(tc, ref, c);

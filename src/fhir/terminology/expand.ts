@@ -304,18 +304,28 @@ export class LocalTerminology implements Terminology {
     return 'not-subsumed';
   }
 
-  private async valueSet(tc: TerminologyContext, ref: string, version?: string): Promise<ValueSet | undefined> {
-    for (const source of this.sources()) {
-      const vs = await source.valueSet(tc, ref, version);
-      if (vs) return vs;
-    }
-    return undefined;
+  /** fn's answer, remembered in the context's memo when it has one. */
+  private memo<T>(tc: TerminologyContext, key: string, fn: () => Promise<T>): Promise<T> {
+    if (!tc.memo) return fn();
+    let p = tc.memo.get(key) as Promise<T> | undefined;
+    if (!p) tc.memo.set(key, (p = fn()));
+    return p;
+  }
+
+  private valueSet(tc: TerminologyContext, ref: string, version?: string): Promise<ValueSet | undefined> {
+    return this.memo(tc, `vs\u0000${ref}\u0000${version ?? ''}`, async () => {
+      for (const source of this.sources()) {
+        const vs = await source.valueSet(tc, ref, version);
+        if (vs) return vs;
+      }
+      return undefined;
+    });
   }
 
   /** A ValueSet (reference, `url|version`, or resource) compiled for membership checks, cached per content. */
   private async compiledValueSet(tc: TerminologyContext, ref: string | ValueSet): Promise<CompiledValueSet | undefined> {
-    let vs: ValueSet | undefined;
-    if (typeof ref === 'string') {
+    if (typeof ref !== 'string') return this.compiledObject(ref);
+    return this.memo(tc, `cvs\u0000${ref}`, async () => {
       const [url, version] = splitCanonical(ref);
       for (const source of this.sources()) {
         if (source.valueSetHandle) {
@@ -325,22 +335,27 @@ export class LocalTerminology implements Terminology {
           if (!c) this.compiled.set(handle.key, (c = new CompiledValueSet(await handle.load())));
           return c;
         }
-        vs = await source.valueSet(tc, url, version);
-        if (vs) break;
+        const vs = await source.valueSet(tc, url, version);
+        if (vs) return this.compiledObject(vs);
       }
-      if (!vs) return undefined;
-    } else vs = ref;
+      return undefined;
+    });
+  }
+
+  private compiledObject(vs: ValueSet): CompiledValueSet {
     let c = this.compiledByObject.get(vs);
     if (!c) this.compiledByObject.set(vs, (c = new CompiledValueSet(vs)));
     return c;
   }
 
-  private async codeSystemHandle(tc: TerminologyContext, url: string, version?: string): Promise<CodeSystemHandle | undefined> {
-    for (const source of this.sources()) {
-      const handle = await source.codeSystem(tc, url, version);
-      if (handle) return handle;
-    }
-    return undefined;
+  private codeSystemHandle(tc: TerminologyContext, url: string, version?: string): Promise<CodeSystemHandle | undefined> {
+    return this.memo(tc, `cs\u0000${url}\u0000${version ?? ''}`, async () => {
+      for (const source of this.sources()) {
+        const handle = await source.codeSystem(tc, url, version);
+        if (handle) return handle;
+      }
+      return undefined;
+    });
   }
 
   /** The hierarchy of a CodeSystem's content (cached by handle key). */

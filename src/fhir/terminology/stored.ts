@@ -10,27 +10,38 @@ import type { CodeSystemHandle, TerminologyContext, TerminologySource, ValueSetH
 interface Candidate {
   rid: string;
   version_id: number;
-  version: string | null;
-  status: string | null;
   last_updated: Date;
+  version?: string;
+  status?: string;
 }
 
 const LOCAL_REF = /^(ValueSet|CodeSystem)\/([A-Za-z0-9\-.]{1,64})$/;
 
 /**
  * The stored resources of a type with this canonical URL; with a version, that version; else
- * the active one most recently written (or, if none is active, the most recent).
+ * the active one most recently written (or, if none is active, the most recent). The common
+ * case, one resource and no version asked for, is one query on the url index.
  */
 async function find(tc: TerminologyContext, type: 'ValueSet' | 'CodeSystem', url: string, version?: string): Promise<Candidate | undefined> {
   const r = await tc.ex.query<Candidate>(
-    `SELECT r.rid::text AS rid, r.version_id, r.last_updated,
-       (SELECT t.value FROM sp_token t WHERE t.rid = r.rid AND t.code = 'version' LIMIT 1) AS version,
-       (SELECT t.value FROM sp_token t WHERE t.rid = r.rid AND t.code = 'status' LIMIT 1) AS status
+    `SELECT r.rid::text AS rid, r.version_id, r.last_updated
      FROM sp_uri u JOIN resources r ON r.rid = u.rid
      WHERE u.resource_type = $1 AND u.code = 'url' AND u.value = $2 AND NOT r.deleted`,
     [type, url]
   );
   let rows = r.rows;
+  if (rows.length === 0 || (rows.length === 1 && version === undefined)) return rows[0];
+  // Their version and status, through the (resource_type, code) index rather than by rid: a
+  // CodeSystem has a token row per concept, and the rid index would walk them all.
+  const tokens = await tc.ex.query<{ rid: string; code: string; value: string }>(
+    `SELECT t.rid::text AS rid, t.code, t.value FROM sp_token t
+     WHERE t.resource_type = $1 AND t.code IN ('version', 'status') AND t.rid::text = ANY($2::text[])`,
+    [type, rows.map((c) => c.rid)]
+  );
+  for (const t of tokens.rows) {
+    const c = rows.find((x) => x.rid === t.rid);
+    if (c && (t.code === 'version' || t.code === 'status')) c[t.code] ??= t.value;
+  }
   if (version !== undefined) rows = rows.filter((c) => c.version === version);
   rows.sort(
     (a, b) => Number(b.status === 'active') - Number(a.status === 'active') || new Date(b.last_updated).getTime() - new Date(a.last_updated).getTime()

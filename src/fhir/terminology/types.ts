@@ -7,6 +7,13 @@ import type { Executor } from '../../store/db.ts';
 /** Where stored resources are read: the request's executor (a transaction sees its own writes). */
 export interface TerminologyContext {
   ex: Executor;
+  /**
+   * Optional: where the lookups of ValueSets and CodeSystems by URL made through this context
+   * are remembered (each source is then asked once per URL). Give one to a context that lives
+   * for one piece of work during which no ValueSet or CodeSystem is written (validating one
+   * resource, one operation): `{ ex, memo: new Map() }`.
+   */
+  memo?: Map<string, Promise<unknown>>;
 }
 
 export interface Concept {
