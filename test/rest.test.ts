@@ -284,7 +284,7 @@ t.test('input errors are OperationOutcomes with the right status, never 500', as
     ['bad date', 'POST', { resourceType: 'Patient', birthDate: '1950-13-45' }, {}, 400],
     ['bad cardinality', 'POST', { resourceType: 'Patient', gender: ['male'] }, {}, 400],
     ['bad reference', 'POST', { resourceType: 'Patient', managingOrganization: { reference: 'not a reference' } }, {}, 400],
-    ['XML body', 'POST', '<Patient xmlns="http://hl7.org/fhir"/>', { 'content-type': 'application/fhir+xml' }, 415],
+    ['malformed XML body', 'POST', '<Patient xmlns="http://hl7.org/fhir">', { 'content-type': 'application/fhir+xml' }, 400],
     ['text body', 'POST', 'hello', { 'content-type': 'text/plain' }, 415],
     ['XML wanted', 'GET', undefined, { accept: 'application/fhir+xml' }, 406],
   ];

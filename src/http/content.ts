@@ -1,10 +1,15 @@
 // Content negotiation: the request media types the API reads, and the response format.
-// JSON is the only format served: asking for XML gets 406, sending XML gets 415.
+// Request bodies are read as JSON or as FHIR XML (application/fhir+xml, application/xml, text/xml:
+// converted by fhir/xml.ts into the same JSON resource; XML that is malformed or not FHIR is a 400
+// OperationOutcome). Responses are always JSON: asking for XML (Accept, _format) gets 406, so a
+// client that posts XML must accept JSON; any other body type gets 415.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { FhirError, issue } from '../fhir/outcome.ts';
 import { lastValue, type Query } from '../fhir/search/parse.ts';
+import { parseFhirXml } from '../fhir/xml.ts';
 
 const JSON_TYPES = ['application/fhir+json', 'application/json', 'application/json-patch+json'];
+export const XML_TYPES = ['application/fhir+xml', 'application/xml', 'text/xml'];
 
 export function registerContentParsers(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
@@ -17,11 +22,21 @@ export function registerContentParsers(app: FastifyInstance): void {
       done(new FhirError(400, issue('error', 'structure', `The body is not valid JSON: ${(err as Error).message}`)), undefined);
     }
   });
+  // Bytes, not text: FHIR XML is UTF-8, and a body that is not is refused rather than decoded with U+FFFD.
+  app.addContentTypeParser(XML_TYPES, { parseAs: 'buffer' }, (_req, body, done) => {
+    const bytes = body as Buffer;
+    if (bytes.every((b) => b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d)) return done(null, undefined);
+    try {
+      done(null, parseFhirXml(bytes));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
   // Anything else: 415, unless there is no body to read.
   app.addContentTypeParser('*', { parseAs: 'string' }, (req, body, done) => {
     if ((body as string).length === 0) return done(null, undefined);
-    done(new FhirError(415, issue('error', 'not-supported', `Unsupported Content-Type "${req.headers['content-type']}"; send application/fhir+json`)), undefined);
+    done(new FhirError(415, issue('error', 'not-supported', `Unsupported Content-Type "${req.headers['content-type']}"; send application/fhir+json or application/fhir+xml`)), undefined);
   });
 }
 

@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import type { Parameters, Patient, Resource } from '@medplum/fhirtypes';
 import { applyFhirPathPatch, applyJsonPatch } from '../../src/fhir/patch.ts';
 import { FhirError } from '../../src/fhir/outcome.ts';
-import { convertResource, elementChildren, parseXml } from '../helpers/fhir-xml.ts';
+import { loadDefinitions } from '../../src/fhir/definitions.ts';
+import { convertResource, elementChildren, parseXml, type XmlElement } from '../../src/fhir/xml.ts';
 
 const CASES_DIR = new URL('../../../shared/conformance/fhir-test-cases/r4/patch/', import.meta.url);
 
@@ -37,12 +38,13 @@ function thrown(fn: () => unknown): FhirError | undefined {
   return undefined;
 }
 
-function single(element: ReturnType<typeof parseXml>, name: string): ReturnType<typeof parseXml> | undefined {
+function single(element: XmlElement, name: string): XmlElement | undefined {
   const found = elementChildren(element, name);
   return found[0];
 }
 
 t.test('official FHIRPath Patch cases (fhir-patch-tests.xml)', async (t) => {
+  await loadDefinitions(); // the XML cases are read as FHIR JSON, typed by the R4 definitions
   const root = parseXml(readFileSync(new URL('fhir-patch-tests.xml', CASES_DIR), 'utf8'));
   const cases = elementChildren(root, 'case');
   t.ok(cases.length > 0, 'found the official cases');
