@@ -168,15 +168,18 @@ t.test('FR Core ValueSets and CodeSystems: explicit concepts, and a whole CodeSy
   t.same(await find('Organization', { 'type:in': `${ORG_TYPE_VS}|2.1.0` }), ['ght', 'uf'], 'with its version');
   t.equal((await http('GET', `${s.url}/Organization?type:in=${encodeURIComponent(ORG_TYPE_VS + '|9.9.9')}`)).status, 400, 'another version is unknown');
 
-  // fr-core-vs-identity-reliability includes the whole fr-core-cs-v2-0445: it needs the CodeSystem.
+  // fr-core-vs-identity-reliability includes the whole fr-core-cs-v2-0445, which the server ships
+  // (FR Core packages in profiles/): no need to store it.
   await put(frCore('ValueSet-fr-core-vs-identity-reliability.json'));
   const basic = (id: string, system: string, code: string) => ({ resourceType: 'Basic', id, code: { coding: [{ system, code }] } });
   for (const b of [basic('vali', FR_0445, 'VALI'), basic('prov', FR_0445, 'PROV'), basic('other', FR_3307, 'VALI')]) await put(b);
-  const missing = await http('GET', `${s.url}/Basic?code:in=${encodeURIComponent(RELIABILITY_VS)}`);
-  t.equal(missing.status, 400, 'a ValueSet whose CodeSystem is not stored cannot be expanded');
-  t.match(missing.body.issue[0].details.text, /fr-core-cs-v2-0445.*not available/);
-  await put(frCore('CodeSystem-fr-core-cs-v2-0445.json'));
-  t.same(await find('Basic', { 'code:in': RELIABILITY_VS }), ['prov', 'vali'], 'with the FR Core CodeSystem stored, its 21 codes');
+  t.same(await find('Basic', { 'code:in': RELIABILITY_VS }), ['prov', 'vali'], 'the shipped FR Core CodeSystem expands the ValueSet');
+  // A ValueSet that includes a whole CodeSystem nobody has cannot be expanded.
+  const unknownSystem = 'https://example.org/fhir/CodeSystem/not-shipped';
+  await put({ resourceType: 'ValueSet', id: 'needs-unknown', url: 'https://example.org/fhir/ValueSet/needs-unknown', status: 'active', compose: { include: [{ system: unknownSystem }] } });
+  const missing = await http('GET', `${s.url}/Basic?code:in=${encodeURIComponent('https://example.org/fhir/ValueSet/needs-unknown')}`);
+  t.equal(missing.status, 400, 'a ValueSet whose CodeSystem is not available cannot be expanded');
+  t.match(missing.body.issue[0].details.text, /not-shipped.*not available/);
   t.same(await find('Basic', { 'code:below': `${FR_0445}|VALI` }), ['vali'], ':below in a flat CodeSystem is the code itself');
 });
 
