@@ -4,9 +4,9 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import type { Parameters, Patient, Resource } from '@medplum/fhirtypes';
 import { applyFhirPathPatch, applyJsonPatch } from '../../src/fhir/patch.ts';
-import { FhirError } from '../../src/fhir/outcome.ts';
 import { loadDefinitions } from '../../src/fhir/definitions.ts';
 import { convertResource, elementChildren, parseXml, type XmlElement } from '../../src/fhir/xml.ts';
+import { thrown } from '../helpers/thrown.ts';
 
 const CASES_DIR = new URL('../../../shared/conformance/fhir-test-cases/r4/patch/', import.meta.url);
 
@@ -28,15 +28,6 @@ function normalize(value: unknown): unknown {
   return value;
 }
 
-function thrown(fn: () => unknown): FhirError | undefined {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof FhirError) return error;
-    throw error;
-  }
-  return undefined;
-}
 
 function single(element: XmlElement, name: string): XmlElement | undefined {
   const found = elementChildren(element, name);

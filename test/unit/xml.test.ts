@@ -9,6 +9,7 @@ import { loadDefinitions } from '../../src/fhir/definitions.ts';
 import { FhirError } from '../../src/fhir/outcome.ts';
 import { validateBase } from '../../src/fhir/validate.ts';
 import { parseFhirXml, parseXml, serializeXhtml } from '../../src/fhir/xml.ts';
+import { thrown } from '../helpers/thrown.ts';
 
 const CASES = new URL('../../../shared/conformance/fhir-test-cases/', import.meta.url);
 const R4_DIR = new URL('r4/', CASES);
@@ -35,15 +36,6 @@ function readJson(path: string): Json {
   return JSON.parse(readFileSync(new URL(path, CASES), 'utf8').replace(/^\uFEFF/, '')) as Json;
 }
 
-function thrown(fn: () => unknown): FhirError | undefined {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof FhirError) return error;
-    throw error;
-  }
-  return undefined;
-}
 
 /** The same XHTML, serialized the one way (attribute quoting, escapes, empty elements). */
 function canonicalXhtml(div: string): string {

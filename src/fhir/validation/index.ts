@@ -49,13 +49,8 @@ export async function validateResource(resource: Resource, options: ValidateOpti
   for (const ref of walker.references) {
     const target = ref.target ?? (options.fetchReference && !ref.reference.includes('?') ? await options.fetchReference(ref.reference) : undefined);
     if (!target) continue;
-    const ok = ref.profiles.some((p) => {
-      const sd = catalog.structure(p)?.sd;
-      if (!sd) return true; // an unknown profile cannot be held against the target
-      const w = new Walker(options);
-      w.walkResource(target, sd, target.resourceType);
-      return !w.issues.some((i) => i.severity === 'error');
-    });
+    // An unknown profile cannot be held against the target.
+    const ok = ref.profiles.some((p) => !catalog.structure(p, options.packageContext) || new Walker(options).conforms(target, p));
     if (!ok) issues.push(issueAt('error', 'structure', `The resource ${ref.reference} does not conform to ${ref.profiles.length > 1 ? 'any of ' : ''}${ref.profiles.join(', ')}, as this reference requires`, ref.path));
   }
   return dedupe(issues);

@@ -369,8 +369,8 @@ export class Walker {
     });
   }
 
-  /** Whether a value conforms to a profile (a separate walk; used for profile discriminators). */
-  private conforms(value: unknown, profile: string, type: string | undefined): boolean {
+  /** Whether a value conforms to a profile (a separate walk: profile discriminators, referenced resources); false if the profile is unknown. */
+  conforms(value: unknown, profile: string, type?: string): boolean {
     const sd = this.structure(profile);
     if (!sd) return false;
     const w = new Walker(this.options);
@@ -426,9 +426,7 @@ export class Walker {
     if (node.contentReference) return structure.byId.get(node.contentReference)?.children ?? [];
     const code = type ?? (node.types.length === 1 ? normalTypeCode(node.types[0].code) : undefined);
     if (!code || isPrimitive(code)) return [];
-    const profile = node.types.find((t) => normalTypeCode(t.code) === code)?.profile?.[0];
-    const sd = (profile ? this.structure(profile) : undefined) ?? this.structure(CORE + code);
-    return sd ? compileStructure(sd).root.children : [];
+    return this.typeStructure(node, code)?.root.children ?? [];
   }
 
   // ---- one value ---------------------------------------------------------------------------
