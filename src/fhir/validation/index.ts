@@ -50,7 +50,8 @@ export async function validateResource(resource: Resource, options: ValidateOpti
     const target = ref.target ?? (options.fetchReference && !ref.reference.includes('?') ? await options.fetchReference(ref.reference) : undefined);
     if (!target) continue;
     // An unknown profile cannot be held against the target.
-    const ok = ref.profiles.some((p) => !catalog.structure(p, options.packageContext) || new Walker(options).conforms(target, p));
+    const asking = { ...options, packageContext: ref.context ?? options.packageContext };
+    const ok = ref.profiles.some((p) => !catalog.structure(p, asking.packageContext) || new Walker(asking).conforms(target, p));
     if (!ok) issues.push(issueAt('error', 'structure', `The resource ${ref.reference} does not conform to ${ref.profiles.length > 1 ? 'any of ' : ''}${ref.profiles.join(', ')}, as this reference requires`, ref.path));
   }
   return dedupe(issues);

@@ -20,8 +20,9 @@ import { choiceKey, compileStructure, type CompiledStructure, type ElementNode }
 import { isPrimitive, normalTypeCode, PRIMITIVE_JSON, primitiveProblem } from './primitives.ts';
 
 const CORE = 'http://hl7.org/fhir/StructureDefinition/';
-// Checked natively: ele-1 and ext-1 apply everywhere; txt-1/txt-2 use htmlChecks(), which fhirpath.js lacks.
-const NATIVE_CONSTRAINTS = new Set(['ele-1', 'ext-1', 'txt-1', 'txt-2']);
+// Checked natively: ele-1 and ext-1 apply everywhere; txt-1/txt-2 use htmlChecks(), which fhirpath.js lacks;
+// dom-3 applies as(canonical) to a collection, which fhirpath.js refuses (it wants a singleton).
+const NATIVE_CONSTRAINTS = new Set(['ele-1', 'ext-1', 'txt-1', 'txt-2', 'dom-3']);
 
 export type Severity = 'error' | 'warning' | 'information';
 
@@ -51,6 +52,8 @@ export interface PendingReference {
   profiles: string[];
   /** The target, when it is contained in the resource or in the same Bundle. */
   target?: Resource;
+  /** The package of the profile that asks: its own dependencies resolve the target profiles. */
+  context?: string;
 }
 
 interface Item {
@@ -373,7 +376,7 @@ export class Walker {
   conforms(value: unknown, profile: string, type?: string): boolean {
     const sd = this.structure(profile);
     if (!sd) return false;
-    const w = new Walker(this.options);
+    const w = new Walker({ ...this.options, packageContext: this.context });
     if (typeof value === 'object' && value !== null && 'resourceType' in value) w.walkResource(value as Resource, sd, (value as Resource).resourceType);
     else {
       const structure = compileStructure(sd);
@@ -636,9 +639,32 @@ export class Walker {
     const constraints = node.ed.constraint;
     if (!constraints?.length) return;
     for (const c of constraints) {
+      if (c.key === 'dom-3') this.checkContainedReferenced(value, path, c);
       if (!c.expression || NATIVE_CONSTRAINTS.has(c.key)) continue;
       if (c.severity !== 'error' && c.severity !== 'warning') continue;
       this.evaluate(c, value, path, basePath.replace(/\[x\]$/, ''), primitiveType);
+    }
+  }
+
+  /** dom-3: each contained resource is referenced from the resource (or another contained one), unless something refers to '#'. */
+  private checkContainedReferenced(value: unknown, path: string, c: ElementDefinitionConstraint): void {
+    const contained = (value as { contained?: { id?: string }[] }).contained;
+    if (!Array.isArray(contained) || !contained.length) return;
+    const local = new Set<string>();
+    const collect = (v: unknown): void => {
+      if (typeof v === 'string') {
+        if (v.startsWith('#')) local.add(v);
+        // The narrative refers to contained resources too (<img src="#image">).
+        else if (v.startsWith('<div')) for (const m of v.matchAll(/\b(?:src|href)\s*=\s*["'](#[^"']*)["']/g)) local.add(m[1]);
+      } else if (Array.isArray(v)) v.forEach(collect);
+      else if (v && typeof v === 'object') Object.values(v).forEach(collect);
+    };
+    collect(value);
+    if (local.has('#')) return;
+    for (const r of contained) {
+      if (typeof r?.id === 'string' && !local.has(`#${r.id}`)) {
+        this.add('error', 'invariant', `Constraint failed: dom-3: '${c.human}' (the contained resource ${r.id} is not referenced)`, path);
+      }
     }
   }
 
@@ -720,7 +746,7 @@ export class Walker {
     }
     const forType = profiles.filter((p) => catalog.resolve<StructureDefinition>('StructureDefinition', p, this.context)?.type === type);
     const baseAllowed = targets.some((tp) => tp === CORE + type);
-    if (forType.length && !baseAllowed) this.references.push({ path: `${path}.reference`, reference, profiles: forType, target });
+    if (forType.length && !baseAllowed) this.references.push({ path: `${path}.reference`, reference, profiles: forType, target, context: this.context });
   }
 
   private bundleEntry(fullUrl: string): Resource | undefined {
