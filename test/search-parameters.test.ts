@@ -30,6 +30,7 @@ const PRIORITY = 'ans-gap/package/SearchParameter-GAP-Appointment-priority.json'
 // ANS NdE (notification d'événements): CommunicationRequest event-type, a token on an extension
 const EVENT_TYPE = 'ans-nde/package/SearchParameter-NdE-CommunicationRequest-EventType.json';
 const BIRTH_PLACE_EXT = 'http://hl7.org/fhir/StructureDefinition/patient-birthPlace';
+const RPPS_TYPE = { coding: [{ system: 'https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203', code: 'RPPS' }] };
 const TRE_R254 = 'https://mos.esante.gouv.fr/NOS/TRE_R254-TypeEvenement/FHIR/TRE-R254-TypeEvenement';
 const STRICT = { prefer: 'handling=strict' };
 
@@ -316,8 +317,13 @@ t.test('a SearchParameter created in a transaction with data (ANS NdE event-type
   const s = await startServer(t);
   const sp = spec(EVENT_TYPE);
   delete sp.id;
-  const com1 = spec('ans-nde/package/example/CommunicationRequest-com1.json');
-  const com2 = spec('ans-nde/package/example/CommunicationRequest-com2.json');
+  // The examples' contained Practitioner lacks the RPPS identifier type FR Core 2.2.0 requires (see validation.test.ts).
+  const withRppsType = (r: any) => {
+    for (const c of r.contained ?? []) for (const id of c.identifier ?? []) if (id.system === 'https://rpps.esante.gouv.fr') id.type = RPPS_TYPE;
+    return r;
+  };
+  const com1 = withRppsType(spec('ans-nde/package/example/CommunicationRequest-com1.json'));
+  const com2 = withRppsType(spec('ans-nde/package/example/CommunicationRequest-com2.json'));
   com2.extension.find((e: any) => e.url.endsWith('/event-type')).valueCodeableConcept.coding[0].code = 'ENT';
   const r = await http('POST', s.url, {
     resourceType: 'Bundle', type: 'transaction',

@@ -39,8 +39,8 @@ const INSEE = {
 const MSS = { error: /mailbox-mss\.extension/, why: "an email telecom matches the slice mailbox-mss, whose emailType extension (1..1) is missing" };
 const EMPTY_STRING = { error: /must not be empty/, why: 'a translation extension carries valueString "" (a primitive may not be empty, R4 json.html)' };
 const NDE_RPPS = {
-  error: /does not conform to https:\/\/hl7\.fr\/ig\/fhir\/core\/StructureDefinition\/fr-core-practitioner/,
-  why: "the contained Practitioner's RPPS identifier has no type, which fr-core-practitioner's rpps slice requires (1..1)",
+  error: /Practitioner\.identifier:rpps\.type: minimum required = 1/,
+  why: "the contained Practitioner declares fr-core-practitioner without a version, which resolves to the newest shipped (FR Core 2.2.0); its rpps slice requires identifier.type (1..1), optional in FR Core 2.1.0 that NdE was written against",
 };
 const ANNUAIRE_META = {
   error: /annuaire\.esante\.gouv\.fr|canonical/,
