@@ -21,6 +21,30 @@ interface Case {
   errorCount: number;
   errorExpressions?: string[];
   excludedBecause: string[];
+  outcomeSource: string;
+  terminologyDependent: boolean;
+  errorMessages: string[];
+}
+
+/** A manifest entry: the options the reference harness ran the case with. */
+type Options = Record<string, unknown>;
+
+/**
+ * Why a case cannot be judged here as the reference harness judged it, or undefined. Decided
+ * from the case's options and the kind of its expected errors, never from its name.
+ */
+function notJudgeable(c: Case, o: Options): string | undefined {
+  if (o.examples === false) return 'run with example URLs forbidden (examples: false), an option this validator does not have';
+  if (o.validateContains === 'IGNORE') return 'run without validating contained resources (validateContains: IGNORE), an option this validator does not have';
+  if (o.noHtmlInMarkdown) return 'run with HTML in markdown as an error (noHtmlInMarkdown), an option this validator does not have';
+  if (typeof o.validateReference === 'string' && o.validateReference.startsWith('CHECK_EXISTS')) {
+    return 'run with every reference required to resolve (validateReference: CHECK_EXISTS...); here a reference may name a resource the server does not hold';
+  }
+  if (/^java\/R(?!4\.)/.test(c.outcomeSource)) return `the expected outcome is another FHIR version's (${c.outcomeSource})`;
+  if (c.expected === 'invalid' && c.terminologyDependent && c.errorMessages.every((m) => /^(Wrong Display Name|Unknown code)/.test(m))) {
+    return 'every expected error is a display or code check in an external code system (LOINC, SNOMED CT, CVX, v2 tables), which needs a terminology server';
+  }
+  return undefined;
 }
 
 const DIR = new URL('../../shared/conformance/fhir-test-cases/validator/', import.meta.url);
@@ -31,7 +55,7 @@ let url = args.includes('--url') ? args[args.indexOf('--url') + 1] : undefined;
 let stop = async () => {};
 if (!url) {
   const dataDir = mkdtempSync(join(tmpdir(), 'fhir-validator-cases-'));
-  const config = loadConfig({ ...process.env, DATA_DIR: dataDir, LOAD_FIXTURES: 'false', LOG_LEVEL: 'warn', REQUIRED_PROFILES: 'none' });
+  const config = loadConfig({ ...process.env, DATA_DIR: dataDir, LOAD_FIXTURES: 'false', LOG_LEVEL: 'warn', REQUIRED_PROFILES: 'none', UNKNOWN_EXTENSIONS: process.env.UNKNOWN_EXTENSIONS ?? 'error' });
   const db = await openDb(config);
   await migrate(db);
   const { server } = await buildApp(db, config, false);
@@ -46,7 +70,15 @@ if (!url) {
 }
 
 const index = JSON.parse(readFileSync(new URL('r4-validator-cases.derived.json', DIR), 'utf8')) as { cases: Case[] };
-const cases = index.cases.filter((c) => c.excludedBecause.length === 0);
+const manifest = JSON.parse(readFileSync(new URL('manifest.json', DIR), 'utf8')) as { 'test-cases': (Options & { name: string })[] };
+const optionsOf = new Map(manifest['test-cases'].map((t) => [t.name, t]));
+const notJudged: string[] = [];
+const cases = index.cases.filter((c) => {
+  if (c.excludedBecause.length) return false;
+  const why = notJudgeable(c, optionsOf.get(c.name) ?? {});
+  if (why) notJudged.push(`${c.name}: ${why}`);
+  return !why;
+});
 let verdictAgree = 0;
 let countAgree = 0;
 const disagreements = new Map<string, string[]>();
@@ -57,7 +89,7 @@ for (const c of cases) {
   let errors: { expression?: string[]; details?: { text?: string } }[] = [];
   let verdict: 'valid' | 'invalid';
   let type = c.resourceType;
-  if (!xml) type = /"resourceType"\s*:\s*"([A-Za-z]+)"/.exec(body)?.[1] ?? type; // malformed JSON is the server's to judge
+  if (!xml) type = topLevelType(body) ?? type; // malformed JSON is the server's to judge
   const res = await fetch(`${url}/${type}/$validate`, {
     method: 'POST',
     headers: { 'content-type': xml ? 'application/fhir+xml' : 'application/fhir+json', accept: 'application/fhir+json' },
@@ -82,6 +114,17 @@ for (const c of cases) {
   }
 }
 const ms = performance.now() - started;
+
+/** The resourceType of a JSON body: the top-level one (contained resources may come first), else the first found. */
+function topLevelType(body: string): string | undefined {
+  try {
+    const parsed = JSON.parse(body) as { resourceType?: unknown };
+    if (typeof parsed.resourceType === 'string') return parsed.resourceType;
+  } catch {
+    // not JSON: the server will say so
+  }
+  return /"resourceType"\s*:\s*"([A-Za-z]+)"/.exec(body)?.[1];
+}
 await stop();
 
 const pct = (n: number) => ((100 * n) / cases.length).toFixed(1);
@@ -89,6 +132,8 @@ console.log(`HL7 validator test cases (R4, judgeable without a terminology serve
 console.log(`same verdict (valid/invalid): ${verdictAgree}/${cases.length} = ${pct(verdictAgree)}%`);
 console.log(`same verdict and error count: ${countAgree}/${cases.length} = ${pct(countAgree)}%`);
 console.log(`time: ${(ms / 1000).toFixed(1)} s`);
+console.log(`\nnot judgeable here (${notJudged.length}):`);
+for (const l of notJudged) console.log(`  ${l}`);
 for (const [module, lines] of [...disagreements.entries()].sort()) {
   console.log(`\n${module}: ${lines.length} disagreement(s)`);
   for (const l of verbose ? lines : lines.slice(0, 50)) console.log(`  ${l.slice(0, verbose ? 2000 : 300)}`);

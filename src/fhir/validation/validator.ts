@@ -23,6 +23,8 @@ const CORE = 'http://hl7.org/fhir/StructureDefinition/';
 // Checked natively: ele-1 and ext-1 apply everywhere; txt-1/txt-2 use htmlChecks(), which fhirpath.js lacks;
 // dom-3 applies as(canonical) to a collection, which fhirpath.js refuses (it wants a singleton).
 const NATIVE_CONSTRAINTS = new Set(['ele-1', 'ext-1', 'txt-1', 'txt-2', 'dom-3']);
+/** URLs at a domain reserved for examples (RFC 2606: example.org, example.com, example.net and their subdomains). */
+const EXAMPLE_DOMAIN = /^https?:\/\/([^/]+\.)?example\.(org|com|net)(\/|$)/;
 
 export type Severity = 'error' | 'warning' | 'information';
 
@@ -582,6 +584,12 @@ export class Walker {
   }
 
   private unknownExtension(url: string, path: string, modifier: boolean): void {
+    // Domains reserved for examples (RFC 2606) name illustrative extensions, never definitions
+    // anyone can fetch: they are accepted as such, with a warning, like the reference validator does.
+    if (EXAMPLE_DOMAIN.test(url)) {
+      this.add('warning', 'extension', `The extension ${url} is at a domain reserved for examples, so its content is not checked`, path);
+      return;
+    }
     if (modifier) {
       this.add('error', 'extension', `The modifier extension ${url} is unknown, so the meaning of this resource cannot be established`, path);
       return;
