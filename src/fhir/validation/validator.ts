@@ -11,11 +11,12 @@
 // model (compiled once per expression); ele-1 and ext-1, which apply to every element, are
 // checked natively. The walk is synchronous; terminology bindings and referenced resources are
 // collected during the walk and checked afterwards (they may need the database).
-import type { ElementDefinitionConstraint, OperationOutcomeIssue, Resource, StructureDefinition } from '@medplum/fhirtypes';
+import type { Bundle, ElementDefinitionConstraint, OperationOutcomeIssue, Resource, StructureDefinition } from '@medplum/fhirtypes';
 import fhirpath from 'fhirpath';
 import r4Model from 'fhirpath/fhir-context/r4/index.js';
 import { catalog } from '../conformance/catalog.ts';
 import { isResourceType } from '../definitions.ts';
+import { checkBundle, resolveInBundle } from './bundle.ts';
 import { choiceKey, compileStructure, type CompiledStructure, type ElementNode } from './elements.ts';
 import { isPrimitive, normalTypeCode, PRIMITIVE_JSON, primitiveProblem } from './primitives.ts';
 
@@ -154,6 +155,8 @@ export class Walker {
   private context: string | undefined;
   /** Issue paths of the resources being walked (outermost first), to give extension contexts paths from their resource. */
   private readonly resourcePaths: string[] = [];
+  /** The Bundles being walked (outermost first): references made in their entries resolve there. */
+  private readonly bundles: { bundle: Bundle; path: string }[] = [];
 
   constructor(options: WalkOptions) {
     this.options = options;
@@ -188,12 +191,18 @@ export class Walker {
     this.resourcePaths.push(path);
     const context = this.context;
     this.context = catalog.originOf(sd) ?? context;
+    const bundle = resource.resourceType === 'Bundle';
+    if (bundle) {
+      this.bundles.push({ bundle: resource as Bundle, path });
+      if (sd.url === CORE + 'Bundle') this.issues.push(...checkBundle(resource as Bundle, path));
+    }
     try {
       this.checkConstraints(resource, structure.root, path, structure.root.path);
       this.walkChildren(resource as unknown as Record<string, unknown>, structure.root.children, path, structure, { paths: [resource.resourceType], type: resource.resourceType }, true);
     } finally {
       this.resources.pop();
       this.resourcePaths.pop();
+      if (bundle) this.bundles.pop();
       this.context = context;
       if (outer) this.root = undefined;
     }
@@ -724,14 +733,21 @@ export class Walker {
     } else {
       const m = /(?:^|\/)([A-Z][A-Za-z]+)\/[A-Za-z0-9\-.]{1,64}(\/_history\/[A-Za-z0-9\-.]{1,64})?$/.exec(reference) ?? /^([A-Z][A-Za-z]+)\?/.exec(reference);
       type = m?.[1];
-      if (!type && reference.startsWith('urn:uuid:')) {
-        target = this.bundleEntry(reference);
-        type = target?.resourceType;
-      }
       if (type && !isResourceType(type)) {
         this.add('error', 'structure', `The reference ${reference} names an unknown resource type '${type}'`, `${path}.reference`);
         return;
       }
+      const found = this.inBundle(reference, path);
+      if (found && found.length > 1) {
+        this.add('error', 'invalid', `The reference ${reference} matches ${found.length} entries of the Bundle`, `${path}.reference`);
+        return;
+      }
+      target = found?.[0];
+      if (target && type && target.resourceType !== type) {
+        this.add('error', 'structure', `The reference ${reference} resolves in the Bundle to a ${target.resourceType}`, `${path}.reference`);
+        return;
+      }
+      type ??= target?.resourceType;
     }
     if (typeof ref.type === 'string' && type && ref.type !== type) {
       this.add('error', 'structure', `The reference's type '${ref.type}' does not match its target '${type}'`, `${path}.type`);
@@ -757,10 +773,12 @@ export class Walker {
     if (forType.length && !baseAllowed) this.references.push({ path: `${path}.reference`, reference, profiles: forType, target, context: this.context });
   }
 
-  private bundleEntry(fullUrl: string): Resource | undefined {
-    const root = this.root as Resource & { entry?: { fullUrl?: string; resource?: Resource }[] };
-    if (root?.resourceType !== 'Bundle') return undefined;
-    return root.entry?.find((e) => e.fullUrl === fullUrl)?.resource;
+  /** The resources a reference made at this path resolves to in the innermost Bundle holding it (history bundles excepted), or undefined outside Bundles. */
+  private inBundle(reference: string, path: string): Resource[] | undefined {
+    const b = this.bundles.at(-1);
+    if (!b || b.bundle.type === 'history') return undefined;
+    const from = path.startsWith(`${b.path}.entry[`) ? Number(/^\[(\d+)\]/.exec(path.slice(b.path.length + 6))?.[1]) : undefined;
+    return resolveInBundle(b.bundle, Number.isInteger(from) ? from : undefined, reference).map((i) => b.bundle.entry![i].resource!).filter(Boolean);
   }
 }
 
