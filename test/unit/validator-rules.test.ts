@@ -84,3 +84,21 @@ t.test('Bundle: a message holds its focus', async (t) => {
   t.same(shown(msg('Patient/1')), []);
   hasError(t, msg('Patient/2'), 'Bundle.entry[0].resource.focus[0]', /Can't find/);
 });
+
+t.test('Resources and datatypes: ids, type invariants, corrected invariants, extension urls, JSON properties', async (t) => {
+  hasError(t, { resourceType: 'Location', id: 'a/b==' } as Resource, 'Location.id', /Invalid resource id/);
+  hasError(t, { resourceType: 'Location', id: 'x'.repeat(65) } as Resource, 'Location.id', /Invalid resource id/);
+  hasError(t, { resourceType: 'Location', id: 'l', contained: [{ resourceType: 'Organization', id: 'org_1', name: 'o' }], managingOrganization: { reference: '#org_1' } } as Resource, 'Location.contained[0].id', /Invalid resource id/);
+  // per-1 sits on Period itself, not on Encounter.period.
+  const encounter = (end: string) => ({ resourceType: 'Encounter', status: 'finished', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' }, period: { start: '2024-01-02', end } }) as Resource;
+  hasError(t, encounter('2024-01-01'), 'Encounter.period', /per-1/);
+  t.same(shown(encounter('2024-01-03')), []);
+  // que-12 as its text says: more than one enableWhen needs enableBehavior.
+  const q = (enableBehavior?: string) => ({ resourceType: 'Questionnaire', status: 'draft', item: [{ linkId: 'a', type: 'boolean' }, { linkId: 'b', type: 'string', ...(enableBehavior ? { enableBehavior } : {}), enableWhen: [{ question: 'a', operator: '=', answerBoolean: true }, { question: 'a', operator: 'exists', answerBoolean: true }] }] }) as Resource;
+  hasError(t, q(), 'Questionnaire.item[1]', /que-12/);
+  t.same(shown(q('any')), []);
+  hasError(t, { resourceType: 'Patient', extension: [{ url: 'patient-x', valueString: 'x' }] } as Resource, 'Patient.extension[0].url', /absolute/);
+  hasError(t, { resourceType: 'Patient', fhir_comments: ['DSTU2 only'] } as Resource, 'Patient.fhir_comments', /Unrecognized/);
+  // Domains reserved for examples name illustrative extensions: a warning, even for a modifier.
+  t.same(shown({ resourceType: 'Patient', modifierExtension: [{ url: 'http://example.org/fhir/StructureDefinition/x', valueBoolean: true }] } as Resource), []);
+});

@@ -24,6 +24,17 @@ const CORE = 'http://hl7.org/fhir/StructureDefinition/';
 // Checked natively: ele-1 and ext-1 apply everywhere; txt-1/txt-2 use htmlChecks(), which fhirpath.js lacks;
 // dom-3 applies as(canonical) to a collection, which fhirpath.js refuses (it wants a singleton).
 const NATIVE_CONSTRAINTS = new Set(['ele-1', 'ext-1', 'txt-1', 'txt-2', 'dom-3']);
+/**
+ * R4 invariants whose expression says other than their own human text, by key and published
+ * expression: the corrected expression is evaluated instead.
+ */
+const CORRECTED_INVARIANTS: Record<string, Record<string, string>> = {
+  // "If there are more than one enableWhen, enableBehavior must be specified" (R5 corrects > 2 to > 1).
+  'que-12': { 'enableWhen.count() > 2 implies enableBehavior.exists()': 'enableWhen.count() > 1 implies enableBehavior.exists()' },
+  // "the value must be a boolean": answer is a FHIR boolean, which fhirpath.js keeps apart from System.Boolean.
+  'que-7': { "operator = 'exists' implies (answer is Boolean)": "operator = 'exists' implies (answer is boolean)" },
+};
+const ABSOLUTE_URI = /^[a-z][a-z0-9+.-]*:/i;
 /** URLs at a domain reserved for examples (RFC 2606: example.org, example.com, example.net and their subdomains). */
 const EXAMPLE_DOMAIN = /^https?:\/\/([^/]+\.)?example\.(org|com|net)(\/|$)/;
 
@@ -197,6 +208,9 @@ export class Walker {
       if (sd.url === CORE + 'Bundle') this.issues.push(...checkBundle(resource as Bundle, path));
     }
     try {
+      // Resource.id is an id (1 to 64 of A-Z a-z 0-9 - .), though its snapshot types it System.String.
+      const idProblem = typeof resource.id === 'string' ? primitiveProblem('id', resource.id) : undefined;
+      if (idProblem) this.add('error', 'value', `Invalid resource id '${resource.id}': it ${idProblem} (1 to 64 letters, digits, '-' or '.')`, `${path}.id`);
       this.checkConstraints(resource, structure.root, path, structure.root.path);
       this.walkChildren(resource as unknown as Record<string, unknown>, structure.root.children, path, structure, { paths: [resource.resourceType], type: resource.resourceType }, true);
     } finally {
@@ -234,7 +248,6 @@ export class Walker {
       if (seen.has(key)) continue;
       const bare = key.startsWith('_') ? key.slice(1) : key;
       if (seen.has(bare)) continue;
-      if (key === 'fhir_comments' || key === '_fhir_comments') continue;
       this.add('error', 'structure', `Unrecognized property '${key}'`, `${path}.${key}`);
     }
   }
@@ -478,6 +491,9 @@ export class Walker {
       if (!this.walkExtension(obj, node, item.path, structure, holder)) return;
     }
     this.checkConstraints(obj, node, item.path, node.path);
+    // The invariants of the type itself (per-1 on Period, eld-13 on ElementDefinition), which the element's definition does not repeat.
+    const ts = code && code !== 'Extension' && code !== 'BackboneElement' && !node.contentReference ? this.typeStructure(node, code) : undefined;
+    if (ts) this.checkConstraints(obj, ts.root, item.path, ts.root.path);
     const children = this.childrenOf(node, structure, code);
     if (children.length) {
       const childStructure = node.children.length || node.contentReference ? structure : this.typeStructure(node, code) ?? structure;
@@ -559,7 +575,11 @@ export class Walker {
       return true;
     }
     const profiled = node.types.find((t) => t.code === 'Extension')?.profile?.[0];
-    // Extensions inside a complex extension's definition are named by relative url.
+    // Extensions inside a complex extension's definition are named by relative url; elsewhere the url is absolute.
+    if (holder.type !== 'Extension' && !ABSOLUTE_URI.test(url)) {
+      this.add('error', 'value', `The extension url '${url}' must be an absolute URL`, `${path}.url`);
+      return true;
+    }
     if (profiled || node.sliceName || !url.includes(':')) {
       if (profiled && !node.children.length) {
         const ext = this.structure(profiled);
@@ -686,7 +706,7 @@ export class Walker {
   }
 
   private evaluate(c: ElementDefinitionConstraint, value: unknown, path: string, basePath: string, primitiveType?: string): void {
-    const fn = compileInvariant(primitiveType ? '' : basePath, c.expression!);
+    const fn = compileInvariant(primitiveType ? '' : basePath, CORRECTED_INVARIANTS[c.key]?.[c.expression!] ?? c.expression!);
     if (fn instanceof Error) {
       this.add('warning', 'processing', `The invariant ${c.key} could not be compiled (${fn.message}); not checked`, path);
       return;
