@@ -1,4 +1,6 @@
 // Every setting comes from the environment; the README lists them all.
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseRequiredProfiles } from './fhir/validation/enforce.ts';
 export interface Config {
   host: string;
@@ -20,6 +22,10 @@ export interface Config {
   loadFixtures: boolean;
   /** Folder of FHIR packages (.tgz or extracted) loaded at start. */
   profilePackagesDir: string;
+  /** Where what is derived from the packages is cached (PACKAGE_CACHE_DIR; "off": read the archives at each start). */
+  packageCacheDir?: string;
+  /** Store the packages' conformance resources in the database at first start, readable and searchable (STORE_PACKAGE_RESOURCES). */
+  storePackageResources: boolean;
   /** Mandatory profiles by resource type (REQUIRED_PROFILES, see validation/enforce.ts). */
   requiredProfiles: Record<string, string[]>;
   /** Validate the profiles a written resource declares in meta.profile. */
@@ -60,6 +66,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     searchTotalLimit: int('SEARCH_TOTAL_LIMIT', 1000, env),
     loadFixtures: env.LOAD_FIXTURES !== 'false',
     profilePackagesDir: env.PROFILE_PACKAGES_DIR || new URL('../profiles', import.meta.url).pathname,
+    storePackageResources: env.STORE_PACKAGE_RESOURCES !== 'false',
+    packageCacheDir: env.PACKAGE_CACHE_DIR === 'off' ? undefined : env.PACKAGE_CACHE_DIR || join(tmpdir(), 'fhir-package-cache'),
     requiredProfiles: parseRequiredProfiles(env.REQUIRED_PROFILES),
     validateDeclaredProfiles: env.VALIDATE_DECLARED_PROFILES !== 'false',
     unknownExtensions: oneOf('UNKNOWN_EXTENSIONS', ['warning', 'error', 'ignore'] as const, env),

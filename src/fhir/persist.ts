@@ -33,16 +33,29 @@ const MAX_ATTEMPTS = 50;
 const indexingOff = process.env.SEARCH_INDEXING === 'off';
 const indexRows = (resource: Resource) => (indexingOff ? emptyRows() : indexResource(resource));
 
-export async function createNew(ctx: FhirContext, resource: Resource, method = 'POST', id: string = randomUUID()): Promise<Written> {
+export interface CreateOptions {
+  /**
+   * A FHIR package's own resource (conformance/import.ts), stored as published: no profile or
+   * SearchParameter check refuses it (a SearchParameter that clashes is stored and left unused,
+   * as search-parameters.ts does for any stored one), and the catalog already has it.
+   */
+  asPublished?: boolean;
+  /** The database holds no data a new SearchParameter would index: its reindex job is recorded done. */
+  nothingToReindex?: boolean;
+}
+
+export async function createNew(ctx: FhirContext, resource: Resource, method = 'POST', id: string = randomUUID(), options: CreateOptions = {}): Promise<Written> {
   const lastUpdated = new Date().toISOString();
   const stamped = stamp(resource, id, 1, lastUpdated);
   const content = JSON.stringify(stamped);
-  if (resource.resourceType === 'SearchParameter') checkSearchParameter(stamped); // custom search parameters (search-parameters.ts)
-  await enforceProfiles(ctx, stamped);
+  if (!options.asPublished) {
+    if (resource.resourceType === 'SearchParameter') checkSearchParameter(stamped); // custom search parameters (search-parameters.ts)
+    await enforceProfiles(ctx, stamped);
+  }
   const ok = await insertResource(ctx.ex, { resourceType: resource.resourceType, id, lastUpdated, content, rows: indexRows(stamped), method });
   if (!ok) throw errors.conflict(`${resource.resourceType}/${id} already exists`);
-  if (resource.resourceType === 'SearchParameter') await searchParameterWritten(ctx, undefined, stamped);
-  conformanceWritten(ctx, stamped.resourceType, id, stamped);
+  if (resource.resourceType === 'SearchParameter') await searchParameterWritten(ctx, undefined, stamped, options.nothingToReindex);
+  if (!options.asPublished) conformanceWritten(ctx, stamped.resourceType, id, stamped);
   return {
     stored: { rid: '', resourceType: resource.resourceType, id, versionId: 1, lastUpdated: new Date(lastUpdated), deleted: false, content },
     resource: stamped,

@@ -232,7 +232,7 @@ function indexingKey(sp: SearchParameter | undefined): string {
  * in the write's context: before and after are the previous and new content (undefined when
  * absent or deleted).
  */
-export async function searchParameterWritten(ctx: FhirContext, before: Resource | undefined, after: Resource | undefined): Promise<void> {
+export async function searchParameterWritten(ctx: FhirContext, before: Resource | undefined, after: Resource | undefined, nothingToReindex = false): Promise<void> {
   const was = isActive(before) ? before : undefined;
   const now = isActive(after) ? after : undefined;
   if (!was && !now) return;
@@ -240,7 +240,7 @@ export async function searchParameterWritten(ctx: FhirContext, before: Resource 
     // The commit comes later: until the change shows, every request checks first. A failure
     // here rolls the write back with the rest of the transaction.
     pendingUntil = Date.now() + PENDING_MS;
-    await followUp(ctx.ex, was, now);
+    await followUp(ctx.ex, was, now, nothingToReindex);
     return;
   }
   // The write is committed. The registry follows at once, so the answer to this write is only
@@ -254,7 +254,7 @@ export async function searchParameterWritten(ctx: FhirContext, before: Resource 
     logger?.warn({ err: (err as Error).message }, 'SearchParameter sync after a write failed');
   }
   try {
-    await followUp(ctx.ex, was, now);
+    await followUp(ctx.ex, was, now, nothingToReindex);
     runnerFor(ctx.db)?.poke();
   } catch (err) {
     logger?.error({ err: (err as Error).message }, 'reindex after a SearchParameter write could not be queued');
@@ -262,15 +262,16 @@ export async function searchParameterWritten(ctx: FhirContext, before: Resource 
 }
 
 /** The index rows of the old definition that must go, and the reindex job of the new one. */
-async function followUp(ex: Executor, was: SearchParameter | undefined, now: SearchParameter | undefined): Promise<void> {
+async function followUp(ex: Executor, was: SearchParameter | undefined, now: SearchParameter | undefined, nothingToReindex: boolean): Promise<void> {
   const changed = indexingKey(was) !== indexingKey(now);
   if (was && changed) await purgeIndexRows(ex, was, now);
   if (now) {
+    const why = !changed ? ': nothing to reindex, the indexed definition is unchanged' : nothingToReindex ? ': nothing to reindex, the database held no data' : '';
     await enqueueReindex(ex, {
       id: reindexJobId(now),
       types: reindexTypes(now),
-      reason: `${refOf(now)} version ${now.meta?.versionId} (${now.code})${changed ? '' : ': nothing to reindex, the indexed definition is unchanged'}`,
-      done: !changed,
+      reason: `${refOf(now)} version ${now.meta?.versionId} (${now.code})${why}`,
+      done: !changed || nothingToReindex,
       catchup: true,
     });
   }

@@ -3,12 +3,15 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type { FhirContext, Limits } from '../fhir/context.ts';
 import { dispatch } from '../fhir/router.ts';
-import type { Db } from './db.ts';
+import type { Db, Executor } from './db.ts';
 
 const FIXTURES_DIR = new URL('../../fixtures/', import.meta.url);
 
-export async function isEmpty(db: Db): Promise<boolean> {
-  const r = await db.query('SELECT 1 FROM resources LIMIT 1');
+/** Empty: nothing stored but the FHIR packages' own resources (conformance/import.ts). */
+export async function isEmpty(ex: Executor): Promise<boolean> {
+  const r = await ex.query(
+    'SELECT 1 FROM resources r WHERE NOT EXISTS (SELECT 1 FROM package_resources p WHERE p.resource_type = r.resource_type AND p.id = r.id) LIMIT 1'
+  );
   return r.rows.length === 0;
 }
 

@@ -62,8 +62,10 @@ export async function freshDatabase(): Promise<{ env: Record<string, string>; cl
 export async function startServer(t: Teardown, overrides: Record<string, string> = {}): Promise<TestServer> {
   const fresh = await freshDatabase();
   // Mandatory profiles (FR Core, ANS) are off unless a test asks for them: tests of other
-  // capabilities use minimal resources; test/validation.test.ts tests enforcement.
-  const config = loadConfig({ ...fresh.env, LOAD_FIXTURES: 'false', LOG_LEVEL: 'silent', REQUIRED_PROFILES: 'none', ...overrides });
+  // capabilities use minimal resources; test/validation.test.ts tests enforcement. So is the
+  // storing of the packages' resources at first start (test/packages.test.ts tests it): tests
+  // of other capabilities start from an empty database, and in a second rather than ten.
+  const config = loadConfig({ ...fresh.env, LOAD_FIXTURES: 'false', LOG_LEVEL: 'silent', REQUIRED_PROFILES: 'none', STORE_PACKAGE_RESOURCES: 'false', ...overrides });
   const db = await openDb(config);
   await migrate(db);
   const { server } = await buildApp(db, config, false);
@@ -110,7 +112,7 @@ export async function startServerProcess(env: Record<string, string>, extra: Rec
   const { command, args, cwd } = serverCommand(); // exactly what `npm start` runs
   const child = spawn(command, args, {
     cwd,
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', REQUIRED_PROFILES: 'none', ...extra },
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', REQUIRED_PROFILES: 'none', STORE_PACKAGE_RESOURCES: 'false', ...extra },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

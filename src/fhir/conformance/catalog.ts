@@ -7,14 +7,15 @@ import type { CodeSystem, Resource, StructureDefinition, ValueSet } from '@medpl
 import { coreStructureDefinition } from '../definitions.ts';
 import type { CodeSystemHandle, TerminologySource } from '../terminology/types.ts';
 import { generateSnapshot } from '../validation/snapshot.ts';
-import { readPackages, type FhirPackage, type PackageReport } from './packages.ts';
+import { readPackages, type FhirPackage, type PackageEntry, type PackageReport } from './packages.ts';
 
 type Canonical = Resource & { url?: string; version?: string };
 
 interface Entry {
-  resource: Canonical;
-  /** "name#version" of the package it came from; undefined for stored resources. */
-  origin?: string;
+  /** Type, url and version: what resolution needs without parsing the resource. */
+  head: PackageEntry;
+  /** "name#version" of the package it came from. */
+  origin: string;
 }
 
 /** Compares FHIR package / business versions: numeric parts numerically, pre-releases first. */
@@ -41,12 +42,14 @@ export class ConformanceCatalog {
   private readonly storedById = new Map<string, Canonical>();
   private readonly stored = new Map<string, Canonical[]>();
   private readonly snapshots = new Map<StructureDefinition, StructureDefinition>();
+  /** The package each packaged resource handed out comes from. */
+  private readonly origins = new WeakMap<Resource, string>();
   private changes = 0;
   report: PackageReport = { packages: [], missing: [], failures: [] };
 
-  /** Loads the packages of a folder (replacing any loaded before). */
-  loadPackages(dir: string): PackageReport {
-    this.report = readPackages(dir);
+  /** Loads the packages of a folder (replacing any loaded before), through cacheDir when given. */
+  loadPackages(dir: string, cacheDir?: string): PackageReport {
+    this.report = readPackages(dir, cacheDir);
     this.packaged.clear();
     for (const p of this.report.packages) this.addPackage(p);
     this.changes++;
@@ -54,13 +57,13 @@ export class ConformanceCatalog {
   }
 
   private addPackage(p: FhirPackage): void {
-    for (const resource of p.resources as Canonical[]) {
-      if (!resource.url) continue;
-      const list = this.packaged.get(resource.url) ?? [];
-      list.push({ resource, origin: p.key });
+    for (const head of p.entries) {
+      if (!head.url) continue;
+      const list = this.packaged.get(head.url) ?? [];
+      list.push({ head, origin: p.key });
       // Newest business version first, so an unversioned canonical gets the latest.
-      list.sort((x, y) => compareVersions(y.resource.version, x.resource.version));
-      this.packaged.set(resource.url, list);
+      list.sort((x, y) => compareVersions(y.head.version, x.head.version));
+      this.packaged.set(head.url, list);
     }
   }
 
@@ -101,13 +104,14 @@ export class ConformanceCatalog {
     const bar = canonical.indexOf('|');
     const url = bar < 0 ? canonical : canonical.slice(0, bar);
     const version = bar < 0 ? undefined : canonical.slice(bar + 1);
-    const matches = (r: Canonical) => r.resourceType === type && (version === undefined || r.version === version || (r.version ?? '').startsWith(`${version}.`));
+    const matches = (r: { resourceType: string; version?: string }) =>
+      r.resourceType === type && (version === undefined || r.version === version || (r.version ?? '').startsWith(`${version}.`));
     const stored = (this.stored.get(url) ?? []).filter(matches).sort((x, y) => compareVersions(y.version, x.version))[0];
     if (stored) return stored as T;
-    const candidates = (this.packaged.get(url) ?? []).filter((e) => matches(e.resource));
+    const candidates = (this.packaged.get(url) ?? []).filter((e) => matches(e.head));
     const preferred = version === undefined && context ? this.preferredIn(candidates, context) : undefined;
     const packaged = preferred ?? candidates[0];
-    if (packaged) return packaged.resource as T;
+    if (packaged) return this.handOut(packaged) as T;
     if (type === 'StructureDefinition') return coreStructureDefinition(canonical) as T | undefined;
     return undefined;
   }
@@ -125,7 +129,7 @@ export class ConformanceCatalog {
   /** The package a canonical resource comes from ("name#version"), if any. */
   originOf(resource: Resource): string | undefined {
     const url = (resource as Canonical).url;
-    return url ? this.packaged.get(url)?.find((e) => e.resource === resource)?.origin : undefined;
+    return this.origins.get(resource);
   }
 
   /**
@@ -146,11 +150,6 @@ export class ConformanceCatalog {
     return { sd: generated, issues: [] };
   }
 
-  /** Every packaged resource of a type (newest version of each canonical first). */
-  packagedResources(type: string): Resource[] {
-    return this.report.packages.flatMap((p) => p.resources.filter((r) => r.resourceType === type));
-  }
-
   /** ValueSets and CodeSystems of the packages, as a terminology source (stored resources override them). */
   terminologySource(): TerminologySource {
     return {
@@ -164,7 +163,15 @@ export class ConformanceCatalog {
   }
 
   private packagedOf<T extends Resource>(type: T['resourceType'], url: string, version?: string): T | undefined {
-    return (this.packaged.get(url) ?? []).find((e) => e.resource.resourceType === type && (version === undefined || e.resource.version === version))?.resource as T | undefined;
+    const entry = (this.packaged.get(url) ?? []).find((e) => e.head.resourceType === type && (version === undefined || e.head.version === version));
+    return entry ? (this.handOut(entry) as T) : undefined;
+  }
+
+  /** A packaged resource (parsed now if it was not yet), remembering where it comes from. */
+  private handOut(entry: Entry): Resource {
+    const resource = entry.head.resource;
+    this.origins.set(resource, entry.origin);
+    return resource;
   }
 }
 

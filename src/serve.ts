@@ -1,0 +1,35 @@
+// The server process (started by main.ts): open the database (PostgreSQL with DATABASE_URL, else the
+// embedded PGlite in DATA_DIR), migrate, seed an empty database, serve, and shut down
+// gracefully on SIGTERM/SIGINT (in-flight requests finish first).
+import { mkdirSync } from 'node:fs';
+import { buildApp } from './app.ts';
+import { loadConfig } from './config.ts';
+import { limitsOf } from './fhir/context.ts';
+import { openDb } from './store/db.ts';
+import { migrate } from './store/migrate.ts';
+import { isEmpty, loadFixtures } from './store/seed.ts';
+
+const config = loadConfig();
+if (!config.databaseUrl) mkdirSync(config.dataDir, { recursive: true });
+const db = await openDb(config);
+await migrate(db);
+const { server, state } = await buildApp(db, config);
+if (config.loadFixtures && (await isEmpty(db))) {
+  const n = await loadFixtures(db, limitsOf(config), config.baseUrl ?? `http://${config.host}:${config.port}/fhir`);
+  server.log.info({ resources: n }, 'empty database: demo fixtures loaded');
+}
+await server.listen({ host: config.host, port: config.port });
+server.log.info({ database: db.kind, fhir: `http://${config.host}:${config.port}/fhir` }, 'FHIR server ready');
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  state.shuttingDown = true;
+  server.log.info({ signal }, 'shutting down: finishing in-flight requests');
+  await server.close();
+  await db.close();
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));
