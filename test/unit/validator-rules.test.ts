@@ -102,3 +102,19 @@ t.test('Resources and datatypes: ids, type invariants, corrected invariants, ext
   // Domains reserved for examples name illustrative extensions: a warning, even for a modifier.
   t.same(shown({ resourceType: 'Patient', modifierExtension: [{ url: 'http://example.org/fhir/StructureDefinition/x', valueBoolean: true }] } as Resource), []);
 });
+
+t.test('Datatypes and narrative: system URIs, canonicals, XHTML entities and links, extension contexts', async (t) => {
+  hasError(t, { resourceType: 'Patient', identifier: [{ system: 'Location!', value: '1' }] } as Resource, 'Patient.identifier[0].system', /absolute URI/);
+  hasError(t, { resourceType: 'Patient', maritalStatus: { coding: [{ system: 'v3-MaritalStatus', code: 'M' }] } } as Resource, 'Patient.maritalStatus.coding[0].system', /absolute URI/);
+  const measure = (library: string) => ({ resourceType: 'Measure', status: 'draft', library: [library] }) as Resource;
+  hasError(t, measure('Library/library-cms146-example'), 'Measure.library[0]', /absolute URL/);
+  t.same(shown(measure('http://x.org/fhir/Library/l')), []);
+  const narrative = (div: string) => ({ resourceType: 'Patient', text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">${div}</div>` } }) as Resource;
+  hasError(t, narrative('<p>Brand&reg;</p>'), 'Patient.text.div', /entity &reg;/);
+  hasError(t, narrative('<p><a href="urn:uuid:7221aa91-d9e1-44fa-8b90-c5a8c7caeade">x</a></p>'), 'Patient.text.div', /scheme 'urn'/);
+  t.same(shown(narrative('<p>A&amp;B &#174; <a href="https://x.org">x</a> <a href="#p1">y</a> <a href="Patient/1">z</a></p>')), []);
+  // R4's own snapshots put structuredefinition-fhir-type on ElementDefinition.type, beyond its declared context.
+  const fhirType = { url: 'http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type', valueUrl: 'string' };
+  const sd = { resourceType: 'StructureDefinition', url: 'http://x.org/fhir/StructureDefinition/e', name: 'E', status: 'draft', kind: 'complex-type', abstract: false, type: 'Extension', context: [{ type: 'element', expression: 'Element' }], baseDefinition: 'http://hl7.org/fhir/StructureDefinition/Extension', derivation: 'constraint', differential: { element: [{ id: 'Extension.id', path: 'Extension.id', type: [{ extension: [fhirType], code: 'http://hl7.org/fhirpath/System.String' }] }] } } as Resource;
+  t.same(shown(sd), []);
+});

@@ -74,6 +74,8 @@ export function primitiveProblem(type: string, value: unknown): string | undefin
       const [y, m, d] = [Number(value.slice(0, 4)), Number(value.slice(5, 7)), Number(value.slice(8, 10))];
       if (d > new Date(Date.UTC(y, m, 0)).getUTCDate()) return `is not a valid ${type}: day ${d} does not exist in ${value.slice(0, 7)}`;
     }
+    // A canonical names a resource by its canonical URL, which is absolute (or a #fragment: a contained resource).
+    if (type === 'canonical' && !/^(#|[a-z][a-z0-9+.-]*:)/i.test(value)) return 'must be an absolute URL (or a #fragment to a contained resource)';
     if ((type === 'uri' || type === 'url' || type === 'canonical') && value.startsWith('urn:oid:') && !LEXICAL.oid.test(value)) return 'is not a valid OID URI';
     if ((type === 'uri' || type === 'url' || type === 'canonical') && value.startsWith('urn:uuid:') && !LEXICAL.uuid.test(value)) return 'is not a valid UUID URI';
     return undefined;

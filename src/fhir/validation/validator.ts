@@ -35,6 +35,11 @@ const CORRECTED_INVARIANTS: Record<string, Record<string, string>> = {
   'que-7': { "operator = 'exists' implies (answer is Boolean)": "operator = 'exists' implies (answer is boolean)" },
 };
 const ABSOLUTE_URI = /^[a-z][a-z0-9+.-]*:/i;
+const LEXICAL_BASE64 = /^[\sA-Za-z0-9+/=]*$/;
+const XML_ENTITIES = new Set(['&lt;', '&gt;', '&amp;', '&quot;', '&apos;']);
+const HYPERLINK_SCHEMES = new Set(['http', 'https', 'ftp', 'mailto', 'tel', 'data']);
+/** Extension contexts R4's own definitions use beyond what the extension declares: every 4.0.1 snapshot puts structuredefinition-fhir-type on ElementDefinition.type. */
+const EXTRA_CONTEXTS: Record<string, string[]> = { 'http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type': ['ElementDefinition.type'] };
 /** URLs at a domain reserved for examples (RFC 2606: example.org, example.com, example.net and their subdomains). */
 const EXAMPLE_DOMAIN = /^https?:\/\/([^/]+\.)?example\.(org|com|net)(\/|$)/;
 
@@ -486,6 +491,7 @@ export class Walker {
     }
     this.noteBinding(node, code ?? '', obj, item.path);
     if (code === 'Reference') this.checkReference(obj, node, item.path);
+    this.checkDatatype(obj, code, item.path);
     const here: Holder = { paths: [this.elementPath(item.path), node.path, node.ed.base?.path ?? node.path], type: code ?? 'BackboneElement' };
     if (code === 'Extension') {
       if (!this.walkExtension(obj, node, item.path, structure, holder)) return;
@@ -553,6 +559,20 @@ export class Walker {
     void holder;
   }
 
+  /** What the R4 datatypes page says of a datatype's values that its definition cannot express. */
+  private checkDatatype(obj: Record<string, unknown>, code: string | undefined, path: string): void {
+    // A code system and an identifier namespace are absolute URIs (terminologies.html, datatypes.html#Identifier).
+    if ((code === 'Coding' || code === 'Identifier') && typeof obj.system === 'string' && !ABSOLUTE_URI.test(obj.system)) {
+      this.add('error', 'value', `${code}.system must be an absolute URI, not '${obj.system}'`, `${path}.system`);
+    }
+    // Attachment.size: "the number of bytes of data that make up this content (before base64 encoding)".
+    // A warning: published French examples (PDSm) give the size of the real document beside placeholder data.
+    if (code === 'Attachment' && typeof obj.data === 'string' && typeof obj.size === 'number' && LEXICAL_BASE64.test(obj.data)) {
+      const actual = Buffer.from(obj.data.replace(/\s/g, ''), 'base64').length;
+      if (actual !== obj.size) this.add('warning', 'value', `Attachment.size says ${obj.size} bytes, but the data has ${actual}`, path);
+    }
+  }
+
   private checkXhtml(div: string, path: string): void {
     if (!/^\s*<div[\s>]/.test(div) || !/xmlns\s*=\s*["']http:\/\/www\.w3\.org\/1999\/xhtml["']/.test(div)) {
       this.add('error', 'value', 'The narrative must be a <div> in the XHTML namespace (xmlns="http://www.w3.org/1999/xhtml")', path);
@@ -561,6 +581,14 @@ export class Walker {
     if (forbidden) this.add('error', 'value', `The narrative must not contain a <${forbidden[1]}> element (txt-1)`, path);
     if (/\son[a-z]+\s*=/i.test(div)) this.add('error', 'value', 'The narrative must not contain event attributes such as onclick (txt-1)', path);
     if (!/<img\b/i.test(div) && div.replace(/<[^>]*>/g, '').replace(/&nbsp;|&#160;/g, ' ').trim() === '') this.add('error', 'value', 'The narrative must have some non-whitespace content (txt-2)', path);
+    // XHTML is XML without a DTD: only XML's own named entities exist (&nbsp; is &#160;).
+    for (const m of new Set(div.match(/&[A-Za-z][A-Za-z0-9]*;/g) ?? [])) {
+      if (!XML_ENTITIES.has(m)) this.add('error', 'value', `The narrative uses the entity ${m}, which XHTML without a DTD does not define (use a character reference such as &#174;)`, path);
+    }
+    // A link the reader can follow: a relative URL, a #fragment, or a scheme a browser opens.
+    for (const m of div.matchAll(/<a\b[^>]*\shref\s*=\s*["']([a-zA-Z][a-zA-Z0-9+.-]*):[^"']*["']/g)) {
+      if (!HYPERLINK_SCHEMES.has(m[1].toLowerCase())) this.add('error', 'value', `The narrative links to '${m[0].replace(/^.*href\s*=\s*["']|["']$/g, '')}', whose scheme '${m[1]}' is not one a reader can follow (${[...HYPERLINK_SCHEMES].join(', ')})`, path);
+    }
   }
 
   /** Returns false when the extension has been validated against its own definition already. */
@@ -634,8 +662,9 @@ export class Walker {
   }
 
   private checkContext(ext: StructureDefinition, path: string, holder: Holder): void {
-    const contexts = ext.context ?? [];
+    const contexts = [...(ext.context ?? [])];
     if (!contexts.length) return;
+    for (const expression of EXTRA_CONTEXTS[ext.url] ?? []) contexts.push({ type: 'element', expression });
     const ok = contexts.some((c) => {
       if (c.type === 'fhirpath') return true;
       const e = c.expression;
