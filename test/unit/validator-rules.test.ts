@@ -118,3 +118,10 @@ t.test('Datatypes and narrative: system URIs, canonicals, XHTML entities and lin
   const sd = { resourceType: 'StructureDefinition', url: 'http://x.org/fhir/StructureDefinition/e', name: 'E', status: 'draft', kind: 'complex-type', abstract: false, type: 'Extension', context: [{ type: 'element', expression: 'Element' }], baseDefinition: 'http://hl7.org/fhir/StructureDefinition/Extension', derivation: 'constraint', differential: { element: [{ id: 'Extension.id', path: 'Extension.id', type: [{ extension: [fhirType], code: 'http://hl7.org/fhirpath/System.String' }] }] } } as Resource;
   t.same(shown(sd), []);
 });
+
+t.test('Questionnaire: enableWhen names another question of the Questionnaire, outside the item', async (t) => {
+  const q = (question: string) => ({ resourceType: 'Questionnaire', status: 'draft', item: [{ linkId: 'a', type: 'boolean' }, { linkId: 'g', type: 'group', enableWhen: [{ question, operator: '=', answerBoolean: true }], item: [{ linkId: 'c', type: 'boolean' }] }] }) as Resource;
+  t.same(shown(q('a')), []);
+  hasError(t, q('c'), 'Questionnaire.item[1].enableWhen[0].question', /one of its own items/);
+  hasError(t, q('zz'), 'Questionnaire.item[1].enableWhen[0].question', /not an item/);
+});

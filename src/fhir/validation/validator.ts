@@ -11,12 +11,13 @@
 // model (compiled once per expression); ele-1 and ext-1, which apply to every element, are
 // checked natively. The walk is synchronous; terminology bindings and referenced resources are
 // collected during the walk and checked afterwards (they may need the database).
-import type { Bundle, ElementDefinitionConstraint, OperationOutcomeIssue, Resource, StructureDefinition } from '@medplum/fhirtypes';
+import type { Bundle, ElementDefinitionConstraint, OperationOutcomeIssue, Questionnaire, Resource, StructureDefinition } from '@medplum/fhirtypes';
 import fhirpath from 'fhirpath';
 import r4Model from 'fhirpath/fhir-context/r4/index.js';
 import { catalog } from '../conformance/catalog.ts';
 import { isResourceType } from '../definitions.ts';
 import { checkBundle, resolveInBundle } from './bundle.ts';
+import { checkQuestionnaire } from './questionnaire.ts';
 import { choiceKey, compileStructure, type CompiledStructure, type ElementNode } from './elements.ts';
 import { isPrimitive, normalTypeCode, PRIMITIVE_JSON, primitiveProblem } from './primitives.ts';
 
@@ -35,6 +36,11 @@ const CORRECTED_INVARIANTS: Record<string, Record<string, string>> = {
   'que-7': { "operator = 'exists' implies (answer is Boolean)": "operator = 'exists' implies (answer is boolean)" },
 };
 const ABSOLUTE_URI = /^[a-z][a-z0-9+.-]*:/i;
+/** Rules of a resource type beyond its StructureDefinition, by type (bundle.ts, questionnaire.ts). */
+const RESOURCE_RULES: Record<string, (resource: Resource, path: string) => OperationOutcomeIssue[]> = {
+  Bundle: (r, path) => checkBundle(r as Bundle, path),
+  Questionnaire: (r, path) => checkQuestionnaire(r as Questionnaire, path),
+};
 const LEXICAL_BASE64 = /^[\sA-Za-z0-9+/=]*$/;
 const XML_ENTITIES = new Set(['&lt;', '&gt;', '&amp;', '&quot;', '&apos;']);
 const HYPERLINK_SCHEMES = new Set(['http', 'https', 'ftp', 'mailto', 'tel', 'data']);
@@ -208,10 +214,9 @@ export class Walker {
     const context = this.context;
     this.context = catalog.originOf(sd) ?? context;
     const bundle = resource.resourceType === 'Bundle';
-    if (bundle) {
-      this.bundles.push({ bundle: resource as Bundle, path });
-      if (sd.url === CORE + 'Bundle') this.issues.push(...checkBundle(resource as Bundle, path));
-    }
+    if (bundle) this.bundles.push({ bundle: resource as Bundle, path });
+    // The rules a resource type's page states beyond its definition, once (with its base definition).
+    if (sd.url === CORE + resource.resourceType) this.issues.push(...(RESOURCE_RULES[resource.resourceType]?.(resource, path) ?? []));
     try {
       // Resource.id is an id (1 to 64 of A-Z a-z 0-9 - .), though its snapshot types it System.String.
       const idProblem = typeof resource.id === 'string' ? primitiveProblem('id', resource.id) : undefined;
