@@ -45,6 +45,12 @@ export async function buildApp(db: Db, config: Config, logger: boolean | object 
   const searchParameters = await startSearchParameters(db, server.log);
   server.addHook('onClose', () => searchParameters.stop());
   await server.register(healthRoutes, { db, state });
+  // Bearer tokens, scopes and the embedded OpenID provider (AUTH=on): before the FHIR routes, whose requests it guards.
+  // Loaded only when on: the OpenID provider stays out of servers that do not use it.
+  if (config.auth === 'on') {
+    const { authPlugin } = await import('./http/auth/index.ts');
+    await server.register(authPlugin, { db, config, limits: limitsOf(config) });
+  }
   await server.register(fhirRoutes, {
     db,
     baseUrl: config.baseUrl,

@@ -31,6 +31,12 @@ export interface Config {
   /** Validate the profiles a written resource declares in meta.profile. */
   validateDeclaredProfiles: boolean;
   unknownExtensions: 'ignore' | 'warning' | 'error';
+  /** Bearer token authentication (AUTH; src/http/auth/). */
+  auth: 'off' | 'on';
+  /** Issuers trusted besides the embedded OpenID provider (AUTH_ISSUERS, comma-separated URLs). */
+  authIssuers: string[];
+  /** The audience tokens must name (AUTH_AUDIENCE); default the FHIR base URL. */
+  authAudience?: string;
 }
 
 function int(name: string, fallback: number, env: NodeJS.ProcessEnv): number {
@@ -71,5 +77,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requiredProfiles: parseRequiredProfiles(env.REQUIRED_PROFILES),
     validateDeclaredProfiles: env.VALIDATE_DECLARED_PROFILES !== 'false',
     unknownExtensions: oneOf('UNKNOWN_EXTENSIONS', ['warning', 'error', 'ignore'] as const, env),
+    auth: oneOf('AUTH', ['off', 'on'] as const, env),
+    authIssuers: (env.AUTH_ISSUERS ?? '').split(',').map((s) => s.trim().replace(/\/$/, '')).filter(Boolean),
+    authAudience: env.AUTH_AUDIENCE || undefined,
   };
 }
