@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { Client } from 'fhir-kit-client';
 import type { OperationOutcome, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import { readTarGz } from '../src/fhir/conformance/tar.ts';
-import { startServer } from './helpers/server.ts';
+import { dbKind, freshDatabase, http, startServer, startServerProcess } from './helpers/server.ts';
 
 const SPEC = new URL('../../shared/spec/', import.meta.url);
 const FR_CORE = 'https://hl7.fr/ig/fhir/core/StructureDefinition/';
@@ -74,6 +74,7 @@ const WRONG_EXAMPLES: Record<string, { error: RegExp; why: string }> = {
   'fr-core/Patient-ExampleFRCorePatient001.json': INSEE,
 };
 
+const value = (p: { parameter?: { name: string; valueBoolean?: boolean }[] }, name: string) => p.parameter?.find((x) => x.name === name)?.valueBoolean;
 const errorsOf = (oo: OperationOutcome) => (oo.issue ?? []).filter((i) => i.severity === 'error' || i.severity === 'fatal');
 const show = (issues: OperationOutcomeIssue[]) => issues.map((i) => `${i.expression?.[0] ?? ''}: ${i.details?.text ?? ''}`).join('\n');
 
@@ -238,3 +239,62 @@ t.test('validation', async (t) => {
     t.ok(careTeam.some((e) => e.expression?.[0] === 'CareTeam.subject'), 'CDS: a care team needs its patient');
   });
 });
+
+// ---------------------------------------------------------------- profiles written elsewhere
+
+const birthDateProfile = (url: string) => ({
+  resourceType: 'StructureDefinition', url, name: 'PatientWithBirthDate', status: 'active', kind: 'resource', abstract: false, type: 'Patient',
+  derivation: 'constraint', baseDefinition: 'http://hl7.org/fhir/StructureDefinition/Patient',
+  differential: { element: [{ id: 'Patient.birthDate', path: 'Patient.birthDate', min: 1 }] },
+});
+const validateAgainst = async (base: string, profile: string) => {
+  const r = await http('POST', `${base}/Patient/$validate?profile=${encodeURIComponent(profile)}`, { resourceType: 'Patient', name: [{ family: 'Roux' }] });
+  return errorsOf(r.body).map((e) => `${e.expression?.[0] ?? ''}: ${e.details?.text ?? ''}`).join('\n');
+};
+
+t.test('a profile stored by a transaction that fails is not used (nothing of it stays in the catalog)', async (t) => {
+  const s = await startServer(t);
+  const url = 'https://example.org/fhir/StructureDefinition/rolled-back';
+  const txn = await http('POST', s.url, {
+    resourceType: 'Bundle', type: 'transaction',
+    entry: [
+      { resource: birthDateProfile(url), request: { method: 'POST', url: 'StructureDefinition' } },
+      { resource: { resourceType: 'Patient', birthDate: 'yesterday' }, request: { method: 'POST', url: 'Patient' } },
+    ],
+  });
+  t.equal(txn.status >= 400, true, `the transaction is refused (${txn.status})`);
+  t.match(await validateAgainst(s.url, url), /not known to this server/, 'the profile it would have stored is unknown');
+  const committed = await http('POST', s.url, {
+    resourceType: 'Bundle', type: 'transaction',
+    entry: [{ resource: birthDateProfile(url), request: { method: 'POST', url: 'StructureDefinition' } }],
+  });
+  t.equal(committed.status, 200, 'stored by a transaction that commits');
+  t.match(await validateAgainst(s.url, url), /Patient\.birthDate: minimum required = 1/, 'then used');
+});
+
+if (dbKind === 'postgres') {
+  t.test('two server processes on one PostgreSQL: a profile stored or changed through one is used by the other', async (t) => {
+    const db = await freshDatabase();
+    t.teardown(db.cleanup);
+    const [a, b] = await Promise.all([startServerProcess(db.env), startServerProcess(db.env)]);
+    t.teardown(() => {
+      a.child.kill('SIGKILL');
+      b.child.kill('SIGKILL');
+    });
+    const url = 'https://example.org/fhir/StructureDefinition/shared-profile';
+    t.match(await validateAgainst(b.url, url), /not known to this server/, 'unknown before');
+    const created = await http('POST', `${a.url}/StructureDefinition`, birthDateProfile(url));
+    t.equal(created.status, 201, 'stored through the first process');
+    t.match(await validateAgainst(b.url, url), /Patient\.birthDate: minimum required = 1/, 'the second process validates against it at once');
+    const looser = { ...birthDateProfile(url), id: created.body.id, differential: { element: [{ id: 'Patient.gender', path: 'Patient.gender', min: 1 }] } };
+    t.equal((await http('PUT', `${a.url}/StructureDefinition/${created.body.id}`, looser)).status, 200, 'changed through the first process');
+    t.match(await validateAgainst(b.url, url), /^Patient\.gender: Patient\.gender: minimum required = 1, but only found 0$/, 'the second process follows the change');
+    const vs = { resourceType: 'ValueSet', url: 'https://example.org/fhir/ValueSet/shared', status: 'active', compose: { include: [{ system: 'http://hl7.org/fhir/administrative-gender', concept: [{ code: 'male' }] }] } };
+    const check = async () => (await http('GET', `${b.url}/ValueSet/$validate-code?url=${encodeURIComponent(vs.url)}&system=http://hl7.org/fhir/administrative-gender&code=female`)).body;
+    const stored = await http('POST', `${a.url}/ValueSet`, vs);
+    t.equal(value(await check(), 'result'), false, "a ValueSet stored through the first: 'female' is not in it");
+    vs.compose.include[0].concept.push({ code: 'female' });
+    t.equal((await http('PUT', `${a.url}/ValueSet/${stored.body.id}`, { ...vs, id: stored.body.id })).status, 200);
+    t.equal(value(await check(), 'result'), true, 'the second process follows its change (its cached lookups are dropped)');
+  });
+}

@@ -55,7 +55,7 @@ export async function createNew(ctx: FhirContext, resource: Resource, method = '
   const ok = await insertResource(ctx.ex, { resourceType: resource.resourceType, id, lastUpdated, content, rows: indexRows(stamped), method });
   if (!ok) throw errors.conflict(`${resource.resourceType}/${id} already exists`);
   if (resource.resourceType === 'SearchParameter') await searchParameterWritten(ctx, undefined, stamped, options.nothingToReindex);
-  if (!options.asPublished) conformanceWritten(ctx, stamped.resourceType, id, stamped);
+  if (!options.asPublished) await conformanceWritten(ctx, stamped.resourceType, id, stamped);
   return {
     stored: { rid: '', resourceType: resource.resourceType, id, versionId: 1, lastUpdated: new Date(lastUpdated), deleted: false, content },
     resource: stamped,
@@ -119,7 +119,7 @@ export async function writeVersion(ctx: FhirContext, w: VersionedWrite): Promise
       continue;
     }
     if (w.resourceType === 'SearchParameter') await searchParameterWritten(ctx, currentResource, stamped);
-    conformanceWritten(ctx, w.resourceType, w.id, stamped);
+    await conformanceWritten(ctx, w.resourceType, w.id, stamped);
     return {
       stored: { rid: current.rid, resourceType: w.resourceType, id: w.id, versionId, lastUpdated: new Date(lastUpdated), deleted: !content, content },
       resource: stamped,

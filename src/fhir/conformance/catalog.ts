@@ -42,6 +42,9 @@ export class ConformanceCatalog {
   private readonly storedById = new Map<string, Canonical>();
   private readonly stored = new Map<string, Canonical[]>();
   private readonly snapshots = new Map<StructureDefinition, StructureDefinition>();
+  /** Resolutions, valid while `changes` is `resolvedAt` (validation resolves the same canonicals again and again). */
+  private readonly resolved = new Map<string, Resource | undefined>();
+  private resolvedAt = -1;
   /** The package each packaged resource handed out comes from. */
   private readonly origins = new WeakMap<Resource, string>();
   private changes = 0;
@@ -76,6 +79,13 @@ export class ConformanceCatalog {
     return this.changes;
   }
 
+  /** Forgets the stored overlay (before it is loaded again from the database). */
+  clearStored(): void {
+    this.storedById.clear();
+    this.stored.clear();
+    this.changes++;
+  }
+
   /** A resource stored through the API was written (created, updated) or deleted. */
   storedChanged(type: string, id: string, written: Resource | undefined): void {
     const resource = written as Canonical | undefined;
@@ -101,6 +111,18 @@ export class ConformanceCatalog {
    * versions of the packages it depends on, before the newest version loaded.
    */
   resolve<T extends Resource>(type: T['resourceType'], canonical: string, context?: string): T | undefined {
+    if (this.resolvedAt !== this.changes) {
+      this.resolved.clear();
+      this.resolvedAt = this.changes;
+    }
+    const key = `${type}|${canonical}|${context ?? ''}`;
+    if (this.resolved.has(key)) return this.resolved.get(key) as T | undefined;
+    const found = this.resolveNow<T>(type, canonical, context);
+    this.resolved.set(key, found);
+    return found;
+  }
+
+  private resolveNow<T extends Resource>(type: T['resourceType'], canonical: string, context?: string): T | undefined {
     const bar = canonical.indexOf('|');
     const url = bar < 0 ? canonical : canonical.slice(0, bar);
     const version = bar < 0 ? undefined : canonical.slice(bar + 1);

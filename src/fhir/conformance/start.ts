@@ -10,7 +10,7 @@ import { addTerminologySource } from '../terminology/index.ts';
 import { setValidationPolicy } from '../validation/enforce.ts';
 import { catalog } from './catalog.ts';
 import { importPackages } from './import.ts';
-import { loadStoredConformance } from './stored.ts';
+import { refreshStoredConformance } from './stored.ts';
 
 let loadedDir: string | undefined;
 
@@ -33,6 +33,6 @@ export async function startConformance(db: Db, config: Config, log: FastifyBaseL
     }
     for (const f of imported.failed) log.error(`FHIR package resources not stored: ${f}`);
   }
-  await loadStoredConformance(db);
+  await refreshStoredConformance(db, true);
   setValidationPolicy({ required: config.requiredProfiles, declared: config.validateDeclaredProfiles, unknownExtensions: config.unknownExtensions });
 }

@@ -10,6 +10,7 @@ import type { ValueSet } from '@medplum/fhirtypes';
 import { LocalTerminology } from './expand.ts';
 import { r4BaseTerminology } from './r4-base.ts';
 import { storedResources } from './stored.ts';
+export { storedTerminologyStamp } from './stored.ts';
 import type { CodeValidation, CodingToValidate, Expansion, LookupResult, SubsumptionOutcome, Terminology, TerminologyContext, TerminologySource } from './types.ts';
 
 /** Largest expansion (or set of related codes) a search accepts; beyond it: 400 too-costly. */

@@ -33,7 +33,7 @@ export async function resolveTerminologyModifiers(ctx: FhirContext, clauses: Cla
 }
 
 async function resolve(ctx: FhirContext, mod: string, raw: string, name: string): Promise<Concept[]> {
-  const tc = { ex: ctx.ex };
+  const tc = { ex: ctx.ex, memo: new Map() }; // one search writes no ValueSet
   if (mod === 'in' || mod === 'not-in') {
     const ref = unescapeValue(raw);
     if (!ref) throw new FhirError(400, issue('error', 'invalid', `:${mod} takes a ValueSet URL or a ValueSet/id reference`, name));

@@ -1,9 +1,16 @@
 // The ValueSet and CodeSystem resources stored on this server, as a terminology source: found
 // by canonical URL through the search index (their `url` parameter, sp_uri), or by id
 // (`ValueSet/id`, `CodeSystem/id`). Handles are keyed by row id and version, so what is derived
-// from a resource is cached until it changes.
+// from a resource is cached until it changes. The packages' own copies (as imported) are left to
+// the packages' source, which resolves them in their package's context.
+//
+// Lookups are cached in the process while the conformance stamp (conformance/stored.ts) stays
+// the same: validating a resource asks for dozens of ValueSets and CodeSystems, each a query
+// otherwise. A context reads the stamp once; a transaction that wrote one reads around the cache.
 import type { CodeSystem, ValueSet } from '@medplum/fhirtypes';
+import { readConformanceStamp } from '../../store/conformance-stamp.ts';
 import { readCurrent } from '../../store/resources.ts';
+import { wroteConformance } from '../conformance/stored.ts';
 import { errors } from '../outcome.ts';
 import type { CodeSystemHandle, TerminologyContext, TerminologySource, ValueSetHandle } from './types.ts';
 
@@ -26,7 +33,8 @@ async function find(tc: TerminologyContext, type: 'ValueSet' | 'CodeSystem', url
   const r = await tc.ex.query<Candidate>(
     `SELECT r.rid::text AS rid, r.version_id, r.last_updated
      FROM sp_uri u JOIN resources r ON r.rid = u.rid
-     WHERE u.resource_type = $1 AND u.code = 'url' AND u.value = $2 AND NOT r.deleted`,
+     WHERE u.resource_type = $1 AND u.code = 'url' AND u.value = $2 AND NOT r.deleted
+       AND NOT (r.version_id = 1 AND EXISTS (SELECT 1 FROM package_resources p WHERE p.resource_type = r.resource_type AND p.id = r.id))`,
     [type, url]
   );
   let rows = r.rows;
@@ -59,22 +67,77 @@ function parsed<T>(text: string | null, what: string): T {
   return JSON.parse(text) as T;
 }
 
+type Handle<T> = { key: string; load(): Promise<T> };
+
+/** Lookups by reference, valid while the conformance stamp is `stamp`. */
+let cache: { stamp: string; handles: Map<string, Promise<Handle<unknown> | undefined>> } = { stamp: '', handles: new Map() };
+const stampOf = new WeakMap<TerminologyContext, Promise<string>>();
+
+/**
+ * The conformance stamp this context sees (read once per context with a memo), which caches of what is
+ * derived from stored ValueSets and CodeSystems are keyed by; undefined when the context's
+ * transaction wrote one (its reads must not go through, nor into, a cache).
+ */
+export async function storedTerminologyStamp(tc: TerminologyContext): Promise<string | undefined> {
+  if (wroteConformance(tc.ex)) return undefined;
+  // Only a context with a memo is one piece of work (types.ts); any other may live long.
+  if (!tc.memo) return readConformanceStamp(tc.ex);
+  let stamp = stampOf.get(tc);
+  if (!stamp) {
+    stamp = readConformanceStamp(tc.ex);
+    stampOf.set(tc, stamp);
+  }
+  return stamp;
+}
+
+/** The cache this context may use (undefined: its transaction wrote a ValueSet or CodeSystem). */
+async function cacheFor(tc: TerminologyContext): Promise<Map<string, Promise<Handle<unknown> | undefined>> | undefined> {
+  const current = await storedTerminologyStamp(tc);
+  if (current === undefined) return undefined;
+  // Read after the stamp, what is cached is at least as new as it.
+  if (current !== cache.stamp) cache = { stamp: current, handles: new Map() };
+  return cache.handles;
+}
+
 /** The stored resource a `Type/id` reference or a canonical URL (and version) designates, as a handle. */
-async function handle<T>(tc: TerminologyContext, type: 'ValueSet' | 'CodeSystem', ref: string, version?: string): Promise<{ key: string; load(): Promise<T> } | undefined> {
+async function handle<T>(tc: TerminologyContext, type: 'ValueSet' | 'CodeSystem', ref: string, version?: string): Promise<Handle<T> | undefined> {
+  const handles = await cacheFor(tc);
+  if (!handles) return lookUp<T>(tc, type, ref, version, false);
+  const key = `${type}|${ref}|${version ?? ''}`;
+  let found = handles.get(key);
+  if (!found) {
+    found = lookUp<T>(tc, type, ref, version, true);
+    handles.set(key, found);
+    found.catch(() => handles.delete(key));
+  }
+  return found as Promise<Handle<T> | undefined>;
+}
+
+/** cached: the content is read now (the handle outlives this context's transaction), parsed once. */
+async function lookUp<T>(tc: TerminologyContext, type: 'ValueSet' | 'CodeSystem', ref: string, version: string | undefined, cached: boolean): Promise<Handle<T> | undefined> {
   const local = LOCAL_REF.exec(ref);
   if (local) {
     if (local[1] !== type) return undefined;
     const stored = await readCurrent(tc.ex, type, local[2]);
     if (!stored || stored.deleted || !stored.content) return undefined;
     const text = stored.content;
-    return { key: `stored:${stored.rid}:${stored.versionId}`, load: async () => parsed<T>(text, ref) };
+    return { key: `stored:${stored.rid}:${stored.versionId}`, load: once(async () => parsed<T>(text, ref)) };
   }
   const found = await find(tc, type, ref, version);
   if (!found) return undefined;
+  if (cached) {
+    const text = await contentText(tc, found.rid);
+    return { key: `stored:${found.rid}:${found.version_id}`, load: once(async () => parsed<T>(text, `${type} ${ref}`)) };
+  }
   return {
     key: `stored:${found.rid}:${found.version_id}`,
     load: async () => parsed<T>(await contentText(tc, found.rid), `${type} ${ref}`),
   };
+}
+
+function once<T>(fn: () => Promise<T>): () => Promise<T> {
+  let p: Promise<T> | undefined;
+  return () => (p ??= fn());
 }
 
 export const storedResources: TerminologySource = {

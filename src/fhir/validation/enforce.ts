@@ -68,7 +68,8 @@ export function validationPolicy(): ValidationPolicy {
 export function validationOptions(ctx: FhirContext, extra: Partial<ValidateOptions> = {}): ValidateOptions {
   return {
     unknownExtensions: policy.unknownExtensions,
-    tc: { ex: ctx.ex },
+    // One validation writes no ValueSet: each lookup by URL is made once (terminology/types.ts).
+    tc: { ex: ctx.ex, memo: new Map() },
     fetchReference: async (reference) => {
       const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(reference);
       if (!m) return undefined;

@@ -3,7 +3,8 @@
 // and the profiles of referenced resources (contained, in the same Bundle, or stored here).
 import type { OperationOutcomeIssue, Resource, StructureDefinition, ValueSet } from '@medplum/fhirtypes';
 import { catalog } from '../conformance/catalog.ts';
-import { validateCodeInValueSet, type TerminologyContext } from '../terminology/index.ts';
+import { refreshStoredConformance } from '../conformance/stored.ts';
+import { storedTerminologyStamp, validateCodeInValueSet, type TerminologyContext } from '../terminology/index.ts';
 import { issueAt, Walker, type PendingBinding, type WalkOptions } from './validator.ts';
 
 const CORE = 'http://hl7.org/fhir/StructureDefinition/';
@@ -22,6 +23,8 @@ export const DEFAULT_WALK: WalkOptions = { unknownExtensions: 'warning' };
 
 /** Every issue found, errors first; never throws for invalid content. */
 export async function validateResource(resource: Resource, options: ValidateOptions): Promise<OperationOutcomeIssue[]> {
+  // Profiles another server process stored (or a transaction that ended since) count too.
+  await refreshStoredConformance(options.tc.ex);
   const issues: OperationOutcomeIssue[] = [];
   const walker = new Walker(options);
   const base = catalog.structure(CORE + resource.resourceType)?.sd;
@@ -95,9 +98,26 @@ function codingsOf(b: PendingBinding): { codings: Coded[]; text?: string } {
   }
 }
 
+type BindingResult = Promise<{ result: boolean | undefined; message?: string }>;
+
+/**
+ * Binding checks of earlier validations, kept while neither the stored terminology (the
+ * conformance stamp) nor the catalog changes: the same codes come back in resource after resource.
+ */
+let bindingResults = { generation: '', results: new Map<string, BindingResult>() };
+const MAX_BINDING_RESULTS = 100_000;
+
+async function bindingResultsFor(tc: TerminologyContext): Promise<Map<string, BindingResult>> {
+  const stamp = await storedTerminologyStamp(tc);
+  if (stamp === undefined) return new Map(); // a transaction that wrote terminology: its own view
+  const generation = `${stamp}|${catalog.version}`;
+  if (generation !== bindingResults.generation || bindingResults.results.size > MAX_BINDING_RESULTS) bindingResults = { generation, results: new Map() };
+  return bindingResults.results;
+}
+
 async function checkBindings(bindings: PendingBinding[], tc: TerminologyContext): Promise<OperationOutcomeIssue[]> {
   const issues: OperationOutcomeIssue[] = [];
-  const memo = new Map<string, Promise<{ result: boolean | undefined; message?: string }>>();
+  const memo = await bindingResultsFor(tc);
   const check = (b: PendingBinding, c: Coded) => {
     const key = `${b.valueSet}\u0000${b.context ?? ''}\u0000${c.system ?? ''}\u0000${c.code}\u0000${c.version ?? ''}`;
     let p = memo.get(key);
