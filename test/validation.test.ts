@@ -42,6 +42,10 @@ const NDE_RPPS = {
   error: /Practitioner\.identifier:rpps\.type: minimum required = 1/,
   why: "the contained Practitioner declares fr-core-practitioner without a version, which resolves to the newest shipped (FR Core 2.2.0); its rpps slice requires identifier.type (1..1), optional in FR Core 2.1.0 that NdE was written against",
 };
+const PDSM_SIZE = {
+  error: /Attachment\.size says 250000 bytes, but the data has/,
+  why: 'the attachment gives the size of a real document (250000 bytes) beside placeholder base64 data (the reference validator checks size against data too)',
+};
 const ANNUAIRE_META = {
   error: /annuaire\.esante\.gouv\.fr|canonical/,
   why: "written for Annuaire 1.1.0: meta.source is https://annuaire.sante.fr and meta.profile lacks the canonicals Annuaire 1.2.0 (shipped) fixes",
@@ -65,6 +69,7 @@ const WRONG_EXAMPLES: Record<string, { error: RegExp; why: string }> = {
   'ans-cds/Patient-cds-patient-example.json': INSEE,
   'ans-nde/CommunicationRequest-com1.json': NDE_RPPS,
   'ans-nde/Subscription-sub1.json': NDE_RPPS,
+  'ans-pdsm/DocumentReference-PDSmSimplifiedExample.json': PDSM_SIZE,
   'ans-pdsm/DocumentReference-exemple-pdsm-documentreference.json': ANNUAIRE_META,
   'ans-pdsm/List-ExampleSubmissionSet.json': ANNUAIRE_META,
   'ans-pdsm/Organization-org-example.json': ANNUAIRE_META,

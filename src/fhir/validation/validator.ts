@@ -571,10 +571,9 @@ export class Walker {
       this.add('error', 'value', `${code}.system must be an absolute URI, not '${obj.system}'`, `${path}.system`);
     }
     // Attachment.size: "the number of bytes of data that make up this content (before base64 encoding)".
-    // A warning: published French examples (PDSm) give the size of the real document beside placeholder data.
     if (code === 'Attachment' && typeof obj.data === 'string' && typeof obj.size === 'number' && LEXICAL_BASE64.test(obj.data)) {
       const actual = Buffer.from(obj.data.replace(/\s/g, ''), 'base64').length;
-      if (actual !== obj.size) this.add('warning', 'value', `Attachment.size says ${obj.size} bytes, but the data has ${actual}`, path);
+      if (actual !== obj.size) this.add('error', 'value', `Attachment.size says ${obj.size} bytes, but the data has ${actual}`, path);
     }
   }
 
