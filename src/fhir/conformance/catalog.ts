@@ -42,6 +42,7 @@ export class ConformanceCatalog {
   private readonly storedById = new Map<string, Canonical>();
   private readonly stored = new Map<string, Canonical[]>();
   private readonly snapshots = new Map<StructureDefinition, StructureDefinition>();
+  private readonly generated = new WeakSet<StructureDefinition>();
   /** Resolutions, valid while `changes` is `resolvedAt` (validation resolves the same canonicals again and again). */
   private readonly resolved = new Map<string, Resource | undefined>();
   private resolvedAt = -1;
@@ -154,6 +155,11 @@ export class ConformanceCatalog {
     return this.origins.get(resource);
   }
 
+  /** Whether a StructureDefinition came with its own snapshot (rather than one generated here). */
+  publishedSnapshot(sd: StructureDefinition): boolean {
+    return !this.generated.has(sd) && !!sd.snapshot?.element?.length;
+  }
+
   /**
    * A StructureDefinition with its snapshot, generating one (cached) when the definition only
    * has a differential. Undefined when it is unknown.
@@ -167,6 +173,7 @@ export class ConformanceCatalog {
       const result = generateSnapshot(sd, (url) => this.structure(url)?.sd);
       generated = result.snapshot;
       this.snapshots.set(sd, generated);
+      this.generated.add(generated);
       return { sd: generated, issues: result.issues.filter((i) => i.severity === 'error' || i.severity === 'fatal').map((i) => i.diagnostics ?? i.details?.text ?? '') };
     }
     return { sd: generated, issues: [] };

@@ -38,11 +38,12 @@ export function wroteConformance(ex: Executor): boolean {
 
 /**
  * Brings the catalog's stored overlay in line with the database; one row read when nothing
- * changed. force: reload whatever the stamp says (at start: the catalog may hold another database's).
+ * changed. force: reload whatever the stamp says (at start: the catalog may hold another database's);
+ * known: the stamp the caller read already through ex.
  */
-export async function refreshStoredConformance(ex: Executor, force = false): Promise<void> {
+export async function refreshStoredConformance(ex: Executor, force = false, known?: string): Promise<void> {
   if (writers.has(ex)) return; // the catalog has this transaction's writes already
-  const stamp = await readConformanceStamp(ex);
+  const stamp = known ?? (await readConformanceStamp(ex));
   if (stamp === catalogStamp && !force) return;
   refreshing ??= (async () => {
     catalog.clearStored();

@@ -165,6 +165,9 @@ function valuesAt(value: unknown, path: string): unknown[] {
   return current;
 }
 
+let typeStructures = new WeakMap<ElementNode, Map<string, CompiledStructure | undefined>>();
+let typeStructuresAt = -1;
+
 /** One walk of one resource against one StructureDefinition. */
 export class Walker {
   readonly issues: OperationOutcomeIssue[] = [];
@@ -524,9 +527,20 @@ export class Walker {
 
   private typeStructure(node: ElementNode, code: string | undefined): CompiledStructure | undefined {
     if (!code) return undefined;
+    // Asked for every complex value walked: remembered per element, type and package context.
+    if (typeStructuresAt !== catalog.version) {
+      typeStructures = new WeakMap();
+      typeStructuresAt = catalog.version;
+    }
+    let known = typeStructures.get(node);
+    if (!known) typeStructures.set(node, (known = new Map()));
+    const key = `${this.context ?? ''}|${code}`;
+    if (known.has(key)) return known.get(key);
     const profile = node.types.find((t) => normalTypeCode(t.code) === code)?.profile?.[0];
     const sd = (profile ? this.structure(profile) : undefined) ?? this.structure(CORE + code);
-    return sd ? compileStructure(sd) : undefined;
+    const structure = sd ? compileStructure(sd) : undefined;
+    known.set(key, structure);
+    return structure;
   }
 
   private walkPrimitive(item: Item, node: ElementNode, code: string, holder: Holder): void {
@@ -696,8 +710,10 @@ export class Walker {
     }
     const sd = this.structure(CORE + type);
     if (sd) this.walkResource(value as Resource, sd, path);
+    // A contained resource's declared profiles resolve as a resource's own do (validation/index.ts),
+    // not in the package of the profile being walked: the same everywhere it is checked.
     for (const p of (value as Resource).meta?.profile ?? []) {
-      const profile = this.structure(p);
+      const profile = catalog.structure(p, this.options.packageContext)?.sd;
       if (profile) this.walkResource(value as Resource, profile, path);
       else this.add('warning', 'not-found', `Profile ${p} is not known to this server, so the resource was not checked against it`, `${path}.meta.profile`);
     }
