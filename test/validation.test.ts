@@ -220,6 +220,15 @@ t.test('validation', async (t) => {
     t.ok(errorsOf(txn.body).some((e) => /Bundle\.entry\[1\]/.test(e.expression?.[0] ?? '')), `the failing entry is named: ${show(errorsOf(txn.body))}`);
     t.equal(await count('Patient'), before + 1, 'the transaction stored nothing');
     t.equal(await count('Appointment'), 0, 'no appointment either');
+    // A liaison note (a DocumentReference typed with the ANS note types) must be CdL; other documents need not.
+    const TYPE_NOTE = 'https://mos.esante.gouv.fr/NOS/TRE_R234-TypeNote/FHIR/TRE-R234-TypeNote';
+    const note = { resourceType: 'DocumentReference', status: 'current', type: { coding: [{ system: TYPE_NOTE, code: 'DEM-AVIS' }] }, content: [{ attachment: { contentType: 'text/plain', data: 'Qm9uam91cg==' } }] };
+    const refusedNote = await post('DocumentReference', note);
+    t.equal(refusedNote.status, 422, 'a liaison note that is not CdL is refused');
+    t.match(refusedNote.body.issue?.[0]?.details?.text ?? '', /cdl-document-reference/, 'naming the CdL profile');
+    t.ok(errorsOf(refusedNote.body).some((e) => e.expression?.[0] === 'DocumentReference.subject'), 'CdL requires its patient');
+    const other = { ...note, type: { coding: [{ system: 'http://loinc.org', code: '11488-4' }] } };
+    t.equal((await post('DocumentReference', other)).status, 201, 'another document is not held to CdL');
   });
 
   t.test('$validate: instance level, profile parameter, modes, through a FHIR client; never stores', async (t) => {

@@ -15,9 +15,12 @@ const ANS = 'https://interop.esante.gouv.fr/ig/fhir/';
 /**
  * The mandatory profiles by resource type (a resource must conform to one of them): FR Core
  * for identities and structures, GAP for the agenda, CDS for the care team, NdE for
- * notifications. CdL applies to liaison DocumentReferences only, which declare it.
+ * notifications, CdL for liaison notes. A key `Type[element:system]` applies only to the
+ * resources of that type whose element (a CodeableConcept or Coding) has a code of that system:
+ * a liaison note is a DocumentReference typed with the ANS note types (TRE-R234-TypeNote).
  */
 export const DEFAULT_REQUIRED_PROFILES: Record<string, string[]> = {
+  'DocumentReference[type:https://mos.esante.gouv.fr/NOS/TRE_R234-TypeNote/FHIR/TRE-R234-TypeNote]': [`${ANS}cdl/StructureDefinition/cdl-document-reference`],
   Patient: [`${FR_CORE}fr-core-patient`],
   Practitioner: [`${FR_CORE}fr-core-practitioner`],
   PractitionerRole: [`${FR_CORE}fr-core-practitioner-role`],
@@ -38,20 +41,47 @@ export interface ValidationPolicy extends WalkOptions {
   declared: boolean;
 }
 
+const KEY = /^([A-Z][A-Za-z]+)(?:\[([a-z][A-Za-z]*):([^\]\s]+)\])?$/;
+
 /**
- * REQUIRED_PROFILES: "default", "none", or "Type=url url;Type=url" (replaces the defaults).
- * A URL may carry a version (url|version).
+ * REQUIRED_PROFILES: "default", "none", or "Type=url url;Type[element:system]=url" (replaces the
+ * defaults). A URL may carry a version (url|version).
  */
 export function parseRequiredProfiles(text: string | undefined): Record<string, string[]> {
   if (text === undefined || text.trim() === '' || text.trim() === 'default') return DEFAULT_REQUIRED_PROFILES;
   if (text.trim() === 'none') return {};
   const out: Record<string, string[]> = {};
   for (const part of text.split(';')) {
-    const [type, urls] = part.split('=');
-    if (!type?.trim() || !urls?.trim()) throw new Error(`REQUIRED_PROFILES: expected "Type=url url;Type=url", not "${part}"`);
-    out[type.trim()] = urls.trim().split(/\s+/);
+    // The key may hold a system URL (with '=' in a query string): the value starts after its ']'.
+    const at = part.indexOf('=', Math.max(0, part.indexOf(']')));
+    const key = at < 0 ? '' : part.slice(0, at).trim();
+    const urls = at < 0 ? '' : part.slice(at + 1).trim();
+    if (!KEY.test(key) || !urls) throw new Error(`REQUIRED_PROFILES: expected "Type=url url;Type[element:system]=url", not "${part}"`);
+    out[key] = urls.split(/\s+/);
   }
   return out;
+}
+
+/** The mandatory profiles that apply to this resource: those of its type, and those whose condition it meets. */
+function requiredFor(resource: Resource): string[] {
+  const out: string[] = [];
+  for (const [key, urls] of Object.entries(policy.required)) {
+    const m = KEY.exec(key);
+    if (!m || m[1] !== resource.resourceType) continue;
+    if (m[2] && !hasCodeOf((resource as unknown as Record<string, unknown>)[m[2]], m[3])) continue;
+    out.push(...urls);
+  }
+  return out;
+}
+
+function hasCodeOf(value: unknown, system: string): boolean {
+  const items = Array.isArray(value) ? value : [value];
+  return items.some((v) => {
+    if (!v || typeof v !== 'object') return false;
+    const codings = (v as { coding?: unknown }).coding;
+    const list = Array.isArray(codings) ? codings : [v];
+    return list.some((c) => (c as { system?: unknown })?.system === system);
+  });
 }
 
 let policy: ValidationPolicy = { required: DEFAULT_REQUIRED_PROFILES, declared: true, unknownExtensions: 'warning' };
@@ -85,7 +115,7 @@ const hasErrors = (issues: OperationOutcomeIssue[]) => issues.some((i) => i.seve
 /** Throws 422 with every issue when the resource fails a declared or mandatory profile. */
 export async function enforceProfiles(ctx: FhirContext, resource: Resource): Promise<void> {
   const declared = policy.declared ? (resource.meta?.profile ?? []) : [];
-  const required = policy.required[resource.resourceType] ?? [];
+  const required = requiredFor(resource);
   const bare = (url: string) => url.split('|')[0];
   const requiredDeclared = required.length === 0 || required.some((r) => declared.some((d) => bare(d) === bare(r)));
   if (!declared.length && !required.length) return;
