@@ -3,7 +3,7 @@
 import type { Config } from '../config.ts';
 import type { Db, Executor } from '../store/db.ts';
 import type { Query } from './search/parse.ts';
-import type { SqlParams } from './search/sql.ts';
+import { SqlParams } from './search/sql.ts';
 
 /**
  * The access-control hook of the search engine: a condition on a `resources` alias that a
@@ -11,6 +11,35 @@ import type { SqlParams } from './search/sql.ts';
  */
 export interface AccessFilter {
   condition(alias: string, params: SqlParams): string;
+  /**
+   * Writes: throws a FhirError (403) unless the caller may write a resource of this type in these
+   * patient compartments (those of the stored version, then those of the new content).
+   */
+  checkWrite?(resourceType: string, compartments: readonly string[]): void;
+}
+
+/**
+ * Under an access filter, whether a stored resource is visible to the caller (the condition on
+ * its current row) and its patient compartments; undefined when there is no such resource.
+ * Without a filter every stored resource is visible.
+ */
+export async function visibility(ctx: FhirContext, type: string, id: string): Promise<{ visible: boolean; compartments: string[] } | undefined> {
+  const params = new SqlParams();
+  const t = params.add(type);
+  const i = params.add(id);
+  const cond = ctx.access ? ctx.access.condition('r', params) : 'true';
+  const r = await ctx.ex.query<{ visible: boolean; compartments: string[] }>(
+    `SELECT (${cond}) AS visible, r.compartments FROM resources r WHERE r.resource_type = ${t} AND r.id = ${i}`,
+    params.values
+  );
+  return r.rows[0] ? { visible: r.rows[0].visible === true, compartments: r.rows[0].compartments ?? [] } : undefined;
+}
+
+/** True when the caller may not see this resource (a filter applies and the resource is hidden). */
+export async function hidden(ctx: FhirContext, type: string, id: string): Promise<boolean> {
+  if (!ctx.access) return false;
+  const v = await visibility(ctx, type, id);
+  return !!v && !v.visible;
 }
 
 export interface Limits {

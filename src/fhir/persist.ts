@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
 import { insertResource, readCurrent, updateResource, type StoredResource } from '../store/resources.ts';
-import type { FhirContext } from './context.ts';
+import { visibility, type FhirContext } from './context.ts';
 import { emptyRows, indexResource } from './search/indexer.ts';
 import { errors } from './outcome.ts';
 import { checkSearchParameter, searchParameterWritten } from './search-parameters.ts';
@@ -48,11 +48,14 @@ export async function createNew(ctx: FhirContext, resource: Resource, method = '
   const lastUpdated = new Date().toISOString();
   const stamped = stamp(resource, id, 1, lastUpdated);
   const content = JSON.stringify(stamped);
+  const rows = indexRows(stamped);
+  // The caller's rights (AccessFilter): may they write this type in these patient compartments?
+  ctx.access?.checkWrite?.(resource.resourceType, rows.compartments);
   if (!options.asPublished) {
     if (resource.resourceType === 'SearchParameter') checkSearchParameter(stamped); // custom search parameters (search-parameters.ts)
     await enforceProfiles(ctx, stamped);
   }
-  const ok = await insertResource(ctx.ex, { resourceType: resource.resourceType, id, lastUpdated, content, rows: indexRows(stamped), method });
+  const ok = await insertResource(ctx.ex, { resourceType: resource.resourceType, id, lastUpdated, content, rows, method });
   if (!ok) throw errors.conflict(`${resource.resourceType}/${id} already exists`);
   if (resource.resourceType === 'SearchParameter') await searchParameterWritten(ctx, undefined, stamped, options.nothingToReindex);
   if (!options.asPublished) await conformanceWritten(ctx, stamped.resourceType, id, stamped);
@@ -78,6 +81,12 @@ export interface VersionedWrite {
 export async function writeVersion(ctx: FhirContext, w: VersionedWrite): Promise<Written> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const current = await readCurrent(ctx.ex, w.resourceType, w.id);
+    if (ctx.access && current && !current.deleted) {
+      // Before any precondition: a resource the caller may not see is answered as missing.
+      const v = await visibility(ctx, w.resourceType, w.id);
+      if (v && !v.visible) throw errors.notFound(`${w.resourceType}/${w.id} not found`);
+      if (v) ctx.access.checkWrite?.(w.resourceType, v.compartments);
+    }
     if (w.ifMatch !== undefined && (!current || current.versionId !== w.ifMatch)) {
       if (!current && !w.allowCreate) throw errors.notFound(`${w.resourceType}/${w.id} not found`);
       throw errors.preconditionFailed(
@@ -103,6 +112,8 @@ export async function writeVersion(ctx: FhirContext, w: VersionedWrite): Promise
     const stamped = resource ? stamp(resource, w.id, versionId, lastUpdated) : undefined;
     const content = stamped ? JSON.stringify(stamped) : null;
     if (w.resourceType === 'SearchParameter' && stamped) checkSearchParameter(stamped);
+    const rows = stamped ? indexRows(stamped) : emptyRows();
+    if (stamped) ctx.access?.checkWrite?.(w.resourceType, rows.compartments);
     if (stamped) await enforceProfiles(ctx, stamped);
     const ok = await updateResource(ctx.ex, {
       rid: current.rid,
@@ -111,7 +122,7 @@ export async function writeVersion(ctx: FhirContext, w: VersionedWrite): Promise
       expectedVersion: current.versionId,
       lastUpdated,
       content,
-      rows: stamped ? indexRows(stamped) : emptyRows(),
+      rows,
       method: w.method,
     });
     if (!ok) {

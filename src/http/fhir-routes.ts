@@ -11,6 +11,7 @@ import { bodyOf, type FhirResponse } from '../fhir/response.ts';
 import { dispatch } from '../fhir/router.ts';
 import { shape } from '../fhir/search/search.ts';
 import type { Db } from '../store/db.ts';
+import { accessFor } from './access.ts';
 import { checkAcceptable, registerContentParsers } from './content.ts';
 import { FHIR_JSON, sendJson, wantsPretty } from './send.ts';
 
@@ -27,7 +28,9 @@ export async function fhirRoutes(app: FastifyInstance, opts: FhirRoutesOptions):
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     checkAcceptable(request);
     const baseUrl = opts.baseUrl ?? `${request.protocol}://${request.host}/fhir`;
-    const ctx: FhirContext = { db: opts.db, ex: opts.db, baseUrl, limits: opts.limits, inTransaction: false };
+    // Care-team rights (AUTH=on): decided from the data at each request (src/access).
+    const access = await accessFor(request, opts.db, opts.limits, baseUrl);
+    const ctx: FhirContext = { db: opts.db, ex: opts.db, baseUrl, limits: opts.limits, access, inTransaction: false };
     const req = toFhirRequest(request);
     const res = await dispatch(ctx, req);
     return send(request, reply, req, res);

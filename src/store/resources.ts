@@ -171,7 +171,12 @@ export interface HistoryQuery {
   count: number;
 }
 
-export async function readHistory(ex: Executor, q: HistoryQuery): Promise<{ entries: HistoryEntry[]; total: number; maxSeq: string }> {
+/** An access condition on a `resources` alias (the fhir layer's AccessFilter), applied to each entry's resource. */
+export interface HistoryAccess {
+  condition(alias: string, params: { values: unknown[]; add(v: unknown): string }): string;
+}
+
+export async function readHistory(ex: Executor, q: HistoryQuery, access?: HistoryAccess): Promise<{ entries: HistoryEntry[]; total: number; maxSeq: string }> {
   const where: string[] = [];
   const params: unknown[] = [];
   const add = (sql: string, v: unknown) => {
@@ -188,6 +193,11 @@ export async function readHistory(ex: Executor, q: HistoryQuery): Promise<{ entr
     // Current during [low, high): written before high, and not replaced before low.
     add('h.last_updated < ?', q.at.high);
     add(`NOT EXISTS (SELECT 1 FROM resource_history n WHERE n.rid = h.rid AND n.version_id > h.version_id AND n.last_updated <= ?)`, q.at.low);
+  }
+  if (access) {
+    // The resource's current row decides whether its versions are visible.
+    const p = { values: params, add: (v: unknown) => `$${params.push(v)}` };
+    where.push(`EXISTS (SELECT 1 FROM resources ar WHERE ar.rid = h.rid AND ${access.condition('ar', p)})`);
   }
   const finalWhere = `WHERE ${where.join(' AND ')}`;
   const total = Number((await ex.query<{ c: string }>(`SELECT count(*) AS c FROM resource_history h ${finalWhere}`, params)).rows[0].c);

@@ -1,7 +1,7 @@
 // history at instance, type and system level (http.html#history), with _since, _at, _count
 // and paging that stays stable while new versions arrive.
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
-import type { FhirContext } from '../context.ts';
+import { hidden, type FhirContext } from '../context.ts';
 import { errors } from '../outcome.ts';
 import type { FhirResponse } from '../response.ts';
 import { toRange } from '../search/dates.ts';
@@ -13,7 +13,7 @@ const KNOWN = new Set(['_since', '_at', '_count', '_page_offset', '_page_max', '
 
 export async function history(ctx: FhirContext, type: string | undefined, id: string | undefined, query: Query): Promise<FhirResponse> {
   for (const k of Object.keys(query)) if (!KNOWN.has(k)) throw errors.invalid(`Unknown history parameter "${k}"`, k);
-  if (type && id && !(await readCurrent(ctx.ex, type, id))) throw errors.notFound(`${type}/${id} not found`);
+  if (type && id && (!(await readCurrent(ctx.ex, type, id)) || (await hidden(ctx, type, id)))) throw errors.notFound(`${type}/${id} not found`);
   const since = lastValue(query, '_since');
   const sinceRange = since !== undefined ? toRange(since) : undefined;
   if (since !== undefined && (!sinceRange || !since.includes('T'))) throw errors.invalid(`_since must be an instant, not "${since}"`, '_since');
@@ -27,7 +27,7 @@ export async function history(ctx: FhirContext, type: string | undefined, id: st
   const maxRaw = lastValue(query, '_page_max');
   if (!/^\d+$/.test(offsetRaw) || (maxRaw !== undefined && !/^\d+$/.test(maxRaw))) throw errors.invalid('Malformed paging parameters');
   const offset = Number(offsetRaw);
-  const page = await readHistory(ctx.ex, { resourceType: type, id, since: sinceRange?.low, at, maxSeq: maxRaw, offset, count });
+  const page = await readHistory(ctx.ex, { resourceType: type, id, since: sinceRange?.low, at, maxSeq: maxRaw, offset, count }, ctx.access);
 
   const entries: BundleEntry[] = page.entries.map((e) => {
     const url = `${e.resourceType}/${e.id}`;

@@ -1,5 +1,5 @@
 // read and vread (http.html#read, #vread), with If-None-Match / If-Modified-Since giving 304.
-import type { FhirContext } from '../context.ts';
+import { hidden, type FhirContext } from '../context.ts';
 import { errors } from '../outcome.ts';
 import { parseETagVersion, type FhirRequest } from '../request.ts';
 import { versionHeaders, type FhirResponse } from '../response.ts';
@@ -7,7 +7,8 @@ import { readCurrent, readVersion } from '../../store/resources.ts';
 
 export async function read(ctx: FhirContext, type: string, id: string, req: FhirRequest): Promise<FhirResponse> {
   const stored = await readCurrent(ctx.ex, type, id);
-  if (!stored) throw errors.notFound(`${type}/${id} not found`);
+  // A resource the caller may not see answers as a missing one (never 403: that would reveal it).
+  if (!stored || (await hidden(ctx, type, id))) throw errors.notFound(`${type}/${id} not found`);
   const headers = versionHeaders(ctx.baseUrl, stored);
   if (stored.deleted) throw errors.gone(`${type}/${id} was deleted`, headers);
   const inm = req.ifNoneMatch === '*' ? stored.versionId : parseETagVersion(req.ifNoneMatch, 'If-None-Match');
@@ -24,7 +25,7 @@ export async function read(ctx: FhirContext, type: string, id: string, req: Fhir
 export async function vread(ctx: FhirContext, type: string, id: string, vid: string): Promise<FhirResponse> {
   if (!/^\d+$/.test(vid)) throw errors.notFound(`${type}/${id}/_history/${vid} not found`);
   const version = await readVersion(ctx.ex, type, id, Number(vid));
-  if (!version) throw errors.notFound(`${type}/${id}/_history/${vid} not found`);
+  if (!version || (await hidden(ctx, type, id))) throw errors.notFound(`${type}/${id}/_history/${vid} not found`);
   const headers = versionHeaders(ctx.baseUrl, version);
   if (version.deleted) throw errors.gone(`${type}/${id}/_history/${vid} is a deletion`, headers);
   return { status: 200, raw: version.content!, headers };

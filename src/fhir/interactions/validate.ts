@@ -3,7 +3,7 @@
 // `resource`, `mode` (create | update | delete | profile) and `profile`. Always answers 200 with
 // an OperationOutcome (errors are issues, not a failed call) and never stores anything.
 import type { OperationOutcomeIssue, Parameters, Resource } from '@medplum/fhirtypes';
-import type { FhirContext } from '../context.ts';
+import { hidden, type FhirContext } from '../context.ts';
 import { errors, issue, outcome } from '../outcome.ts';
 import type { FhirRequest } from '../request.ts';
 import type { FhirResponse } from '../response.ts';
@@ -49,14 +49,14 @@ export async function validateOperation(ctx: FhirContext, type: string, req: Fhi
   if (input.mode === 'delete') {
     if (!id) throw errors.invalid('mode=delete needs an instance: POST [type]/[id]/$validate');
     const stored = await readCurrent(ctx.ex, type, id);
-    if (!stored || stored.deleted) throw errors.notFound(`${type}/${id} not found`);
+    if (!stored || stored.deleted || (await hidden(ctx, type, id))) throw errors.notFound(`${type}/${id} not found`);
     issues.push(issue('information', 'informational', `${type}/${id} can be deleted: no rule of this server prevents it`));
     return { status: 200, resource: outcome(issues), headers: {} };
   }
   if (!resource) {
     if (!id) throw errors.invalid('Give the resource to validate: the body, or a Parameters with a "resource" parameter');
     const stored = await readCurrent(ctx.ex, type, id);
-    if (!stored || stored.deleted || !stored.content) throw errors.notFound(`${type}/${id} not found`);
+    if (!stored || stored.deleted || !stored.content || (await hidden(ctx, type, id))) throw errors.notFound(`${type}/${id} not found`);
     resource = JSON.parse(stored.content) as Resource;
   }
   resource = assertResourceBody(resource, type);

@@ -16,7 +16,7 @@ export const RPPS_SYSTEM = 'https://rpps.esante.gouv.fr';
 export const INS_NIR_SYSTEM = 'urn:oid:1.2.250.1.213.1.4.8';
 
 export type Identity =
-  | { kind: 'system'; clientId: string }
+  | { kind: 'system'; clientId: string; /** Organization/id: the organisation a client certificate names (mutual TLS). */ organization?: string }
   | { kind: 'practitioner'; idNatPs: string; practitioner: string }
   | { kind: 'patient'; ins?: string; patient: string }
   | { kind: 'related-person'; relatedPerson: string; patient?: string };
@@ -31,6 +31,33 @@ export interface AuthInfo {
   /** SMART launch context: the patient in context (Patient/id), from the `patient` claim or the identity. */
   patient?: string;
   expiresAt?: Date;
+  /** Mutual TLS: the client certificate the request was authenticated with (auth/certificate.ts). */
+  certificate?: { subject: string; issuer: string; serialNumber: string; fingerprint256: string };
+  /** When the token was issued (iat). */
+  issuedAt?: Date;
+  /**
+   * Emergency access ("bris de glace") asked for by the token's `break_glass` claim or the
+   * X-Break-Glass header; the access layer (src/access) decides and sets `granted` when it
+   * applies to this request, for the audit trail.
+   */
+  breakGlass?: BreakGlass;
+}
+
+export interface BreakGlass {
+  reason: string;
+  patient?: string;
+  source: 'claim' | 'header';
+  granted?: { patient: string; until: Date; widened: boolean };
+}
+
+/** The `break_glass` claim: a reason, or { reason, patient }. */
+export function breakGlassClaim(v: unknown): BreakGlass | undefined {
+  if (typeof v === 'string') return { reason: v, source: 'claim' };
+  if (v && typeof v === 'object' && typeof (v as { reason?: unknown }).reason === 'string') {
+    const patient = (v as { patient?: unknown }).patient;
+    return { reason: (v as { reason: string }).reason, patient: typeof patient === 'string' ? patient : undefined, source: 'claim' };
+  }
+  return undefined;
 }
 
 export interface Claims {

@@ -12,7 +12,7 @@ import type { Limits } from '../../fhir/context.ts';
 import type { FhirRequest, Method } from '../../fhir/request.ts';
 import type { Db } from '../../store/db.ts';
 import { sendJson, wantsPretty } from '../send.ts';
-import { IdentityResolver, type AuthInfo } from './identity.ts';
+import { breakGlassClaim, IdentityResolver, type AuthInfo } from './identity.ts';
 import { needsOf, type Need } from './interactions.ts';
 import { loadOrCreateSecrets, publicJwk } from './keys.ts';
 import { createProvider, type EmbeddedProvider } from './provider.ts';
@@ -112,6 +112,8 @@ export async function authPlugin(app: FastifyInstance, opts: AuthOptions): Promi
       clientId: typeof claims.client_id === 'string' ? claims.client_id : typeof claims.azp === 'string' ? claims.azp : undefined,
       patient: identity.kind === 'patient' ? identity.patient : identity.kind === 'related-person' ? (identity.patient ?? patientClaim) : patientClaim,
       expiresAt: claims.exp ? new Date(claims.exp * 1000) : undefined,
+      issuedAt: typeof claims.iat === 'number' ? new Date(claims.iat * 1000) : undefined,
+      breakGlass: breakGlassClaim(claims.break_glass),
     };
   });
 

@@ -1,0 +1,72 @@
+// The caller's rights as the search engine's AccessFilter: one SQL condition on a `resources`
+// row, applied by the engine to the match set, _include/_revinclude, chains, _has and totals, and
+// by read, vread, history, $validate and the write path (src/fhir/context.ts: visibility()).
+//
+// A resource of a patient-compartment type is visible when it belongs to at least one patient
+// and every patient it belongs to is one whose data of its category the caller may read; any
+// other resource (Practitioner, Organization, conformance…) follows the matrix's outside rule.
+// Writes: the same, with the write sets, on the stored version and on the new content.
+import type { AccessFilter } from '../fhir/context.ts';
+import { FhirError, issue } from '../fhir/outcome.ts';
+import type { SqlParams } from '../fhir/search/sql.ts';
+import { matrix, type Category, type Matrix } from './matrix.ts';
+import type { AccessRights } from './rights.ts';
+
+export interface CareTeamAccess extends AccessFilter {
+  readonly rights: AccessRights;
+}
+
+interface Group {
+  types: string[];
+  patients: string[];
+}
+
+/** Categories whose patient sets are equal share one SQL term. */
+function groups(sets: Map<Category, Set<string>>, typesByCategory: Map<Category, string[]>): Group[] {
+  const byKey = new Map<string, Group>();
+  for (const [cat, patients] of sets) {
+    const types = typesByCategory.get(cat) ?? [];
+    if (!patients.size || !types.length) continue;
+    const list = [...patients].sort();
+    const key = list.join(',');
+    const g = byKey.get(key) ?? { types: [], patients: list };
+    g.types.push(...types);
+    byKey.set(key, g);
+  }
+  return [...byKey.values()];
+}
+
+export function accessFilter(rights: AccessRights, m: Matrix = matrix()): CareTeamAccess {
+  const typesByCategory = m.typesByCategory();
+  const readGroups = groups(rights.read, typesByCategory);
+  const patientTypes = m.patientDataTypes();
+  return {
+    rights,
+    condition(alias: string, params: SqlParams): string {
+      const terms: string[] = [];
+      if (rights.outsideRead) terms.push(`NOT (${alias}.resource_type = ANY(${params.add(patientTypes)}::text[]))`);
+      for (const g of readGroups) {
+        terms.push(
+          `(${alias}.resource_type = ANY(${params.add(g.types)}::text[]) AND ${alias}.compartments <> '{}' AND ${alias}.compartments <@ ${params.add(g.patients)}::text[])`
+        );
+      }
+      return terms.length ? `(${terms.join(' OR ')})` : 'false';
+    },
+    checkWrite(resourceType: string, compartments: readonly string[]): void {
+      if (!m.isPatientData(resourceType)) {
+        if (!rights.outsideWrite) throw refused(`Writing ${resourceType} (data outside any patient record) is reserved to platform clients`);
+        return;
+      }
+      const cat = m.categoryOf(resourceType);
+      if (!compartments.length) throw refused(`A ${resourceType} must belong to a patient whose ${cat} data you may write`);
+      const allowed = rights.write.get(cat);
+      if (!compartments.every((p) => allowed?.has(p))) {
+        throw refused(`Your rights (habilitation matrix ${m.version}) do not allow writing ${cat} data (${resourceType}) for this patient`);
+      }
+    },
+  };
+}
+
+function refused(text: string): FhirError {
+  return new FhirError(403, issue('error', 'forbidden', text));
+}
