@@ -51,6 +51,9 @@ export async function buildApp(db: Db, config: Config, logger: boolean | object 
     const { authPlugin } = await import('./http/auth/index.ts');
     await server.register(authPlugin, { db, config, limits: limitsOf(config) });
   }
+  // Traceability: an AuditEvent per FHIR interaction, committed before the answer; the trail is read-only.
+  const { auditPlugin } = await import('./http/audit.ts');
+  await server.register(auditPlugin, { db, config });
   await server.register(fhirRoutes, {
     db,
     baseUrl: config.baseUrl,

@@ -37,6 +37,13 @@ export interface Config {
   authIssuers: string[];
   /** The audience tokens must name (AUTH_AUDIENCE); default the FHIR base URL. */
   authAudience?: string;
+  /** An AuditEvent per FHIR interaction, committed before the answer (AUDIT; src/http/audit.ts). */
+  audit: 'on' | 'off';
+  /** Group commit of audit records: flush at this many pending (AUDIT_BATCH_SIZE) … */
+  auditBatchSize: number;
+  /** … or this long after the first (AUDIT_BATCH_WAIT_MS), with at most AUDIT_BATCH_CONCURRENCY flushes at once. */
+  auditBatchWaitMs: number;
+  auditBatchConcurrency: number;
 }
 
 function int(name: string, fallback: number, env: NodeJS.ProcessEnv): number {
@@ -80,5 +87,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auth: oneOf('AUTH', ['off', 'on'] as const, env),
     authIssuers: (env.AUTH_ISSUERS ?? '').split(',').map((s) => s.trim().replace(/\/$/, '')).filter(Boolean),
     authAudience: env.AUTH_AUDIENCE || undefined,
+    audit: oneOf('AUDIT', ['on', 'off'] as const, env),
+    auditBatchSize: Math.max(1, int('AUDIT_BATCH_SIZE', 64, env)),
+    auditBatchWaitMs: int('AUDIT_BATCH_WAIT_MS', 2, env),
+    auditBatchConcurrency: Math.max(1, int('AUDIT_BATCH_CONCURRENCY', 2, env)),
   };
 }

@@ -64,8 +64,10 @@ export async function startServer(t: Teardown, overrides: Record<string, string>
   // Mandatory profiles (FR Core, ANS) are off unless a test asks for them: tests of other
   // capabilities use minimal resources; test/validation.test.ts tests enforcement. So is the
   // storing of the packages' resources at first start (test/packages.test.ts tests it): tests
-  // of other capabilities start from an empty database, and in a second rather than ten.
-  const config = loadConfig({ ...fresh.env, LOAD_FIXTURES: 'false', LOG_LEVEL: 'silent', REQUIRED_PROFILES: 'none', STORE_PACKAGE_RESOURCES: 'false', ...overrides });
+  // of other capabilities start from an empty database, and in a second rather than ten. So is the
+  // audit trail (AUDIT=on by default, test/audit.test.ts tests it): its AuditEvents are resources,
+  // which tests of other capabilities would count in their system-wide histories and searches.
+  const config = loadConfig({ ...fresh.env, LOAD_FIXTURES: 'false', LOG_LEVEL: 'silent', REQUIRED_PROFILES: 'none', STORE_PACKAGE_RESOURCES: 'false', AUDIT: 'off', ...overrides });
   const db = await openDb(config);
   await migrate(db);
   const { server } = await buildApp(db, config, false);
@@ -112,7 +114,7 @@ export async function startServerProcess(env: Record<string, string>, extra: Rec
   const { command, args, cwd } = serverCommand(); // exactly what `npm start` runs
   const child = spawn(command, args, {
     cwd,
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', REQUIRED_PROFILES: 'none', STORE_PACKAGE_RESOURCES: 'false', ...extra },
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', REQUIRED_PROFILES: 'none', STORE_PACKAGE_RESOURCES: 'false', AUDIT: 'off', ...extra },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
