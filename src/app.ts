@@ -11,6 +11,7 @@ import { startConformance } from './fhir/conformance/start.ts';
 import { registerErrorHandlers } from './http/errors.ts';
 import { fhirRoutes } from './http/fhir-routes.ts';
 import { healthRoutes, type HealthState } from './http/health.ts';
+import { logSerializers, securityPlugin, securityServerOptions } from './http/security.ts';
 import type { Db } from './store/db.ts';
 
 export interface App {
@@ -22,7 +23,7 @@ export async function buildApp(db: Db, config: Config, logger: boolean | object 
   await loadDefinitions();
   const state: HealthState = { shuttingDown: false };
   const server = Fastify({
-    logger: logger === false ? false : { ...(logger as object), redact: ['req.headers.authorization', 'req.headers.cookie'] },
+    logger: logger === false ? false : { ...(logger as object), redact: ['req.headers.authorization', 'req.headers.cookie'], serializers: logSerializers },
     bodyLimit: config.bodyLimit,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
@@ -31,6 +32,8 @@ export async function buildApp(db: Db, config: Config, logger: boolean | object 
     // Query strings are parsed once, into the FHIR shape: every parameter a list of values.
     routerOptions: { maxParamLength: 1000, querystringParser: parseQueryString },
     return503OnClosing: true,
+    // HTTPS (TLS_CERT, TLS_KEY, TLS_CLIENT_CA), and OperationOutcomes for malformed URLs and HTTP.
+    ...securityServerOptions(config),
   });
   server.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -45,6 +48,8 @@ export async function buildApp(db: Db, config: Config, logger: boolean | object 
   const searchParameters = await startSearchParameters(db, server.log);
   server.addHook('onClose', () => searchParameters.stop());
   await server.register(healthRoutes, { db, state });
+  // Security headers, CORS, rate limits, strict content types: before authentication, whose refusals it counts.
+  await server.register(securityPlugin, { config });
   // Bearer tokens, scopes and the embedded OpenID provider (AUTH=on): before the FHIR routes, whose requests it guards.
   // Loaded only when on: the OpenID provider stays out of servers that do not use it.
   if (config.auth === 'on') {

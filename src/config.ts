@@ -37,6 +37,17 @@ export interface Config {
   authIssuers: string[];
   /** The audience tokens must name (AUTH_AUDIENCE); default the FHIR base URL. */
   authAudience?: string;
+  /** HTTPS: certificate chain and private key files (PEM; TLS_CERT, TLS_KEY); plain HTTP when unset. */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** Mutual TLS: CA certificates (PEM) whose client certificates authenticate system clients (TLS_CLIENT_CA). */
+  tlsClientCa?: string;
+  /** The SMART scopes a client certificate grants (TLS_CLIENT_SCOPES). */
+  tlsClientScopes: string;
+  /** Requests per minute per client (RATE_LIMIT; 0: no limit). */
+  rateLimit: number;
+  /** Origins allowed by CORS (CORS_ORIGINS: unset = none, a comma-separated list, or *). */
+  corsOrigins: string[];
   /** An AuditEvent per FHIR interaction, committed before the answer (AUDIT; src/http/audit.ts). */
   audit: 'on' | 'off';
   /** Group commit of audit records: flush at this many pending (AUDIT_BATCH_SIZE) … */
@@ -87,9 +98,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auth: oneOf('AUTH', ['off', 'on'] as const, env),
     authIssuers: (env.AUTH_ISSUERS ?? '').split(',').map((s) => s.trim().replace(/\/$/, '')).filter(Boolean),
     authAudience: env.AUTH_AUDIENCE || undefined,
+    ...securityConfig(env),
     audit: oneOf('AUDIT', ['on', 'off'] as const, env),
     auditBatchSize: Math.max(1, int('AUDIT_BATCH_SIZE', 64, env)),
     auditBatchWaitMs: int('AUDIT_BATCH_WAIT_MS', 2, env),
     auditBatchConcurrency: Math.max(1, int('AUDIT_BATCH_CONCURRENCY', 2, env)),
+  };
+}
+
+/** TLS, mutual TLS, rate limits and CORS (src/http/tls.ts, src/http/security.ts). */
+function securityConfig(env: NodeJS.ProcessEnv) {
+  const tlsCert = env.TLS_CERT || undefined;
+  const tlsKey = env.TLS_KEY || undefined;
+  const tlsClientCa = env.TLS_CLIENT_CA || undefined;
+  if (!tlsCert !== !tlsKey) throw new Error('TLS_CERT and TLS_KEY go together');
+  if (tlsClientCa && !tlsCert) throw new Error('TLS_CLIENT_CA needs TLS_CERT and TLS_KEY (client certificates come with HTTPS)');
+  // Certificates are checked by the authentication layer: without it they would protect nothing.
+  if (tlsClientCa && env.AUTH !== 'on') throw new Error('TLS_CLIENT_CA needs AUTH=on');
+  const corsOrigins = (env.CORS_ORIGINS ?? '').split(',').map((s) => s.trim().replace(/\/$/, '')).filter(Boolean);
+  for (const o of corsOrigins) if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) throw new Error(`CORS_ORIGINS: "${o}" is not an origin (https://host[:port]) or *`);
+  return {
+    tlsCert,
+    tlsKey,
+    tlsClientCa,
+    tlsClientScopes: env.TLS_CLIENT_SCOPES || 'system/*.cruds',
+    rateLimit: int('RATE_LIMIT', 0, env),
+    corsOrigins,
   };
 }

@@ -10,16 +10,17 @@ import { migrate } from './store/migrate.ts';
 import { isEmpty, loadFixtures } from './store/seed.ts';
 
 const config = loadConfig();
+const scheme = config.tlsCert ? 'https' : 'http';
 if (!config.databaseUrl) mkdirSync(config.dataDir, { recursive: true });
 const db = await openDb(config);
 await migrate(db);
 const { server, state } = await buildApp(db, config);
 if (config.loadFixtures && (await isEmpty(db))) {
-  const n = await loadFixtures(db, limitsOf(config), config.baseUrl ?? `http://${config.host}:${config.port}/fhir`);
+  const n = await loadFixtures(db, limitsOf(config), config.baseUrl ?? `${scheme}://${config.host}:${config.port}/fhir`);
   server.log.info({ resources: n }, 'empty database: demo fixtures loaded');
 }
 await server.listen({ host: config.host, port: config.port });
-server.log.info({ database: db.kind, fhir: `http://${config.host}:${config.port}/fhir` }, 'FHIR server ready');
+server.log.info({ database: db.kind, fhir: `${scheme}://${config.host}:${config.port}/fhir` }, 'FHIR server ready');
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {

@@ -8,7 +8,7 @@ import { FhirError, issue } from '../fhir/outcome.ts';
 import { lastValue, type Query } from '../fhir/search/parse.ts';
 import { parseFhirXml } from '../fhir/xml.ts';
 
-const JSON_TYPES = ['application/fhir+json', 'application/json', 'application/json-patch+json'];
+export const JSON_TYPES = ['application/fhir+json', 'application/json', 'application/json-patch+json'];
 export const XML_TYPES = ['application/fhir+xml', 'application/xml', 'text/xml'];
 
 export function registerContentParsers(app: FastifyInstance): void {

@@ -7,11 +7,13 @@
 // Registered before the FHIR routes with skip-override, so its hooks cover them.
 // Care-team rights are not decided here: request.auth is what that layer reads.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Server as TlsServer } from 'node:tls';
 import type { Config } from '../../config.ts';
 import type { Limits } from '../../fhir/context.ts';
 import type { FhirRequest, Method } from '../../fhir/request.ts';
 import type { Db } from '../../store/db.ts';
 import { sendJson, wantsPretty } from '../send.ts';
+import { CertificateAuthenticator } from './certificate.ts';
 import { breakGlassClaim, IdentityResolver, type AuthInfo } from './identity.ts';
 import { needsOf, type Need } from './interactions.ts';
 import { loadOrCreateSecrets, publicJwk } from './keys.ts';
@@ -48,6 +50,8 @@ export async function authPlugin(app: FastifyInstance, opts: AuthOptions): Promi
   const { config } = opts;
   const verifier = new TokenVerifier(config.authIssuers);
   const resolver = new IdentityResolver(opts.db, opts.limits);
+  // Mutual TLS (TLS_CLIENT_CA): a client certificate is the way in of a system client without a bearer token.
+  const certificates = config.tlsClientCa ? new CertificateAuthenticator(opts.db, opts.limits, config.tlsClientScopes) : undefined;
   const secrets = loadOrCreateSecrets(config.dataDir);
   let embedded: EmbeddedProvider | undefined;
   let endpoints: SmartEndpoints | undefined;
@@ -68,7 +72,7 @@ export async function authPlugin(app: FastifyInstance, opts: AuthOptions): Promi
       const address = app.server.address();
       if (!address || typeof address === 'string') return;
       const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      setup(`http://${host}:${address.port}/fhir`);
+      setup(`${app.server instanceof TlsServer ? 'https' : 'http'}://${host}:${address.port}/fhir`);
     });
   }
 
@@ -97,7 +101,11 @@ export async function authPlugin(app: FastifyInstance, opts: AuthOptions): Promi
       throw unauthorized('Tokens in the URL are not accepted (they end up in logs); send an Authorization: Bearer header');
     }
     const header = request.headers.authorization;
-    if (!header) throw unauthorized('This server needs a bearer token (Authorization: Bearer ...)', false);
+    if (!header) {
+      const byCertificate = await certificates?.authenticate(request, config.baseUrl ?? `${request.protocol}://${request.host}/fhir`);
+      if (byCertificate) return void (request.auth = byCertificate);
+      throw unauthorized('This server needs a bearer token (Authorization: Bearer ...)', false);
+    }
     const m = /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)\s*$/i.exec(header);
     if (!m) throw unauthorized('The Authorization header is not a bearer token');
     const claims = await verifier.verify(m[1]);

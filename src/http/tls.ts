@@ -1,0 +1,56 @@
+// HTTPS listener (TLS_CERT, TLS_KEY) and client certificates (TLS_CLIENT_CA): the server asks every
+// client for a certificate but does not refuse the handshake without one or with a bad one; the
+// authentication layer (auth/certificate.ts) decides per request, so a refused certificate gets a
+// 401 OperationOutcome rather than a bare TLS alert, and clients with bearer tokens need none.
+import { readFileSync } from 'node:fs';
+import type { ServerOptions } from 'node:https';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
+import type { FastifyRequest } from 'fastify';
+import type { Config } from '../config.ts';
+
+export function tlsEnabled(config: Config): boolean {
+  return config.tlsCert !== undefined;
+}
+
+function read(name: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new Error(`${name}: cannot read ${file} (${(err as Error).message})`);
+  }
+}
+
+/** Node https options from the configuration, or undefined when TLS is off. */
+export function httpsOptions(config: Config): ServerOptions | undefined {
+  if (!config.tlsCert || !config.tlsKey) return undefined;
+  const options: ServerOptions = {
+    cert: read('TLS_CERT', config.tlsCert),
+    key: read('TLS_KEY', config.tlsKey),
+    minVersion: 'TLSv1.2',
+  };
+  if (config.tlsClientCa) {
+    options.ca = read('TLS_CLIENT_CA', config.tlsClientCa);
+    options.requestCert = true;
+    // Verified, but decided per request: see the comment above.
+    options.rejectUnauthorized = false;
+  }
+  return options;
+}
+
+export interface PresentedCertificate {
+  certificate: PeerCertificate;
+  /** True when the chain verifies against TLS_CLIENT_CA and every certificate is within its validity. */
+  authorized: boolean;
+  /** OpenSSL's reason when not authorized (CERT_HAS_EXPIRED, UNABLE_TO_VERIFY_LEAF_SIGNATURE, …). */
+  error?: string;
+}
+
+/** The client certificate of the request's TLS connection, if the client presented one. */
+export function presentedCertificate(request: FastifyRequest): PresentedCertificate | undefined {
+  const socket = request.raw.socket as TLSSocket;
+  if (typeof socket.getPeerCertificate !== 'function') return undefined;
+  const certificate = socket.getPeerCertificate(false);
+  if (!certificate || Object.keys(certificate).length === 0) return undefined;
+  const error = socket.authorizationError;
+  return { certificate, authorized: socket.authorized === true, error: error ? String((error as Error).message ?? error) : undefined };
+}
