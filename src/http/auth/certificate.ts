@@ -54,13 +54,14 @@ export function identifierCandidates(subject: Subject): string[] {
   const fromValue = (v: string) => {
     const ntr = /^NTRFR-([0-9]{9}|[0-9]{14})$/i.exec(v);
     if (ntr) return void tokens.add(`${SIRENE_SYSTEM}|${ntr[1]}`);
-    // idNatStruct: 1+FINESS (9 characters, 2A/2B in Corsica), 2+SIREN (9 digits), 3+SIRET (14), 4+RPPS rang, 0+ADELI rang.
-    if (/^(?:1[0-9A-Za-z]{9}|2[0-9]{9}|3[0-9]{14}|[04][0-9A-Za-z]{9,20})$/.test(v)) {
+    // idNatStruct: 1+FINESS (2A/2B in Corsica), 2+SIREN (9 digits), 3+SIRET (14), 4+RPPS rang, 0+ADELI rang.
+    if (/^(?:1(?:[0-9]{2}|2[AB])[0-9]{7}|2[0-9]{9}|3[0-9]{14}|[04][0-9]{9,20})$/.test(v)) {
       tokens.add(`${IDNATSTRUCT_SYSTEM}|${v}`);
       const system = PREFIX_SYSTEMS[v[0]];
       if (system) tokens.add(`${system}|${v.slice(1)}`);
     }
-    if (/^[0-9A-Za-z]{9}$/.test(v)) {
+    // FINESS: the department (2A, 2B in Corsica) and seven digits.
+    if (/^(?:[0-9]{2}|2[AB])[0-9]{7}$/.test(v)) {
       tokens.add(`${FINESS_SYSTEM}|${v}`);
       if (/^[0-9]{9}$/.test(v)) tokens.add(`${SIRENE_SYSTEM}|${v}`);
     }
