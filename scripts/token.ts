@@ -36,7 +36,7 @@ if (chosen.length !== 1) fail('give exactly one of --system, --practitioner <idN
 
 const env = process.env;
 const host = !env.HOST || env.HOST === '0.0.0.0' || env.HOST === '::' ? '127.0.0.1' : env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST;
-const fhirBase = env.BASE_URL ? env.BASE_URL.replace(/\/$/, '') : `http://${host}:${env.PORT || '8080'}/fhir`;
+const fhirBase = env.BASE_URL ? env.BASE_URL.replace(/\/$/, '') : `${env.TLS_CERT ? 'https' : 'http'}://${host}:${env.PORT || '8080'}/fhir`; // over HTTPS, trust its CA: NODE_EXTRA_CA_CERTS
 const dataDir = env.DATA_DIR || './data';
 
 const credentials = readCliCredentials(dataDir);
