@@ -47,6 +47,8 @@ export interface InteractionInput {
   end: Date;
   /** The server's FHIR base URL, for the source and to shorten absolute references. */
   baseUrl: string;
+  /** A deleted resource's last content: the patients it concerned. */
+  deletedContent?: string;
 }
 
 export const AUDIT_TYPE: Coding = { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'Restful Operation' };
@@ -118,6 +120,8 @@ function scan(text: string, re: RegExp, into: Set<string>, prefix: string): void
 export function patientsOf(input: InteractionInput, c: Classified): string[] {
   const patients = new Set<string>();
   if (c.type === 'Patient' && c.id) patients.add(`Patient/${c.id}`);
+  const emergency = breakGlassOf(input.auth?.breakGlass)?.patient;
+  if (emergency && PLAIN_ID.test(emergency.slice(8))) patients.add(emergency);
   if (c.compartment?.startsWith('Patient/')) patients.add(c.compartment);
   for (const [name, values] of Object.entries(input.query)) {
     const base = name.split('.')[0];
@@ -136,6 +140,10 @@ export function patientsOf(input: InteractionInput, c: Classified): string[] {
     if (input.payload && input.status < 300) {
       scan(input.payload, PATIENT_RESOURCE, patients, 'Patient/');
       scan(input.payload, PATIENT_REF, patients, 'Patient/');
+    }
+    if (input.deletedContent) {
+      scan(input.deletedContent, PATIENT_RESOURCE, patients, 'Patient/');
+      scan(input.deletedContent, PATIENT_REF, patients, 'Patient/');
     }
     if (input.body && typeof input.body === 'object' && (c.action === 'C' || c.action === 'U' || c.interaction === 'transaction' || c.interaction === 'batch')) {
       const text = JSON.stringify(input.body);
@@ -175,13 +183,20 @@ function ref(reference: string): Reference<any> {
   return { reference };
 }
 
-function breakGlassReason(flag: unknown): string | undefined {
+/** The break-glass flag of request.auth (src/http/auth/identity.ts), read defensively: its text, and the patient it names. */
+export function breakGlassOf(flag: unknown): { text: string; patient?: string } | undefined {
   if (!flag) return undefined;
-  if (typeof flag === 'object') {
-    const r = (flag as { reason?: unknown }).reason;
-    if (typeof r === 'string' && r.trim()) return r.trim().slice(0, 500);
-  }
-  return 'emergency access';
+  if (typeof flag !== 'object') return { text: typeof flag === 'string' && flag.trim() ? flag.trim().slice(0, 500) : 'emergency access' };
+  const f = flag as { reason?: unknown; patient?: unknown; granted?: { patient?: unknown; until?: unknown } };
+  const reason = typeof f.reason === 'string' && f.reason.trim() ? f.reason.trim().slice(0, 500) : 'emergency access';
+  const until = f.granted?.until instanceof Date ? f.granted.until.toISOString() : typeof f.granted?.until === 'string' ? f.granted.until : undefined;
+  const state = f.granted ? `granted${until ? ` until ${until}` : ''}` : 'requested';
+  const patient = typeof f.granted?.patient === 'string' ? f.granted.patient : typeof f.patient === 'string' ? f.patient : undefined;
+  return { text: `${reason} (${state})`, patient: patient ? (patient.startsWith('Patient/') ? patient : `Patient/${patient}`) : undefined };
+}
+
+function breakGlassReason(flag: unknown): string | undefined {
+  return breakGlassOf(flag)?.text;
 }
 
 /** The agents: who (requestor), the client application (with its address), and this server. */

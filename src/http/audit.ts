@@ -16,7 +16,7 @@ import { toRecord } from '../audit/record.ts';
 import { GroupCommitWriter, type WriterStats } from '../audit/writer.ts';
 import { FhirError, issue, outcome } from '../fhir/outcome.ts';
 import type { Db } from '../store/db.ts';
-import { insertAuditRecords, type AuditRecord } from '../store/audit.ts';
+import { insertAuditRecords, lastContent, type AuditRecord } from '../store/audit.ts';
 import { FHIR_JSON } from './send.ts';
 
 export const SERVER_NAME = 'fhir-coordination';
@@ -148,6 +148,10 @@ export async function auditPlugin(app: FastifyInstance, opts: AuditPluginOptions
     let record: AuditRecord;
     try {
       const location = reply.getHeader('location');
+      const parts = segments(path);
+      // A deletion's answer is empty: the patients it concerned are those of the last version.
+      const deletedContent =
+        request.method === 'DELETE' && status < 300 && parts.length === 2 && parts[0] !== 'AuditEvent' ? await lastContent(db, parts[0], parts[1]) : undefined;
       const event = buildAuditEvent(
         {
           requestId: String(request.id),
@@ -163,8 +167,9 @@ export async function auditPlugin(app: FastifyInstance, opts: AuditPluginOptions
           start: new Date(end.getTime() - reply.elapsedTime),
           end,
           baseUrl: baseOf(request),
+          deletedContent,
         },
-        segments(path),
+        parts,
         { serverName: SERVER_NAME, outcomeText: outcomeText(text, status) }
       );
       record = toRecord(event);

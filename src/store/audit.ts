@@ -41,3 +41,12 @@ export async function insertAuditRecords(ex: Executor, records: AuditRecord[]): 
   const row = result.rows[0] ?? {};
   for (let k = 0; k < records.length; k++) if (row[`r${k}`] == null) throw new Error(`AuditEvent/${records[k].id} was not stored`);
 }
+
+/** The last stored content of a resource (a deleted one's last version), for the patients it concerned. */
+export async function lastContent(ex: Executor, resourceType: string, id: string): Promise<string | undefined> {
+  const r = await ex.query<{ content: string }>(
+    'SELECT content FROM resource_history WHERE resource_type = $1 AND id = $2 AND content IS NOT NULL ORDER BY version_id DESC LIMIT 1',
+    [resourceType, id]
+  );
+  return r.rows[0]?.content;
+}
