@@ -169,6 +169,9 @@ t.test('authentication', async (t) => {
     relatedId = related.body.id;
     const obs = await http('POST', `${s.url}/Observation`, { resourceType: 'Observation', status: 'final', code: { text: 'poids' }, subject: { reference: `Patient/${patientId}` } }, bearer(systemToken));
     t.equal(obs.status, 201);
+    // The professional is in the patient's care team (care-team rights, test/access.test.ts).
+    const team = await http('POST', `${s.url}/CareTeam`, { resourceType: 'CareTeam', status: 'active', subject: { reference: `Patient/${patientId}` }, participant: [{ member: { reference: `Practitioner/${practitionerId}` } }] }, bearer(systemToken));
+    t.equal(team.status, 201);
   });
 
   t.test('tokens for demo identities that exist, refused for those that do not', async (t) => {
@@ -338,6 +341,9 @@ t.test('npm run -s token against a server process', async (t) => {
   const patient = await http('POST', `${proc.url}/Patient`, { resourceType: 'Patient', identifier: [{ system: INS, value: '146112432215420' }] }, sys);
   t.equal(patient.status, 201);
   const related = await http('POST', `${proc.url}/RelatedPerson`, { resourceType: 'RelatedPerson', patient: { reference: `Patient/${patient.body.id}` } }, sys);
+  // The professional is in the patient's care team (care-team rights, test/access.test.ts).
+  const team = await http('POST', `${proc.url}/CareTeam`, { resourceType: 'CareTeam', status: 'active', subject: { reference: `Patient/${patient.body.id}` }, participant: [{ member: { reference: `Practitioner/${created.body.id}` } }] }, sys);
+  t.equal(team.status, 201);
 
   const pro = await token('--practitioner', '899700100243');
   t.equal(pro.code, 0, pro.stderr);
