@@ -3,7 +3,7 @@
 // with errors is refused with 422 and the whole OperationOutcome. Types without declared or
 // mandatory profiles only get the base R4 checks of ../validate.ts.
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
-import type { FhirContext } from '../context.ts';
+import { hidden, type FhirContext } from '../context.ts';
 import { FhirError } from '../outcome.ts';
 import { readCurrent } from '../../store/resources.ts';
 import { validateResource, type ValidateOptions } from './index.ts';
@@ -103,6 +103,8 @@ export function validationOptions(ctx: FhirContext, extra: Partial<ValidateOptio
     fetchReference: async (reference) => {
       const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(reference);
       if (!m) return undefined;
+      // A resource the caller may not see is treated as absent: its profile errors would reveal it.
+      if (await hidden(ctx, m[1], m[2])) return undefined;
       const stored = await readCurrent(ctx.ex, m[1], m[2]);
       return stored && !stored.deleted && stored.content ? (JSON.parse(stored.content) as Resource) : undefined;
     },
