@@ -1,7 +1,7 @@
 // Audit records are stored as ordinary AuditEvent resources (current row, history row, search
-// index rows: fhir_insert_resource of migrations/002), so the REST API reads and searches them
-// like any resource. A batch of them is one statement calling the insert function once per
-// event: one round trip and one commit for the whole batch (src/audit/writer.ts groups them).
+// index rows, as fhir_insert_resource of migrations/002 writes them), so the REST API reads and
+// searches them like any resource. A batch of them is one statement: one round trip and one
+// commit for the whole batch (src/audit/writer.ts groups them), set-wise (migrations/010).
 import type { IndexRows } from '../fhir/search/indexer.ts';
 import type { Executor } from './db.ts';
 import { callArgs, indexMask, indexParams } from './resources.ts';
@@ -29,9 +29,57 @@ function statement(n: number): string {
   return text;
 }
 
-/** Inserts the records in one statement; throws if any id was taken (none is: ids are UUIDs). */
+/** Only string, token, date, reference and uri rows: what the set-wise function writes. */
+function setWise(r: AuditRecord): boolean {
+  const x = r.rows;
+  return !x.number.code.length && !x.quantity.code.length && !x.composite.code.length && x.text.narrative === null && x.text.content === null;
+}
+
+const SET_WISE = `SELECT fhir_insert_audit_events(${[
+  'text[]', 'timestamptz[]', 'text[]', 'text[]', 'smallint[]',
+  'integer[]', 'text[]', 'text[]', 'text[]',
+  'integer[]', 'text[]', 'text[]', 'text[]', 'text[]',
+  'integer[]', 'text[]', 'timestamptz[]', 'timestamptz[]',
+  'integer[]', 'text[]', 'text[]', 'text[]', 'text[]',
+  'integer[]', 'text[]', 'text[]',
+].map((t, i) => `$${i + 1}::${t}`).join(', ')}) AS n`;
+
+/**
+ * Inserts the records in one statement (one commit): set-wise (migrations/010) when every record
+ * has only the index rows an AuditEvent has, else one fhir_insert_resource call per record.
+ */
 export async function insertAuditRecords(ex: Executor, records: AuditRecord[]): Promise<void> {
   if (records.length === 0) return;
+  if (records.every(setWise)) {
+    const owner = { s: [] as number[], t: [] as number[], d: [] as number[], r: [] as number[], u: [] as number[] };
+    const rows = { s: [[], [], []] as unknown[][], t: [[], [], [], []] as unknown[][], d: [[], [], []] as unknown[][], r: [[], [], [], []] as unknown[][], u: [[], []] as unknown[][] };
+    const add = (key: keyof typeof owner, n: number, cols: unknown[][]) => {
+      const len = (cols[0] as unknown[]).length;
+      for (let i = 0; i < len; i++) {
+        owner[key].push(n);
+        cols.forEach((c, j) => rows[key][j].push(c[i]));
+      }
+    };
+    records.forEach((rec, k) => {
+      const x = rec.rows;
+      const n = k + 1;
+      add('s', n, [x.string.code, x.string.value, x.string.norm]);
+      add('t', n, [x.token.code, x.token.system, x.token.value, x.token.display]);
+      add('d', n, [x.date.code, x.date.low, x.date.high]);
+      add('r', n, [x.reference.code, x.reference.targetType, x.reference.targetId, x.reference.url]);
+      add('u', n, [x.uri.code, x.uri.value]);
+    });
+    const r = await ex.query<{ n: number }>(
+      SET_WISE,
+      [
+        records.map((x) => x.id), records.map((x) => x.lastUpdated), records.map((x) => x.content), records.map((x) => x.rows.compartments.join(' ')), records.map((x) => indexMask(x.rows)),
+        owner.s, ...rows.s, owner.t, ...rows.t, owner.d, ...rows.d, owner.r, ...rows.r, owner.u, ...rows.u,
+      ],
+      'fhir_audit_insert'
+    );
+    if (Number(r.rows[0]?.n) !== records.length) throw new Error(`${records.length - Number(r.rows[0]?.n)} AuditEvents were not stored`);
+    return;
+  }
   const params: unknown[] = [];
   for (const r of records) {
     params.push('AuditEvent', r.id, r.lastUpdated, r.content, r.rows.compartments, 'POST', indexMask(r.rows), ...indexParams(r.rows));

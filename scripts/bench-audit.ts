@@ -1,0 +1,164 @@
+// What the audit trail costs: read and search throughput with AUDIT=off and AUDIT=on, on the same
+// data, in one run.
+//
+//   node scripts/bench-audit.ts [--db pglite|postgres] [--resources 20000] [--duration 10]
+//                               [--connections 32] [--rounds 2] [--warmup 1]
+//
+// Loads --resources French patients through transaction bundles (AUDIT=off, so the load leaves no
+// trail), then runs --rounds rounds; each round starts the real server (`npm start`'s command) once
+// with AUDIT=off and once with AUDIT=on on that database and measures with autocannon
+// `GET /Patient/{id}` (random ids) and `Patient?identifier=INS|nir` (random patients). The order
+// alternates between rounds (off-on, on-off) so that drift of the shared machine and the growing
+// trail weigh on both. Prints per-step medians and the cost (1 - on/off), the audit records written
+// and the commits they took (from the trail itself), and writes bench-results/audit-<db>-<date>.json.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { freePort, startPostgres, type TestPostgres } from './lib/postgres.ts';
+import { serverCommand } from './lib/server-command.ts';
+import { runStep, type StepResult } from './lib/bench/cannon.ts';
+import { loadPatients } from './lib/bench/load.ts';
+import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
+import { numberArg } from './lib/cli.ts';
+
+const root = new URL('..', import.meta.url).pathname;
+const FHIR = 'application/fhir+json';
+const INS = 'urn:oid:1.2.250.1.213.1.4.8';
+
+const { values: args } = parseArgs({
+  options: {
+    db: { type: 'string', default: 'pglite' },
+    resources: { type: 'string', default: '20000' },
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '32' },
+    rounds: { type: 'string', default: '2' },
+    warmup: { type: 'string', default: '1' },
+  },
+});
+if (args.db !== 'pglite' && args.db !== 'postgres') {
+  console.error(`--db must be pglite or postgres, not "${args.db}"`);
+  process.exit(2);
+}
+const opts = {
+  db: args.db,
+  resources: Math.floor(numberArg('resources', args.resources, 1, false)),
+  duration: numberArg('duration', args.duration, 1, false),
+  connections: Math.floor(numberArg('connections', args.connections, 1, false)),
+  rounds: Math.floor(numberArg('rounds', args.rounds, 1, false)),
+  warmup: numberArg('warmup', args.warmup, 0, false),
+};
+const log = (s: string) => console.error(`[bench-audit] ${s}`);
+const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)];
+installExitHandlers();
+
+async function main() {
+  const work = mkdtempSync(join(tmpdir(), 'fhir-bench-audit-'));
+  onCleanup(`temporary folder ${work}`, () => rmSync(work, { recursive: true, force: true }));
+  let dbEnv: Record<string, string>;
+  let postgres: TestPostgres | undefined;
+  if (opts.db === 'pglite') dbEnv = { DATA_DIR: join(work, 'pglite') };
+  else {
+    postgres = await startPostgres();
+    const p = postgres;
+    onCleanup('postgresql', () => p.stop());
+    dbEnv = { DATABASE_URL: postgres.url };
+  }
+  const port = await freePort();
+  const start = (audit: 'on' | 'off'): Promise<ServerProcess> =>
+    startServer({
+      name: `FHIR server (AUDIT=${audit})`,
+      script: join(root, 'src/main.ts'),
+      nodeArgs: serverCommand().args.slice(0, -1),
+      env: { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', AUDIT: audit, ...dbEnv },
+      port,
+      readyPath: '/readyz',
+      logFile: join(work, `fhir-${audit}.log`),
+      cwd: root,
+    });
+
+  let server = await start('off');
+  log(`loading ${opts.resources} patients`);
+  const loaded = await loadPatients(`${server.url}/fhir`, opts.resources, 500, 4, log);
+  const ids = loaded.ids;
+  // Search values: the INS of a sample of the patients.
+  const nirs: string[] = [];
+  for (let i = 0; i < 300; i++) {
+    const r = await fetch(`${server.url}/fhir/Patient/${pick(ids)}`, { headers: { accept: FHIR } });
+    const p = (await r.json()) as { identifier?: { system?: string; value?: string }[] };
+    const nir = p.identifier?.find((x) => x.system === INS)?.value;
+    if (nir) nirs.push(nir);
+  }
+  if (nirs.length === 0) throw new Error('the loaded patients have no INS');
+  await server.stop();
+
+  const steps = [
+    { step: 'read', label: 'GET /Patient/{id}', requests: [{ method: 'GET', headers: { accept: FHIR }, setupRequest: (r: object) => ({ ...r, path: `/fhir/Patient/${pick(ids)}` }) }] },
+    { step: 'search', label: 'GET /Patient?identifier=INS|nir', requests: [{ method: 'GET', headers: { accept: FHIR }, setupRequest: (r: object) => ({ ...r, path: `/fhir/Patient?identifier=${encodeURIComponent(`${INS}|${pick(nirs)}`)}` }) }] },
+  ];
+  const results: { round: number; audit: 'on' | 'off'; result: StepResult }[] = [];
+  for (let round = 0; round < opts.rounds; round++) {
+    for (const audit of (round % 2 === 0 ? ['off', 'on'] : ['on', 'off']) as ('on' | 'off')[]) {
+      server = await start(audit);
+      for (const s of steps) {
+        const result = await runStep({ ...s, url: server.url, connections: opts.connections, duration: opts.duration, warmup: opts.warmup, requests: s.requests as never, settle: () => server.settle() });
+        results.push({ round, audit, result });
+        log(`round ${round + 1} AUDIT=${audit} ${s.step}: ${Math.round(result.reqPerSec)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}`);
+      }
+      await server.stop();
+    }
+  }
+
+  // The trail: how many records, in how many commits (records of one batch share their xmin on PostgreSQL).
+  server = await start('off');
+  const count = async (q: string) => ((await (await fetch(`${server.url}/fhir/${q}`, { headers: { accept: FHIR } })).json()) as { total?: number }).total ?? 0;
+  const trail = await count('AuditEvent?_summary=count&_total=accurate');
+  let commits: number | undefined;
+  if (postgres) {
+    const c = new pg.Client(postgres.url);
+    await c.connect();
+    commits = Number((await c.query<{ n: string }>("SELECT count(DISTINCT xmin::text) AS n FROM resources WHERE resource_type = 'AuditEvent'")).rows[0].n);
+    await c.end();
+  }
+  await server.stop();
+
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  };
+  const summary = steps.map((s) => {
+    const of = (audit: string) => results.filter((r) => r.audit === audit && r.result.step === s.step).map((r) => r.result);
+    const off = median(of('off').map((r) => r.reqPerSec));
+    const on = median(of('on').map((r) => r.reqPerSec));
+    return {
+      step: s.step,
+      label: s.label,
+      offReqPerSec: Math.round(off),
+      onReqPerSec: Math.round(on),
+      offP50: median(of('off').map((r) => r.p50)),
+      onP50: median(of('on').map((r) => r.p50)),
+      offP99: median(of('off').map((r) => r.p99)),
+      onP99: median(of('on').map((r) => r.p99)),
+      cost: Math.round((1 - on / off) * 1000) / 10,
+    };
+  });
+  const ok = results.every((r) => !r.result.non2xx && !r.result.errors);
+  console.log(`\naudit cost, ${opts.db}, ${opts.resources} patients, ${opts.connections} connections, ${opts.duration} s per step, ${opts.rounds} rounds (medians), ${cpus().length} cores`);
+  console.log('| step | AUDIT=off req/s | p50 / p99 ms | AUDIT=on req/s | p50 / p99 ms | cost |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const s of summary) console.log(`| ${s.label} | ${s.offReqPerSec} | ${s.offP50} / ${s.offP99} | ${s.onReqPerSec} | ${s.onP50} / ${s.onP99} | ${s.cost}% |`);
+  console.log(`audit records written: ${trail}${commits !== undefined ? `, in ${commits} commits (${(trail / Math.max(1, commits)).toFixed(1)} per commit)` : ''}; all answers 2xx: ${ok}`);
+  mkdirSync(join(root, 'bench-results'), { recursive: true });
+  const file = join(root, 'bench-results', `audit-${opts.db}-${new Date().toISOString().slice(0, 10)}.json`);
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), options: opts, summary, trail, commits, ok, results }, null, 2));
+  log(`results: ${file}`);
+  if (!ok) process.exitCode = 1;
+}
+
+main()
+  .catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanupAll());
