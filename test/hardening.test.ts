@@ -256,6 +256,7 @@ t.test('rate limits per client, and no token in the logs', async (t) => {
     let limited: Awaited<ReturnType<typeof http>> | undefined;
     let limitedAt = 0;
     let passed = 0;
+    const started = Date.now();
     for (let i = 0; i < 90 && !limited; i++) {
       const r = await http('GET', `${s.url}/Practitioner?_summary=count`, undefined, bearer);
       if (r.status === 429) {
@@ -265,7 +266,9 @@ t.test('rate limits per client, and no token in the logs', async (t) => {
       else if (r.status === 200) passed++;
     }
     t.ok(limited, 'the system client is limited');
-    t.ok(passed >= 58 && passed <= 75, `about RATE_LIMIT requests passed first (${passed})`);
+    // 60 at once, then one more per second the loop took (slow on a loaded machine).
+    const refilled = Math.ceil((Date.now() - started) / 1000);
+    t.ok(passed >= 58 && passed <= 61 + refilled, `about RATE_LIMIT requests passed first (${passed} in ${refilled} s)`);
     t.equal(limited!.body.resourceType, 'OperationOutcome');
     t.equal(limited!.body.issue[0].code, 'throttled');
     const retryAfter = Number(limited!.headers.get('retry-after'));
