@@ -102,7 +102,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     audit: oneOf('AUDIT', ['on', 'off'] as const, env),
     auditBatchSize: Math.max(1, int('AUDIT_BATCH_SIZE', 64, env)),
     auditBatchWaitMs: int('AUDIT_BATCH_WAIT_MS', 2, env),
-    auditBatchConcurrency: Math.max(1, int('AUDIT_BATCH_CONCURRENCY', 2, env)),
+    auditBatchConcurrency: Math.max(1, int('AUDIT_BATCH_CONCURRENCY', 1, env)),
   };
 }
 
