@@ -22,7 +22,7 @@ import type { FhirContext } from '../fhir/context.ts';
 import { FhirError, issue } from '../fhir/outcome.ts';
 import { parseQueryString } from '../fhir/request.ts';
 import { bodyOf } from '../fhir/response.ts';
-import { dispatch } from '../fhir/router.ts';
+import { dispatch, readById } from '../fhir/router.ts';
 import { CATEGORIES, granted, matrix, type Category, type CallerKind, type Matrix, type Rights } from './matrix.ts';
 
 /** The caller, as the access layer needs it (built by the HTTP layer from the verified token). */
@@ -109,15 +109,6 @@ async function searchAll(ctx: FhirContext, type: string, query: Record<string, s
   return out;
 }
 
-async function readOne(ctx: FhirContext, type: string, id: string): Promise<Resource | undefined> {
-  try {
-    const res = await dispatch(ctx, { method: 'GET', path: [type, id], query: {} });
-    return res.status === 200 ? bodyOf(res) : undefined;
-  } catch (err) {
-    if (err instanceof FhirError && (err.status === 404 || err.status === 410)) return undefined;
-    throw err;
-  }
-}
 
 function patientOf(ref: string | undefined): string | undefined {
   return ref && /^Patient\/[A-Za-z0-9\-.]{1,64}$/.test(ref) ? ref : undefined;
@@ -147,7 +138,7 @@ export async function rightsOf(ctx: FhirContext, caller: Caller, m: Matrix = mat
   if (caller.kind === 'related-person') {
     kind = 'related-person';
     actorRefs = new Set([caller.relatedPerson]);
-    const rp = (await readOne(ctx, 'RelatedPerson', caller.relatedPerson.replace(/^RelatedPerson\//, ''))) as RelatedPerson | undefined;
+    const rp = (await readById(ctx, 'RelatedPerson', caller.relatedPerson.replace(/^RelatedPerson\//, ''))) as RelatedPerson | undefined;
     const patient = patientOf(rp?.patient?.reference);
     // Declared and active now: deactivating the RelatedPerson or ending its period revokes at once.
     if (rp && rp.active !== false && covers(rp.period, now) && patient) add(patient, [m.file.relatedPerson.rights]);

@@ -1,5 +1,6 @@
 // Routes a FhirRequest to its interaction. The REST layer and every bundle entry go through
 // dispatch(), so each interaction has exactly one implementation.
+import type { Resource } from '@medplum/fhirtypes';
 import type { FhirContext } from './context.ts';
 import { isResourceType } from './definitions.ts';
 import { capabilityStatement } from './interactions/capabilities.ts';
@@ -17,7 +18,7 @@ import { conditionalUpdate, update } from './interactions/update.ts';
 import { errors, FhirError, issue } from './outcome.ts';
 import { Registry } from './registry.ts';
 import type { FhirRequest } from './request.ts';
-import type { FhirResponse } from './response.ts';
+import { bodyOf, type FhirResponse } from './response.ts';
 import { pendingSearchParameterSync } from './search-parameters.ts';
 
 const hasCriteria = (req: FhirRequest) => Object.keys(req.query).some((k) => k !== '_format' && k !== '_pretty');
@@ -90,4 +91,15 @@ export async function dispatch(ctx: FhirContext, req: FhirRequest): Promise<Fhir
   const { route, params } = found;
   if (params.type && !isResourceType(params.type)) throw errors.notFound(`Unknown resource type "${params.type}"`);
   return route.handle(ctx, req, params);
+}
+
+/** A resource read through the same dispatch as HTTP (the caller's access filter applies); undefined when absent or deleted. */
+export async function readById(ctx: FhirContext, type: string, id: string): Promise<Resource | undefined> {
+  try {
+    const res = await dispatch(ctx, { method: 'GET', path: [type, id], query: {} });
+    return res.status === 200 ? bodyOf(res) : undefined;
+  } catch (err) {
+    if (err instanceof FhirError && (err.status === 404 || err.status === 410)) return undefined;
+    throw err;
+  }
 }

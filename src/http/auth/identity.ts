@@ -6,7 +6,7 @@ import type { Bundle, RelatedPerson, Resource } from '@medplum/fhirtypes';
 import type { FhirContext, Limits } from '../../fhir/context.ts';
 import { FhirError, issue } from '../../fhir/outcome.ts';
 import { bodyOf } from '../../fhir/response.ts';
-import { dispatch } from '../../fhir/router.ts';
+import { dispatch, readById } from '../../fhir/router.ts';
 import type { Db } from '../../store/db.ts';
 import type { ScopeSet } from './scopes.ts';
 
@@ -129,7 +129,7 @@ export class IdentityResolver {
     const ctx: FhirContext = { db: this.db, ex: this.db, baseUrl, limits: this.limits, inTransaction: false };
     if (kind === 'practitioner') {
       if (value.startsWith('Practitioner/')) {
-        const r = await readResource(ctx, 'Practitioner', value.slice(13));
+        const r = await readById(ctx, 'Practitioner', value.slice(13));
         const id = (r as { identifier?: { system?: string; value?: string }[] } | undefined)?.identifier?.find((i) => i.system === IDNATPS_SYSTEM)?.value;
         return r ? { kind, idNatPs: id ?? '', practitioner: value } : undefined;
       }
@@ -141,14 +141,14 @@ export class IdentityResolver {
       return found ? { kind, idNatPs: value, practitioner: `Practitioner/${found}` } : undefined;
     }
     if (kind === 'patient') {
-      if (value.startsWith('Patient/')) return (await readResource(ctx, 'Patient', value.slice(8))) ? { kind, patient: value } : undefined;
+      if (value.startsWith('Patient/')) return (await readById(ctx, 'Patient', value.slice(8))) ? { kind, patient: value } : undefined;
       if (!/^[0-9]{13,15}$/.test(value)) return undefined;
       const found = await searchOne(ctx, 'Patient', `${INS_NIR_SYSTEM}|${value}`, value);
       return found ? { kind, ins: value, patient: `Patient/${found}` } : undefined;
     }
     if (kind === 'related-person') {
       if (!/^[A-Za-z0-9\-.]{1,64}$/.test(value)) return undefined;
-      const r = (await readResource(ctx, 'RelatedPerson', value)) as RelatedPerson | undefined;
+      const r = (await readById(ctx, 'RelatedPerson', value)) as RelatedPerson | undefined;
       if (!r || r.active === false) return undefined;
       const patient = r.patient?.reference;
       return { kind, relatedPerson: `RelatedPerson/${value}`, patient: patient && /^Patient\/[^/]+$/.test(patient) ? patient : undefined };
@@ -164,15 +164,6 @@ export function unknownText(kind: Identity['kind'], value: string): string {
   return `Unknown identity ${value}`;
 }
 
-async function readResource(ctx: FhirContext, type: string, id: string): Promise<Resource | undefined> {
-  try {
-    const res = await dispatch(ctx, { method: 'GET', path: [type, id], query: {} });
-    return res.status === 200 ? bodyOf(res) : undefined;
-  } catch (err) {
-    if (err instanceof FhirError && (err.status === 404 || err.status === 410)) return undefined;
-    throw err;
-  }
-}
 
 /** The id of the one resource matching the identifier criteria; two matches are refused. */
 async function searchOne(ctx: FhirContext, type: string, identifier: string, value: string): Promise<string | undefined> {
