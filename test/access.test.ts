@@ -11,12 +11,12 @@ import { createServer, type Server } from 'node:http';
 import t from 'tap';
 import { Client } from 'fhir-kit-client';
 import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
-import { readCliCredentials } from '../src/http/auth/keys.ts';
 import { DEMO_IDENTITY_GRANT } from '../src/http/auth/grants.ts';
 import { matrix } from '../src/access/matrix.ts';
 import { covers, rightsOf } from '../src/access/rights.ts';
 import { limitsOf } from '../src/fhir/context.ts';
 import { http, startServer } from './helpers/server.ts';
+import { tokensFrom } from './helpers/tokens.ts';
 
 const IDNATPS = 'urn:oid:1.2.250.1.71.4.2.1';
 const INS = 'urn:oid:1.2.250.1.213.1.4.8';
@@ -150,15 +150,8 @@ t.test('care-team access rights', async (t) => {
   const third = await thirdPartyIssuer();
   t.teardown(() => new Promise<void>((r) => third.server.close(() => r())));
   const s = await startServer(t, { AUTH: 'on', AUTH_ISSUERS: `${third.issuer}/` });
-  const smart = await http('GET', `${s.url}/.well-known/smart-configuration`);
-  const credentials = readCliCredentials(s.config.dataDir)!;
-  const basic = 'Basic ' + Buffer.from(`${credentials.clientId}:${credentials.secret}`).toString('base64');
-  const tokenRequest = async (form: Record<string, string>) => {
-    const res = await fetch(smart.body.token_endpoint, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form) });
-    const body = (await res.json()) as { access_token?: string; error_description?: string };
-    if (!body.access_token) throw new Error(`no token: ${JSON.stringify(body)}`);
-    return body.access_token;
-  };
+  const issuer = await tokensFrom(s.url, s.config.dataDir);
+  const tokenRequest = issuer.request;
   const thirdToken = (claims: JWTPayload, iat = Math.floor(Date.now() / 1000)) =>
     new SignJWT({ scope: 'user/*.cruds', ...claims })
       .setProtectedHeader({ alg: 'RS256', kid: 'rsa-1', typ: 'at+jwt' })
@@ -168,11 +161,11 @@ t.test('care-team access rights', async (t) => {
       .setExpirationTime(Math.floor(Date.now() / 1000) + 300)
       .sign(third.rsa.privateKey);
 
-  const system = await tokenRequest({ grant_type: 'client_credentials', scope: 'system/*.cruds' });
+  const system = await issuer.system();
   const load = await http('POST', s.url, dataset(), { authorization: `Bearer ${system}` });
   t.equal(load.status, 200, `the data set loads: ${load.text.slice(0, 300)}`);
 
-  const practitioner = (idNatPs: string) => tokenRequest({ grant_type: DEMO_IDENTITY_GRANT, identity_type: 'practitioner', identity: idNatPs });
+  const practitioner = issuer.practitioner;
   const tokens: Record<string, string> = {
     drA: await practitioner('899700200001'),
     nurseB: await practitioner('899700200002'),

@@ -1,5 +1,6 @@
-// What a caller may reach, decided at each request from the stored data (nothing is cached, so
-// a change — a participant's period ended, a team closed, a Consent recorded — counts at once):
+// What a caller may reach, decided from the stored data (src/access/cache.ts keeps the result per
+// caller only while no rights source is written and no period boundary passes, so a change — a
+// participant's period ended, a team closed, a Consent recorded — counts at once):
 //
 // - a professional: the patients of the active CareTeams (period covering now) where they are an
 //   active participant (participant period covering now) as their Practitioner, one of their
@@ -64,6 +65,8 @@ export interface AccessRights {
   outsideWrite: boolean;
   matrixVersion: string;
   breakGlass?: BreakGlassGrant;
+  /** Epoch ms of the next period boundary (start or end) these rights depend on; Infinity when none. */
+  until: number;
 }
 
 interface PatientRights {
@@ -73,12 +76,21 @@ interface PatientRights {
 
 const forbidden = (text: string) => new FhirError(403, issue('error', 'forbidden', text));
 
-/** Is `now` within the period? Partial dates cover their whole day, month or year (UTC). */
-export function covers(period: Period | undefined, now: number): boolean {
+/** The earliest instant after now at which a `covers` answer given so far changes. */
+export interface Horizon {
+  until: number;
+}
+
+/**
+ * Is `now` within the period? Partial dates cover their whole day, month or year (UTC). Each
+ * bound still ahead of now is noted in the horizon: the answer changes then.
+ */
+export function covers(period: Period | undefined, now: number, horizon?: Horizon): boolean {
   if (!period) return true;
-  if (period.start && boundOf(period.start, false) > now) return false;
-  if (period.end && boundOf(period.end, true) <= now) return false;
-  return true;
+  const start = period.start ? boundOf(period.start, false) : -Infinity;
+  const end = period.end ? boundOf(period.end, true) : Infinity;
+  if (horizon) for (const t of [start, end]) if (t > now && t < horizon.until) horizon.until = t;
+  return start <= now && now < end;
 }
 
 function boundOf(value: string, end: boolean): number {
@@ -117,6 +129,8 @@ function patientOf(ref: string | undefined): string | undefined {
 /** Computes the caller's rights; undefined for system clients (unrestricted). */
 export async function rightsOf(ctx: FhirContext, caller: Caller, m: Matrix = matrix(), now = Date.now()): Promise<AccessRights | undefined> {
   if (caller.kind === 'system') return undefined;
+  const horizon: Horizon = { until: Infinity };
+  const within = (period: Period | undefined) => covers(period, now, horizon);
   const patients = new Map<string, PatientRights>();
   const add = (patient: string, rows: Rights[]) => {
     const p = patients.get(patient) ?? { read: new Set(), write: new Set() };
@@ -133,7 +147,7 @@ export async function rightsOf(ctx: FhirContext, caller: Caller, m: Matrix = mat
     add(caller.patient, [m.file.patient.rights]);
     actorRefs = new Set([caller.patient]);
     // The patient's own objections never hide their data from them.
-    return finish(kind, patients, m, undefined);
+    return finish(kind, patients, m, undefined, horizon);
   }
   if (caller.kind === 'related-person') {
     kind = 'related-person';
@@ -141,7 +155,7 @@ export async function rightsOf(ctx: FhirContext, caller: Caller, m: Matrix = mat
     const rp = (await readById(ctx, 'RelatedPerson', caller.relatedPerson.replace(/^RelatedPerson\//, ''))) as RelatedPerson | undefined;
     const patient = patientOf(rp?.patient?.reference);
     // Declared and active now: deactivating the RelatedPerson or ending its period revokes at once.
-    if (rp && rp.active !== false && covers(rp.period, now) && patient) add(patient, [m.file.relatedPerson.rights]);
+    if (rp && rp.active !== false && within(rp.period) && patient) add(patient, [m.file.relatedPerson.rights]);
   } else {
     kind = 'professional';
     const me = caller.practitioner;
@@ -149,7 +163,7 @@ export async function rightsOf(ctx: FhirContext, caller: Caller, m: Matrix = mat
     const orgs = new Map(found.filter((r): r is Organization => r.resourceType === 'Organization').map((o) => [`Organization/${o.id}`, o]));
     const roles = found
       .filter((r): r is PractitionerRole => r.resourceType === 'PractitionerRole')
-      .filter((r) => r.active !== false && covers(r.period, now) && r.practitioner?.reference === me);
+      .filter((r) => r.active !== false && within(r.period) && r.practitioner?.reference === me);
     const roleCodes = new Map(roles.map((r) => [`PractitionerRole/${r.id}`, codesOf(r.code)]));
     const activeOrg = (ref: string | undefined) => !!ref && orgs.has(ref) && orgs.get(ref)!.active !== false;
     const orgCodes = new Map<string, string[]>();
@@ -164,10 +178,10 @@ export async function rightsOf(ctx: FhirContext, caller: Caller, m: Matrix = mat
     const teams = (await searchAll(ctx, 'CareTeam', { participant: [[...actorRefs].join(',')], status: ['active'] })) as CareTeam[];
     for (const team of teams) {
       const patient = patientOf(team.subject?.reference);
-      if (team.status !== 'active' || !covers(team.period, now) || !patient) continue;
+      if (team.status !== 'active' || !within(team.period) || !patient) continue;
       for (const p of team.participant ?? []) {
         const ref = p.member?.reference;
-        if (!ref || !actorRefs.has(ref) || !covers(p.period, now)) continue;
+        if (!ref || !actorRefs.has(ref) || !within(p.period)) continue;
         const codes = ref === me ? allCodes : roleCodes.get(ref) ?? orgCodes.get(ref) ?? [];
         add(patient, m.rowsFor([...codes, ...codesOf(p.role)]));
       }
@@ -184,23 +198,23 @@ export async function rightsOf(ctx: FhirContext, caller: Caller, m: Matrix = mat
       for (const row of managed.rows) {
         const team = JSON.parse(row.content) as CareTeam;
         const patient = patientOf(team.subject?.reference);
-        if (team.status === 'active' && covers(team.period, now) && patient) add(patient, m.rowsFor(codes));
+        if (team.status === 'active' && within(team.period) && patient) add(patient, m.rowsFor(codes));
       }
     }
     if (caller.breakGlass) breakGlass = checkBreakGlass(caller.breakGlass, caller.patientContext, m, now, patients);
     if (breakGlass && m.file.breakGlass.overridesObjection) {
-      await applyConsents(ctx, patients, actorRefs, m, now);
+      await applyConsents(ctx, patients, actorRefs, m, now, horizon);
       add(breakGlass.patient, [m.file.breakGlass.rights]);
     } else {
       if (breakGlass) add(breakGlass.patient, [m.file.breakGlass.rights]);
-      await applyConsents(ctx, patients, actorRefs, m, now);
+      await applyConsents(ctx, patients, actorRefs, m, now, horizon);
     }
     // A token limited to patient/ scopes reaches the patient in context only.
     if (caller.patientScopesOnly) for (const p of [...patients.keys()]) if (p !== caller.patientContext) patients.delete(p);
-    return finish(kind, patients, m, breakGlass);
+    return finish(kind, patients, m, breakGlass, horizon);
   }
-  await applyConsents(ctx, patients, actorRefs, m, now);
-  return finish(kind, patients, m, breakGlass);
+  await applyConsents(ctx, patients, actorRefs, m, now, horizon);
+  return finish(kind, patients, m, breakGlass, horizon);
 }
 
 function checkBreakGlass(req: BreakGlassRequest, context: string | undefined, m: Matrix, now: number, patients: Map<string, PatientRights>): BreakGlassGrant {
@@ -219,7 +233,7 @@ function checkBreakGlass(req: BreakGlassRequest, context: string | undefined, m:
 }
 
 /** Active Consents with deny provisions, applied to the caller (actor) on each reachable patient. */
-async function applyConsents(ctx: FhirContext, patients: Map<string, PatientRights>, actorRefs: Set<string>, m: Matrix, now: number): Promise<void> {
+async function applyConsents(ctx: FhirContext, patients: Map<string, PatientRights>, actorRefs: Set<string>, m: Matrix, now: number, horizon: Horizon): Promise<void> {
   const list = [...patients.keys()];
   for (let i = 0; i < list.length; i += 100) {
     const consents = (await searchAll(ctx, 'Consent', { patient: [list.slice(i, i + 100).join(',')], status: ['active'] })) as Consent[];
@@ -228,7 +242,7 @@ async function applyConsents(ctx: FhirContext, patients: Map<string, PatientRigh
       const rights = patient && patients.get(patient);
       if (consent.status !== 'active' || !rights) continue;
       for (const deny of denials(consent.provision)) {
-        if (!covers(deny.period, now)) continue;
+        if (!covers(deny.period, now, horizon)) continue;
         const actors = (deny.actor ?? []).map((a) => a.reference?.reference).filter((r): r is string => !!r);
         if (actors.length && !actors.some((a) => actorRefs.has(a))) continue;
         const cats = categoriesOf(deny, m);
@@ -260,7 +274,7 @@ function categoriesOf(p: ConsentProvision, m: Matrix): Category[] | undefined {
   return [...out];
 }
 
-function finish(kind: CallerKind, patients: Map<string, PatientRights>, m: Matrix, breakGlass: BreakGlassGrant | undefined): AccessRights {
+function finish(kind: CallerKind, patients: Map<string, PatientRights>, m: Matrix, breakGlass: BreakGlassGrant | undefined, horizon: Horizon): AccessRights {
   const read = new Map<Category, Set<string>>(CATEGORIES.map((c) => [c, new Set()]));
   const write = new Map<Category, Set<string>>(CATEGORIES.map((c) => [c, new Set()]));
   for (const [patient, r] of patients) {
@@ -278,5 +292,6 @@ function finish(kind: CallerKind, patients: Map<string, PatientRights>, m: Matri
     outsideWrite: m.file.outsideCompartment.write.includes(kind),
     matrixVersion: m.version,
     breakGlass,
+    until: Math.min(horizon.until, breakGlass ? breakGlass.until.getTime() : Infinity),
   };
 }

@@ -44,6 +44,22 @@ export interface CreateOptions {
   nothingToReindex?: boolean;
 }
 
+/**
+ * Told of every create, update and delete, in the write's transaction (ctx.ex) once it is
+ * stored: a layer above that caches what it derives from stored data (src/access/cache.ts) marks
+ * it stale there, without this layer knowing about it.
+ */
+export type WriteListener = (ctx: FhirContext, resourceType: string) => Promise<void>;
+const writeListeners: WriteListener[] = [];
+
+export function onWrite(listener: WriteListener): void {
+  writeListeners.push(listener);
+}
+
+async function notifyWrite(ctx: FhirContext, resourceType: string): Promise<void> {
+  for (const listener of writeListeners) await listener(ctx, resourceType);
+}
+
 export async function createNew(ctx: FhirContext, resource: Resource, method = 'POST', id: string = randomUUID(), options: CreateOptions = {}): Promise<Written> {
   const lastUpdated = new Date().toISOString();
   const stamped = stamp(resource, id, 1, lastUpdated);
@@ -59,6 +75,7 @@ export async function createNew(ctx: FhirContext, resource: Resource, method = '
   if (!ok) throw errors.conflict(`${resource.resourceType}/${id} already exists`);
   if (resource.resourceType === 'SearchParameter') await searchParameterWritten(ctx, undefined, stamped, options.nothingToReindex);
   if (!options.asPublished) await conformanceWritten(ctx, stamped.resourceType, id, stamped);
+  await notifyWrite(ctx, stamped.resourceType);
   return {
     stored: { rid: '', resourceType: resource.resourceType, id, versionId: 1, lastUpdated: new Date(lastUpdated), deleted: false, content },
     resource: stamped,
@@ -131,6 +148,7 @@ export async function writeVersion(ctx: FhirContext, w: VersionedWrite): Promise
     }
     if (w.resourceType === 'SearchParameter') await searchParameterWritten(ctx, currentResource, stamped);
     await conformanceWritten(ctx, w.resourceType, w.id, stamped);
+    await notifyWrite(ctx, w.resourceType);
     return {
       stored: { rid: current.rid, resourceType: w.resourceType, id: w.id, versionId, lastUpdated: new Date(lastUpdated), deleted: !content, content },
       resource: stamped,

@@ -3,8 +3,8 @@
 // Break-glass may also be asked for per request: X-Break-Glass: <reason> (URL-encoded or
 // plain), with X-Break-Glass-Patient: Patient/<id> or the token's patient in context.
 import type { FastifyRequest } from 'fastify';
-import { accessFilter } from '../access/filter.ts';
-import { rightsOf, type Caller } from '../access/rights.ts';
+import { accessOf } from '../access/cache.ts';
+import type { Caller } from '../access/rights.ts';
 import type { AccessFilter, FhirContext, Limits } from '../fhir/context.ts';
 import type { Db } from '../store/db.ts';
 import type { AuthInfo } from './auth/identity.ts';
@@ -43,10 +43,8 @@ export async function accessFor(request: FastifyRequest, db: Db, limits: Limits,
   if (!auth) return undefined;
   const caller = callerOf(auth, request);
   const ctx: FhirContext = { db, ex: db, baseUrl, limits, inTransaction: false };
-  const rights = await rightsOf(ctx, caller);
-  if (!rights) return undefined;
-  if (rights.breakGlass && auth.breakGlass) {
-    auth.breakGlass.granted = { patient: rights.breakGlass.patient, until: rights.breakGlass.until, widened: rights.breakGlass.widened };
-  }
-  return accessFilter(rights);
+  const access = await accessOf(ctx, caller);
+  const granted = access?.rights.breakGlass;
+  if (granted && auth.breakGlass) auth.breakGlass.granted = { patient: granted.patient, until: granted.until, widened: granted.widened };
+  return access;
 }

@@ -17,6 +17,22 @@ export interface QueryResult<R> {
 export interface Executor {
   /** name: a statement run often; PostgreSQL then prepares it once per connection. */
   query<R = Record<string, unknown>>(sql: string, params?: unknown[], name?: string): Promise<QueryResult<R>>;
+  /**
+   * Transactions only: runs hook inside the transaction just before COMMIT, once per key however
+   * often it is asked for (a change counter bumped last holds its row lock for the commit only).
+   */
+  beforeCommit?(key: string, hook: () => Promise<void>): void;
+}
+
+/** The beforeCommit hooks of one transaction. */
+class CommitHooks {
+  private readonly hooks = new Map<string, () => Promise<void>>();
+  add = (key: string, hook: () => Promise<void>): void => {
+    if (!this.hooks.has(key)) this.hooks.set(key, hook);
+  };
+  async run(): Promise<void> {
+    for (const hook of this.hooks.values()) await hook();
+  }
 }
 
 export interface Db extends Executor {
@@ -53,15 +69,18 @@ class PostgresDb implements Db {
   async transaction<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const client = await this.pool.connect();
+      const hooks = new CommitHooks();
       const tx: Executor = {
         query: async <R>(sql: string, params?: unknown[], name?: string) => {
           const r = await client.query(name ? { name, text: sql, values: params } : { text: sql, values: params });
           return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
         },
+        beforeCommit: hooks.add,
       };
       try {
         await client.query('BEGIN');
         const result = await fn(tx);
+        await hooks.run();
         await client.query('COMMIT');
         client.release();
         return result;
@@ -98,14 +117,18 @@ export class PgliteDb implements Db {
 
   transaction<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
     // PGlite is a single connection: its transaction() holds it exclusively until done.
-    return this.lite.transaction(async (t) =>
-      fn({
+    return this.lite.transaction(async (t) => {
+      const hooks = new CommitHooks();
+      const result = await fn({
         query: async <R>(sql: string, params?: unknown[]) => {
           const r = await t.query<R>(sql, params as unknown[]);
           return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
         },
-      })
-    );
+        beforeCommit: hooks.add,
+      });
+      await hooks.run();
+      return result;
+    });
   }
 
   async exec(sql: string): Promise<void> {

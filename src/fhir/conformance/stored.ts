@@ -6,7 +6,7 @@
 import type { Resource } from '@medplum/fhirtypes';
 import type { FhirContext } from '../context.ts';
 import type { Executor } from '../../store/db.ts';
-import { bumpConformanceStamp, readConformanceStamp } from '../../store/conformance-stamp.ts';
+import { bumpStamp, readStamp } from '../../store/stamps.ts';
 import { catalog } from './catalog.ts';
 
 const OVERLAID = new Set(['StructureDefinition', 'ValueSet', 'CodeSystem']);
@@ -20,7 +20,7 @@ let refreshing: Promise<void> | undefined;
 /** After a write (resource undefined: deleted), in the write's transaction. */
 export async function conformanceWritten(ctx: FhirContext, type: string, id: string, resource: Resource | undefined): Promise<void> {
   if (!OVERLAID.has(type)) return;
-  const stamp = await bumpConformanceStamp(ctx.ex);
+  const stamp = await bumpStamp(ctx.ex, 'conformance');
   // The transaction's later reads (same bundle) validate against what it wrote.
   catalog.storedChanged(type, id, resource);
   if (ctx.inTransaction) {
@@ -43,7 +43,7 @@ export function wroteConformance(ex: Executor): boolean {
  */
 export async function refreshStoredConformance(ex: Executor, force = false, known?: string): Promise<void> {
   if (writers.has(ex)) return; // the catalog has this transaction's writes already
-  const stamp = known ?? (await readConformanceStamp(ex));
+  const stamp = known ?? (await readStamp(ex, 'conformance'));
   if (stamp === catalogStamp && !force) return;
   refreshing ??= (async () => {
     catalog.clearStored();

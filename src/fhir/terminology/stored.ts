@@ -8,7 +8,7 @@
 // the same: validating a resource asks for dozens of ValueSets and CodeSystems, each a query
 // otherwise. A context reads the stamp once; a transaction that wrote one reads around the cache.
 import type { CodeSystem, ValueSet } from '@medplum/fhirtypes';
-import { readConformanceStamp } from '../../store/conformance-stamp.ts';
+import { readStamp } from '../../store/stamps.ts';
 import { readCurrent } from '../../store/resources.ts';
 import { wroteConformance } from '../conformance/stored.ts';
 import { errors } from '../outcome.ts';
@@ -81,10 +81,10 @@ const stampOf = new WeakMap<TerminologyContext, Promise<string>>();
 export async function storedTerminologyStamp(tc: TerminologyContext): Promise<string | undefined> {
   if (wroteConformance(tc.ex)) return undefined;
   // Only a context with a memo is one piece of work (types.ts); any other may live long.
-  if (!tc.memo) return readConformanceStamp(tc.ex);
+  if (!tc.memo) return readStamp(tc.ex, 'conformance');
   let stamp = stampOf.get(tc);
   if (!stamp) {
-    stamp = readConformanceStamp(tc.ex);
+    stamp = readStamp(tc.ex, 'conformance');
     stampOf.set(tc, stamp);
   }
   return stamp;

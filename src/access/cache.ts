@@ -1,0 +1,85 @@
+// Care-team rights are computed from stored data (rights.ts: a few searches, more for a member of
+// many teams), so each process keeps them per caller while they cannot have changed:
+// - no write of a rights source since: every create, update or delete of one bumps the `access`
+//   stamp (src/store/stamps.ts) in its transaction, and a request reads that one row first, so a
+//   change made through any process counts at the next request;
+// - no period boundary passed since: rights.ts notes the next start or end of a team, participant,
+//   role, aidant or Consent period, and the entry expires then.
+// Break-glass requests are decided on their own, uncached (each is checked and reported).
+import type { FhirContext } from '../fhir/context.ts';
+import { onWrite } from '../fhir/persist.ts';
+import type { Db } from '../store/db.ts';
+import { bumpStamp, readStamp } from '../store/stamps.ts';
+import { accessFilter, type CareTeamAccess } from './filter.ts';
+import { matrix, type Matrix } from './matrix.ts';
+import { rightsOf, type Caller } from './rights.ts';
+
+/** The resource types rights.ts reads. */
+const RIGHTS_SOURCES = new Set(['CareTeam', 'PractitionerRole', 'Organization', 'Consent', 'RelatedPerson']);
+/** Callers kept per process (least recently used dropped first). */
+const MAX_ENTRIES = 2000;
+
+onWrite(async (ctx, resourceType) => {
+  if (!RIGHTS_SOURCES.has(resourceType)) return;
+  const ex = ctx.ex;
+  // In a transaction: bumped just before COMMIT, so the row lock lasts for the commit only.
+  if (ex.beforeCommit) ex.beforeCommit('access-stamp', async () => void (await bumpStamp(ex, 'access')));
+  else await bumpStamp(ex, 'access');
+});
+
+interface Entry {
+  stamp: string;
+  until: number;
+  access: CareTeamAccess | undefined;
+}
+
+interface Cache {
+  entries: Map<string, Entry>;
+  /** Computations under way, so concurrent requests of one caller compute once. */
+  computing: Map<string, Promise<CareTeamAccess | undefined>>;
+}
+
+/** One cache per database (tests run several servers, each on its own database, in one process). */
+const caches = new WeakMap<Db, Cache>();
+
+function cacheOf(db: Db): Cache {
+  let cache = caches.get(db);
+  if (!cache) caches.set(db, (cache = { entries: new Map(), computing: new Map() }));
+  return cache;
+}
+
+async function compute(ctx: FhirContext, caller: Caller, m: Matrix, now: number): Promise<CareTeamAccess | undefined> {
+  const rights = await rightsOf(ctx, caller, m, now);
+  return rights && accessFilter(rights, m);
+}
+
+/** The caller's access filter (undefined: unrestricted), from the cache when still exact. */
+export async function accessOf(ctx: FhirContext, caller: Caller, m: Matrix = matrix(), now = Date.now()): Promise<CareTeamAccess | undefined> {
+  if (caller.kind === 'system') return undefined;
+  // A patient's rights read nothing stored; break-glass is decided per request.
+  if (caller.kind === 'patient' || (caller.kind === 'practitioner' && caller.breakGlass)) return compute(ctx, caller, m, now);
+  // Read before the rights: what they are computed from is then at least as new as the stamp.
+  const stamp = await readStamp(ctx.ex, 'access');
+  const { entries, computing } = cacheOf(ctx.db);
+  const key = `${m.version}\n${JSON.stringify(caller)}`;
+  const hit = entries.get(key);
+  if (hit && hit.stamp === stamp && now < hit.until) {
+    entries.delete(key);
+    entries.set(key, hit);
+    return hit.access;
+  }
+  const flight = `${stamp}\n${key}`;
+  let pending = computing.get(flight);
+  if (!pending) {
+    pending = compute(ctx, caller, m, now)
+      .then((access) => {
+        entries.delete(key);
+        entries.set(key, { stamp, until: access?.rights.until ?? Infinity, access });
+        if (entries.size > MAX_ENTRIES) entries.delete(entries.keys().next().value!);
+        return access;
+      })
+      .finally(() => computing.delete(flight));
+    computing.set(flight, pending);
+  }
+  return pending;
+}

@@ -1,0 +1,134 @@
+// Care-team rights kept per caller (src/access/cache.ts) must never outlive what they were
+// computed from: a participation that ends at a given second ends access at that second, though
+// the rights were cached just before; a transaction bundle that removes a member counts at its
+// commit and a failed one changes nothing; and, on PostgreSQL, a change made through one server
+// process counts at the next request on another process on the same database.
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'fhir-kit-client';
+import { covers, type Horizon } from '../src/access/rights.ts';
+import { dbKind, freshDatabase, http, startServer, startServerProcess } from './helpers/server.ts';
+import { tokensFrom } from './helpers/tokens.ts';
+
+const IDNATPS = 'urn:oid:1.2.250.1.71.4.2.1';
+const G15 = 'https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+/** Two doctors (idNatPs 899700300001 and …02) in the care team of one patient, with an observation. */
+function dataset(participants: { member: string; period?: { start?: string; end?: string } }[]) {
+  const resources = [
+    { resourceType: 'Organization', id: 'cache-msp', active: true, name: 'MSP' },
+    ...['1', '2'].flatMap((n) => [
+      { resourceType: 'Practitioner', id: `cache-dr${n}`, active: true, identifier: [{ system: IDNATPS, value: `89970030000${n}` }], name: [{ family: `Docteur${n}` }] },
+      { resourceType: 'PractitionerRole', id: `cache-role${n}`, active: true, practitioner: { reference: `Practitioner/cache-dr${n}` }, organization: { reference: 'Organization/cache-msp' }, code: [{ coding: [{ system: G15, code: '10' }] }] },
+    ]),
+    { resourceType: 'Patient', id: 'cache-pat', name: [{ family: 'Patiente' }] },
+    careTeam(participants),
+    { resourceType: 'Observation', id: 'cache-obs', status: 'final', code: { text: 'poids' }, subject: { reference: 'Patient/cache-pat' } },
+  ];
+  return { resourceType: 'Bundle', type: 'transaction', entry: resources.map((r) => ({ resource: r, request: { method: 'PUT', url: `${r.resourceType}/${r.id}` } })) };
+}
+
+function careTeam(participants: { member: string; period?: { start?: string; end?: string } }[], status = 'active') {
+  return {
+    resourceType: 'CareTeam', id: 'cache-team', status, subject: { reference: 'Patient/cache-pat' },
+    participant: participants.map((p) => ({ member: { reference: p.member }, ...(p.period ? { period: p.period } : {}) })),
+  };
+}
+
+t.test('covers notes the next period bound in the horizon', async (t) => {
+  const now = Date.parse('2026-11-23T10:00:00Z');
+  const h: Horizon = { until: Infinity };
+  t.ok(covers({ start: '2026-01-01', end: '2026-11-23T12:00:00Z' }, now, h));
+  t.equal(h.until, Date.parse('2026-11-23T12:00:00Z'), 'an end ahead');
+  t.notOk(covers({ start: '2026-11-23T11:00:00Z' }, now, h));
+  t.equal(h.until, Date.parse('2026-11-23T11:00:00Z'), 'a start ahead, sooner');
+  t.notOk(covers({ end: '2026-11-22' }, now, h));
+  t.equal(h.until, Date.parse('2026-11-23T11:00:00Z'), 'bounds already passed change nothing');
+  t.ok(covers({ end: '2026-11-23' }, now, h));
+  t.equal(h.until, Date.parse('2026-11-23T11:00:00Z'));
+});
+
+t.test('cached rights end when a participation ends or begins, to the second', async (t) => {
+  const s = await startServer(t, { AUTH: 'on' });
+  const tokens = await tokensFrom(s.url, s.config.dataDir);
+  const system = await tokens.system();
+  const ends = new Date(Date.now() + 4000);
+  const starts = new Date(Date.now() + 4000);
+  const load = await http('POST', s.url, dataset([
+    { member: 'PractitionerRole/cache-role1', period: { start: '2026-01-01', end: ends.toISOString() } },
+    { member: 'Practitioner/cache-dr2', period: { start: starts.toISOString() } },
+  ]), bearer(system));
+  t.equal(load.status, 200, load.text.slice(0, 300));
+  // Through a third-party client, as practice software would read.
+  const dr1 = new Client({ baseUrl: s.url, customHeaders: bearer(await tokens.practitioner('899700300001')) });
+  const dr2 = new Client({ baseUrl: s.url, customHeaders: bearer(await tokens.practitioner('899700300002')) });
+  const status = (p: Promise<unknown>) => p.then(() => 200, (e: { response?: { status: number } }) => e.response?.status ?? 0);
+  t.equal(await status(dr1.read({ resourceType: 'Observation', id: 'cache-obs' })), 200, 'dr1 reads, within their period');
+  t.equal(await status(dr1.read({ resourceType: 'Observation', id: 'cache-obs' })), 200, 'again (rights kept)');
+  t.equal(await status(dr2.read({ resourceType: 'Observation', id: 'cache-obs' })), 404, 'dr2 does not yet');
+  t.equal(await status(dr2.read({ resourceType: 'Observation', id: 'cache-obs' })), 404, 'again');
+  await sleep(ends.getTime() - Date.now() + 300);
+  t.equal(await status(dr1.read({ resourceType: 'Observation', id: 'cache-obs' })), 404, 'dr1 is refused once their period has ended');
+  const search = (await http('GET', `${s.url}/Observation?_total=accurate`, undefined, bearer(await tokens.practitioner('899700300001')))).body;
+  t.equal(search.total, 0, 'and finds nothing');
+  t.equal(await status(dr2.read({ resourceType: 'Observation', id: 'cache-obs' })), 200, 'dr2 reads once theirs has begun');
+});
+
+t.test('a transaction bundle that removes a member counts at its commit; a failed one changes nothing', async (t) => {
+  const s = await startServer(t, { AUTH: 'on' });
+  const tokens = await tokensFrom(s.url, s.config.dataDir);
+  const system = await tokens.system();
+  t.equal((await http('POST', s.url, dataset([{ member: 'PractitionerRole/cache-role1' }]), bearer(system))).status, 200);
+  const dr1 = bearer(await tokens.practitioner('899700300001'));
+  const read = async () => (await http('GET', `${s.url}/Observation/cache-obs`, undefined, dr1)).status;
+  t.equal(await read(), 200);
+  const removal = (extra: unknown) => ({
+    resourceType: 'Bundle', type: 'transaction',
+    entry: [
+      { resource: careTeam([{ member: 'PractitionerRole/cache-role1', period: { end: '2026-01-01' } }]), request: { method: 'PUT', url: 'CareTeam/cache-team' } },
+      { resource: extra, request: { method: 'POST', url: 'Observation' } },
+    ],
+  });
+  const failed = await http('POST', s.url, removal({ resourceType: 'Observation', status: 'final', subject: { reference: 'Patient/cache-pat' } }), bearer(system));
+  t.ok(failed.status >= 400 && failed.status < 500, `the bundle with an invalid entry (no Observation.code) fails (${failed.status})`);
+  t.equal(await read(), 200, 'nothing changed: dr1 still reads');
+  const done = await http('POST', s.url, removal({ resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'Patient/cache-pat' } }), bearer(system));
+  t.equal(done.status, 200, done.text.slice(0, 300));
+  t.equal(await read(), 404, 'committed: dr1 is refused at the next request');
+  t.equal((await http('PUT', `${s.url}/CareTeam/cache-team`, careTeam([{ member: 'PractitionerRole/cache-role1' }]), bearer(system))).status, 200);
+  t.equal(await read(), 200, 'a single update gives it back at once');
+  t.equal((await http('PUT', `${s.url}/PractitionerRole/cache-role1`, { resourceType: 'PractitionerRole', id: 'cache-role1', active: false, practitioner: { reference: 'Practitioner/cache-dr1' }, organization: { reference: 'Organization/cache-msp' } }, bearer(system))).status, 200);
+  t.equal(await read(), 404, 'a role made inactive counts at once');
+});
+
+if (dbKind === 'postgres') {
+  t.test('two server processes on one PostgreSQL: a removal through one counts at the next request on the other', async (t) => {
+    const db = await freshDatabase();
+    t.teardown(db.cleanup);
+    const dataDir = mkdtempSync(join(tmpdir(), 'fhir-cache-'));
+    t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+    const env = { ...db.env, DATA_DIR: dataDir, AUTH: 'on' };
+    // One after the other: the first creates the provider's keys in DATA_DIR, the second reads them.
+    const a = await startServerProcess(env);
+    t.teardown(() => a.child.kill('SIGKILL'));
+    const b = await startServerProcess(env);
+    t.teardown(() => b.child.kill('SIGKILL'));
+    const system = await (await tokensFrom(a.url, dataDir)).system();
+    t.equal((await http('POST', a.url, dataset([{ member: 'PractitionerRole/cache-role1' }]), bearer(system))).status, 200);
+    const dr1 = bearer(await (await tokensFrom(b.url, dataDir)).practitioner('899700300001'));
+    const readOnB = async () => (await http('GET', `${b.url}/Observation/cache-obs`, undefined, dr1)).status;
+    t.equal(await readOnB(), 200, 'dr1 reads through B');
+    t.equal(await readOnB(), 200, 'again (B keeps the rights)');
+    t.equal((await http('PUT', `${a.url}/CareTeam/cache-team`, careTeam([{ member: 'PractitionerRole/cache-role1' }], 'inactive'), bearer(system))).status, 200, 'A closes the team');
+    t.equal(await readOnB(), 404, 'the next request on B is refused');
+    const consent = { resourceType: 'Consent', status: 'active', scope: { text: 'x' }, category: [{ text: 'x' }], policyRule: { text: 'x' }, patient: { reference: 'Patient/cache-pat' }, provision: { type: 'deny', actor: [{ role: { text: 'pro' }, reference: { reference: 'Practitioner/cache-dr1' } }] } };
+    t.equal((await http('PUT', `${a.url}/CareTeam/cache-team`, careTeam([{ member: 'PractitionerRole/cache-role1' }]), bearer(system))).status, 200, 'A reopens it');
+    t.equal(await readOnB(), 200);
+    t.equal((await http('POST', `${a.url}/Consent`, consent, bearer(system))).status, 201, 'the patient objects, through A');
+    t.equal(await readOnB(), 404, 'the objection counts at the next request on B');
+  });
+}
