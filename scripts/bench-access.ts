@@ -4,7 +4,7 @@
 //
 //   node scripts/bench-access.ts [--db pglite|postgres] [--patients 10000] [--member-share 0.1]
 //                                [--duration 5] [--connections 32] [--rounds 2] [--warmup 1]
-//                                [--full] [--seed 42]
+//                                [--full] [--seed 42] [--keep DIR]
 //
 // One database (a fresh PGlite folder, or a throwaway PostgreSQL cluster), loaded once with
 // AUTH=off AUDIT=off: the generated French coordination data of scripts/lib/bench/coordination.ts
@@ -18,13 +18,15 @@
 //   system   AUTH=on AUDIT=on, a system client token (system/*.cruds: unrestricted)
 //   member   AUTH=on AUDIT=on, the demo médecin's token (user/*.cruds: care-team rights)
 //   member-noaudit  AUTH=on AUDIT=off, the same token (to split access control from audit)
+// --keep DIR (embedded database only): the database lives in DIR and is kept; a later run with the
+// same DIR measures again without loading (the load takes about 10 minutes at 10,000 patients).
 // (REQUIRED_PROFILES=none: the generated pool is not FR Core-complete, and profile enforcement on
 // write is not what is measured here) and measures with autocannon, on the member's patients only (so every arm reads the same
 // resources and every answer is 200 with the same content): GET /Patient/{id},
 // GET /Patient?identifier=INS|nir, GET /Observation?subject=Patient/{id}. Tokens come from the
 // embedded OpenID provider as `npm run -s token` gets them. Prints medians per arm and the cost
 // ratios against the target, writes bench-results/access-<date>.json.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -57,6 +59,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '1' },
     full: { type: 'boolean', default: false },
     seed: { type: 'string', default: '42' },
+    keep: { type: 'string' },
   },
 });
 if (args.db !== 'pglite' && args.db !== 'postgres') {
@@ -73,7 +76,12 @@ const opts = {
   warmup: numberArg('warmup', args.warmup, 0, false),
   full: args.full,
   seed: numberArg('seed', args.seed, 0),
+  keep: args.keep,
 };
+if (opts.keep && opts.db !== 'pglite') {
+  console.error('--keep is for the embedded database (--db pglite)');
+  process.exit(2);
+}
 const log = (s: string) => console.error(`[bench-access] ${s}`);
 const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)];
 const median = (xs: number[]) => {
@@ -122,33 +130,20 @@ async function post(fhirBase: string, entries: BundleEntry[], what: string, retr
   if (status !== 200) throw new Error(`load: ${what} answered ${status}: ${text.slice(0, 1000)}`);
 }
 
-async function main() {
-  const work = mkdtempSync(join(tmpdir(), 'fhir-bench-access-'));
-  onCleanup(`temporary folder ${work}`, () => rmSync(work, { recursive: true, force: true }));
-  // DATA_DIR holds the embedded provider's keys and client secret (and the PGlite database).
-  const dataDir = join(work, 'data');
-  let dbEnv: Record<string, string> = { DATA_DIR: dataDir };
-  if (opts.db === 'postgres') {
-    const postgres = await startPostgres();
-    onCleanup('postgresql', () => postgres.stop());
-    dbEnv = { ...dbEnv, DATABASE_URL: postgres.url };
-  }
-  const port = await freePort();
-  const start = (arm: Arm): Promise<ServerProcess> =>
-    startServer({
-      name: `FHIR server (${arm.label})`,
-      script: join(root, 'src/main.ts'),
-      nodeArgs: serverCommand().args.slice(0, -1),
-      env: { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', AUTH: arm.auth, AUDIT: arm.audit, RATE_LIMIT: '0', REQUIRED_PROFILES: 'none', ...dbEnv },
-      port,
-      readyPath: '/readyz',
-      logFile: join(work, `fhir-${arm.label}.log`),
-      cwd: root,
-      timeoutMs: 300_000,
-    });
+interface Load {
+  patients: number;
+  seed: number;
+  memberShare: number;
+  full: boolean;
+  resources: number;
+  byType: Record<string, number>;
+  members: number;
+  loadSeconds: number;
+  retries: number;
+}
 
-  // ---------------------------------------------------------------- load (AUTH=off AUDIT=off)
-  let server = await start(ARMS[0]);
+/** Loads the generated data through the server (AUTH=off AUDIT=off), then stops it; keepFile: where to note what was loaded. */
+async function load(server: ServerProcess, keepFile: string | undefined): Promise<Load> {
   const fhirBase = `${server.url}/fhir`;
   const anchorDay = dayNumber(new Date().toISOString().slice(0, 10));
   const pool = makePool(opts.seed, DEFAULT_POOL);
@@ -213,6 +208,47 @@ async function main() {
   const loadSeconds = (performance.now() - t0) / 1000;
   log(`loaded ${resources} resources (${opts.patients} patients, the demo médecin in ${members} care teams) in ${Math.round(loadSeconds)} s`);
   await server.stop();
+  const loaded: Load = { patients: opts.patients, seed: opts.seed, memberShare: opts.memberShare, full: opts.full, resources, byType, members, loadSeconds, retries: retries.length };
+  if (keepFile) writeFileSync(keepFile, JSON.stringify(loaded, null, 2));
+  return loaded;
+
+}
+
+async function main() {
+  const work = opts.keep ?? mkdtempSync(join(tmpdir(), 'fhir-bench-access-'));
+  if (opts.keep) mkdirSync(work, { recursive: true });
+  else onCleanup(`temporary folder ${work}`, () => rmSync(work, { recursive: true, force: true }));
+  const loadFile = join(work, 'load.json');
+  const kept = opts.keep && existsSync(loadFile) ? (JSON.parse(readFileSync(loadFile, 'utf8')) as Load) : undefined;
+  // DATA_DIR holds the embedded provider's keys and client secret (and the PGlite database).
+  const dataDir = join(work, 'data');
+  let dbEnv: Record<string, string> = { DATA_DIR: dataDir };
+  if (opts.db === 'postgres') {
+    const postgres = await startPostgres();
+    onCleanup('postgresql', () => postgres.stop());
+    dbEnv = { ...dbEnv, DATABASE_URL: postgres.url };
+  }
+  const port = await freePort();
+  const start = (arm: Arm): Promise<ServerProcess> =>
+    startServer({
+      name: `FHIR server (${arm.label})`,
+      script: join(root, 'src/main.ts'),
+      nodeArgs: serverCommand().args.slice(0, -1),
+      env: { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', AUTH: arm.auth, AUDIT: arm.audit, RATE_LIMIT: '0', REQUIRED_PROFILES: 'none', ...dbEnv },
+      port,
+      readyPath: '/readyz',
+      logFile: join(work, `fhir-${arm.label}.log`),
+      cwd: root,
+      timeoutMs: 300_000,
+    });
+
+  // ---------------------------------------------------------------- load (AUTH=off AUDIT=off)
+  if (kept && (kept.patients !== opts.patients || kept.seed !== opts.seed || kept.memberShare !== opts.memberShare || kept.full !== opts.full)) {
+    throw new Error(`${work} holds another data set (${JSON.stringify(kept)}): give the same --patients, --seed, --member-share and --full, or another --keep folder`);
+  }
+  const { resources, byType, members, loadSeconds, retries } = kept ?? (await load(await start(ARMS[0]), opts.keep ? loadFile : undefined));
+  if (kept) log(`kept database ${work}: ${resources} resources, loaded earlier in ${Math.round(loadSeconds)} s`);
+  let server: ServerProcess;
 
   // ---------------------------------------------------------------- the member's patients
   server = await start(ARMS[2]);
@@ -295,7 +331,7 @@ async function main() {
     console.log(`| ${s.label} | ${r.off} | ${r.system} | ${r.member} | ${r['member-noaudit']} | ${s.accessAndAuditCost}% ${s.accessAndAuditCost < 25 ? 'pass' : 'MISSED'} | ${s.careTeamCost}% | ${s.systemCost}% | ${s.auditCost}% | ${s.accessCost}% |`);
   }
   console.log(`rounds (req/s): ${summary.map((s) => `${s.step} ${ARMS.map((a) => `${a.label} ${s.rounds[a.label].join('/')}`).join(', ')}`).join('; ')}`);
-  console.log(`all answers 2xx: ${ok}; load: ${resources} resources in ${Math.round(loadSeconds)} s${retries.length ? `, ${retries.length} retries` : ''}`);
+  console.log(`all answers 2xx: ${ok}; load: ${resources} resources in ${Math.round(loadSeconds)} s${retries ? `, ${retries} retries` : ''}`);
   mkdirSync(join(root, 'bench-results'), { recursive: true });
   const file = join(root, 'bench-results', `access-${new Date().toISOString().slice(0, 10)}.json`);
   writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), options: opts, resources, byType, memberPatients: ids.length, memberCareTeams: members, loadSeconds, summary, ok, results }, null, 2));
