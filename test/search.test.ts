@@ -206,6 +206,24 @@ t.test('date: prefixes and precision on date (Patient.birthDate)', async (t) => 
   ]);
 });
 
+t.test('primitives with extensions (birthDate beside _birthDate) are indexed by their value', async (t) => {
+  const h = await harness(t);
+  const ext = { extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/patient-birthTime', valueDateTime: '1950-03-04T08:30:00+01:00' }] };
+  const dar = { extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/data-absent-reason', valueCode: 'unknown' }] };
+  await h.put(
+    { resourceType: 'Patient', id: 'ext', birthDate: '1950-03-04', _birthDate: ext, gender: 'female', _gender: dar, active: true, _active: dar } as Resource,
+    { resourceType: 'Patient', id: 'plain', birthDate: '1950-03-04', gender: 'female', active: true },
+    { resourceType: 'Patient', id: 'absent', _birthDate: dar, gender: 'male' } as Resource
+  );
+  await h.matrix(t, 'Patient', [
+    [{ birthdate: '1950-03-04' }, ['ext', 'plain']],
+    [{ birthdate: 'ge1950-03' }, ['ext', 'plain']],
+    [{ gender: 'female' }, ['ext', 'plain']],
+    [{ active: 'true' }, ['ext', 'plain']],
+    [{ 'birthdate:missing': 'true' }, ['absent']],
+  ]);
+});
+
 t.test('date: repeated criteria on one value (single-valued) or on any values (several values)', async (t) => {
   const h = await harness(t);
   await h.put(

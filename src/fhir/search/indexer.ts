@@ -91,7 +91,10 @@ export function indexResource(resource: Resource): IndexRows {
   return rows;
 }
 
-function addValue(rows: IndexRows, type: SearchParamType, code: string, tv: TypedValue): void {
+function addValue(rows: IndexRows, type: SearchParamType, code: string, typed: TypedValue): void {
+  // A primitive with an extension (birthDate beside _birthDate) comes as a String (or Number,
+  // Boolean) object carrying the extension: its value is what is indexed.
+  const tv = typed.value instanceof String || typed.value instanceof Number || typed.value instanceof Boolean ? { ...typed, value: typed.value.valueOf() } : typed;
   const v = tv.value;
   if (v === undefined || v === null) return;
   switch (type) {
