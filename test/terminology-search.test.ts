@@ -133,6 +133,13 @@ t.test('token :in, :not-in, :below, :above against stored ValueSets and CodeSyst
   ];
   for (const [params, expected] of cases) t.same(await find(params), expected, decodeURIComponent(new URLSearchParams(params).toString()));
 
+  // Elements of type code are indexed without a system: the system their binding implies (R4's own ValueSets).
+  t.same(await find({ 'status:in': 'http://hl7.org/fhir/ValueSet/observation-status' }), ALL, ':in on a code element (Observation.status)');
+  await put({ resourceType: 'Patient', id: 'pat3', gender: 'female', name: [{ family: 'pat3' }] });
+  await put({ resourceType: 'Patient', id: 'pat4', gender: 'other', name: [{ family: 'pat4' }] });
+  t.same(await find({ 'gender:in': VS + 'explicit' }, 'Patient'), [], 'a code element matches the codes of the value set only');
+  t.same(await find({ 'gender:in': 'http://hl7.org/fhir/ValueSet/administrative-gender' }, 'Patient'), ['pat3', 'pat4']);
+  t.same(await find({ 'gender:not-in': 'http://hl7.org/fhir/ValueSet/administrative-gender' }, 'Patient'), ['pat1', 'pat2'], ':not-in on a code element');
   t.same(await find({ '_has:Observation:subject:code:in': VS + 'isa' }, 'Patient'), ['pat1'], '_has with :in');
   t.same(await find({ '_has:Observation:subject:code:below': `${SOINS}|SOIN-KINE` }, 'Patient'), ['pat2'], '_has with :below');
 

@@ -70,7 +70,11 @@ export function resolvedTokenSql(mod: string | undefined, s: string, raw: string
   if (raw.startsWith(MARK)) {
     const groups = JSON.parse(raw.slice(MARK.length)) as [string, string[]][];
     if (!groups.length) return 'false';
-    return `(${groups.map(([system, codes]) => `(${s}.system = ${params.add(system)} AND ${s}.value = ANY(${params.add(codes)}::text[]))`).join(' OR ')})`;
+    const terms = groups.map(([system, codes]) => `(${s}.system = ${params.add(system)} AND ${s}.value = ANY(${params.add(codes)}::text[]))`);
+    // An element of type code (Patient.gender, Observation.status) is indexed without a system:
+    // its system is the one its binding implies, so its code alone is compared.
+    terms.push(`(${s}.system IS NULL AND ${s}.value = ANY(${params.add([...new Set(groups.flatMap(([, codes]) => codes))])}::text[]))`);
+    return `(${terms.join(' OR ')})`;
   }
   if (mod !== undefined && TERMINOLOGY_MODIFIERS.includes(mod)) {
     throw new FhirError(400, issue('error', 'not-supported', `:${mod} is not supported in this position (${name})`, name));
