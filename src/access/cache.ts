@@ -2,7 +2,8 @@
 // many teams), so each process keeps them per caller while they cannot have changed:
 // - no write of a rights source since: every create, update or delete of one bumps the `access`
 //   stamp (src/store/stamps.ts) in its transaction, and a request reads that one row first, so a
-//   change made through any process counts at the next request;
+//   change made through any process counts at the next request (on the embedded database, which
+//   one process alone opens, a counter in memory stands for the row: no query at all);
 // - no period boundary passed since: rights.ts notes the next start or end of a team, participant,
 //   role, aidant or Consent period, and the entry expires then.
 // Break-glass requests are decided on their own, uncached (each is checked and reported).
@@ -19,8 +20,14 @@ const RIGHTS_SOURCES = new Set(['CareTeam', 'PractitionerRole', 'Organization', 
 /** Callers kept per process (least recently used dropped first). */
 const MAX_ENTRIES = 2000;
 
+/** The embedded database's writes of rights sources, counted in memory (this process is its only writer). */
+const localStamps = new WeakMap<Db, number>();
+
 onWrite(async (ctx, resourceType) => {
   if (!RIGHTS_SOURCES.has(resourceType)) return;
+  // Counted at once, before the commit: PGlite runs one statement at a time, so rights computed
+  // after this read the database after the commit (or the rollback, which only costs a recompute).
+  if (ctx.db.kind === 'pglite') localStamps.set(ctx.db, (localStamps.get(ctx.db) ?? 0) + 1);
   const ex = ctx.ex;
   // In a transaction: bumped just before COMMIT, so the row lock lasts for the commit only.
   if (ex.beforeCommit) ex.beforeCommit('access-stamp', async () => void (await bumpStamp(ex, 'access')));
@@ -59,7 +66,7 @@ export async function accessOf(ctx: FhirContext, caller: Caller, m: Matrix = mat
   // A patient's rights read nothing stored; break-glass is decided per request.
   if (caller.kind === 'patient' || (caller.kind === 'practitioner' && caller.breakGlass)) return compute(ctx, caller, m, now);
   // Read before the rights: what they are computed from is then at least as new as the stamp.
-  const stamp = await readStamp(ctx.ex, 'access');
+  const stamp = ctx.db.kind === 'pglite' ? `local ${localStamps.get(ctx.db) ?? 0}` : await readStamp(ctx.ex, 'access');
   const { entries, computing } = cacheOf(ctx.db);
   const key = `${m.version}\n${JSON.stringify(caller)}`;
   const hit = entries.get(key);

@@ -2,6 +2,7 @@
 // transaction of a transaction bundle), the public base URL, limits, and the access filter.
 import type { Config } from '../config.ts';
 import type { Db, Executor } from '../store/db.ts';
+import { readCurrent, readCurrentIf, type StoredResource } from '../store/resources.ts';
 import type { Query } from './search/parse.ts';
 import { SqlParams } from './search/sql.ts';
 
@@ -33,6 +34,12 @@ export async function visibility(ctx: FhirContext, type: string, id: string): Pr
     params.values
   );
   return r.rows[0] ? { visible: r.rows[0].visible === true, compartments: r.rows[0].compartments ?? [] } : undefined;
+}
+
+/** The current row (deletions included) of a resource the caller may see, in one query; undefined when absent or hidden. */
+export async function readVisible(ctx: FhirContext, type: string, id: string): Promise<StoredResource | undefined> {
+  const access = ctx.access;
+  return access ? readCurrentIf(ctx.ex, type, id, (alias, params) => access.condition(alias, params)) : readCurrent(ctx.ex, type, id);
 }
 
 /** True when the caller may not see this resource (a filter applies and the resource is hidden). */

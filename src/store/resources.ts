@@ -3,6 +3,7 @@
 // own and costs one round trip; inside a transaction bundle the same calls run on the tx.
 import type { Executor } from './db.ts';
 import type { IndexRows } from '../fhir/search/indexer.ts';
+import { SqlParams } from '../fhir/search/sql.ts';
 
 export interface StoredResource {
   rid: string;
@@ -49,6 +50,24 @@ export async function readCurrent(ex: Executor, resourceType: string, id: string
     `SELECT ${COLUMNS} FROM resources WHERE resource_type = $1 AND id = $2${forUpdate ? ' FOR UPDATE' : ''}`,
     [resourceType, id]
   );
+  return r.rows[0] ? toStored(r.rows[0]) : undefined;
+}
+
+/**
+ * readCurrent restricted by a condition on the row (alias r) whose values it adds to params
+ * (given with $1 and $2 taken): undefined when there is no such row or it fails the condition.
+ */
+export async function readCurrentIf(
+  ex: Executor,
+  resourceType: string,
+  id: string,
+  condition: (alias: string, params: SqlParams) => string
+): Promise<StoredResource | undefined> {
+  const params = new SqlParams();
+  const t = params.add(resourceType);
+  const i = params.add(id);
+  const cond = condition('r', params);
+  const r = await ex.query<Row>(`SELECT ${COLUMNS} FROM resources r WHERE r.resource_type = ${t} AND r.id = ${i} AND (${cond})`, params.values);
   return r.rows[0] ? toStored(r.rows[0]) : undefined;
 }
 

@@ -1,16 +1,15 @@
 // delete and conditional delete (http.html#delete, #cdelete): a deletion is a new version
 // with no content, so history is kept and a later read answers 410.
-import { atomically, hidden, lockCriteria, type FhirContext } from '../context.ts';
+import { atomically, lockCriteria, readVisible, type FhirContext } from '../context.ts';
 import { errors, informational } from '../outcome.ts';
 import { writeVersion } from '../persist.ts';
 import { parseETagVersion, type FhirRequest } from '../request.ts';
 import { etag, type FhirResponse } from '../response.ts';
 import { matchIds } from '../search/search.ts';
-import { readCurrent } from '../../store/resources.ts';
 
 export async function deleteResource(ctx: FhirContext, type: string, id: string, req: FhirRequest): Promise<FhirResponse> {
-  const current = await readCurrent(ctx.ex, type, id);
-  if (!current || (await hidden(ctx, type, id))) throw errors.notFound(`${type}/${id} not found`);
+  const current = await readVisible(ctx, type, id);
+  if (!current) throw errors.notFound(`${type}/${id} not found`);
   if (current.deleted) {
     // Deleting a deleted resource changes nothing (http.html#delete).
     return { status: 200, resource: informational(`${type}/${id} was already deleted`), headers: { etag: etag(current.versionId) } };

@@ -1,19 +1,19 @@
 // history at instance, type and system level (http.html#history), with _since, _at, _count
 // and paging that stays stable while new versions arrive.
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
-import { hidden, type FhirContext } from '../context.ts';
+import { readVisible, type FhirContext } from '../context.ts';
 import { errors } from '../outcome.ts';
 import type { FhirResponse } from '../response.ts';
 import { toRange } from '../search/dates.ts';
 import { lastValue, type Query } from '../search/parse.ts';
-import { readCurrent, readHistory } from '../../store/resources.ts';
+import { readHistory } from '../../store/resources.ts';
 
 // _list (history.html) is not implemented: it is rejected as unknown rather than silently ignored.
 const KNOWN = new Set(['_since', '_at', '_count', '_page_offset', '_page_max', '_format', '_pretty']);
 
 export async function history(ctx: FhirContext, type: string | undefined, id: string | undefined, query: Query): Promise<FhirResponse> {
   for (const k of Object.keys(query)) if (!KNOWN.has(k)) throw errors.invalid(`Unknown history parameter "${k}"`, k);
-  if (type && id && (!(await readCurrent(ctx.ex, type, id)) || (await hidden(ctx, type, id)))) throw errors.notFound(`${type}/${id} not found`);
+  if (type && id && !(await readVisible(ctx, type, id))) throw errors.notFound(`${type}/${id} not found`);
   const since = lastValue(query, '_since');
   const sinceRange = since !== undefined ? toRange(since) : undefined;
   if (since !== undefined && (!sinceRange || !since.includes('T'))) throw errors.invalid(`_since must be an instant, not "${since}"`, '_since');

@@ -1,14 +1,14 @@
 // read and vread (http.html#read, #vread), with If-None-Match / If-Modified-Since giving 304.
-import { hidden, type FhirContext } from '../context.ts';
+import { hidden, readVisible, type FhirContext } from '../context.ts';
 import { errors } from '../outcome.ts';
 import { parseETagVersion, type FhirRequest } from '../request.ts';
 import { versionHeaders, type FhirResponse } from '../response.ts';
-import { readCurrent, readVersion } from '../../store/resources.ts';
+import { readVersion } from '../../store/resources.ts';
 
 export async function read(ctx: FhirContext, type: string, id: string, req: FhirRequest): Promise<FhirResponse> {
-  const stored = await readCurrent(ctx.ex, type, id);
   // A resource the caller may not see answers as a missing one (never 403: that would reveal it).
-  if (!stored || (await hidden(ctx, type, id))) throw errors.notFound(`${type}/${id} not found`);
+  const stored = await readVisible(ctx, type, id);
+  if (!stored) throw errors.notFound(`${type}/${id} not found`);
   const headers = versionHeaders(ctx.baseUrl, stored);
   if (stored.deleted) throw errors.gone(`${type}/${id} was deleted`, headers);
   const inm = req.ifNoneMatch === '*' ? stored.versionId : parseETagVersion(req.ifNoneMatch, 'If-None-Match');

@@ -3,14 +3,13 @@
 // `resource`, `mode` (create | update | delete | profile) and `profile`. Always answers 200 with
 // an OperationOutcome (errors are issues, not a failed call) and never stores anything.
 import type { OperationOutcomeIssue, Parameters, Resource } from '@medplum/fhirtypes';
-import { hidden, type FhirContext } from '../context.ts';
+import { readVisible, type FhirContext } from '../context.ts';
 import { errors, issue, outcome } from '../outcome.ts';
 import type { FhirRequest } from '../request.ts';
 import type { FhirResponse } from '../response.ts';
 import { validateResource } from '../validation/index.ts';
 import { validationOptions } from '../validation/enforce.ts';
 import { assertResourceBody } from '../validate.ts';
-import { readCurrent } from '../../store/resources.ts';
 
 export const VALIDATE_OPERATION = { name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' };
 
@@ -48,15 +47,15 @@ export async function validateOperation(ctx: FhirContext, type: string, req: Fhi
   let resource = input.resource;
   if (input.mode === 'delete') {
     if (!id) throw errors.invalid('mode=delete needs an instance: POST [type]/[id]/$validate');
-    const stored = await readCurrent(ctx.ex, type, id);
-    if (!stored || stored.deleted || (await hidden(ctx, type, id))) throw errors.notFound(`${type}/${id} not found`);
+    const stored = await readVisible(ctx, type, id);
+    if (!stored || stored.deleted) throw errors.notFound(`${type}/${id} not found`);
     issues.push(issue('information', 'informational', `${type}/${id} can be deleted: no rule of this server prevents it`));
     return { status: 200, resource: outcome(issues), headers: {} };
   }
   if (!resource) {
     if (!id) throw errors.invalid('Give the resource to validate: the body, or a Parameters with a "resource" parameter');
-    const stored = await readCurrent(ctx.ex, type, id);
-    if (!stored || stored.deleted || !stored.content || (await hidden(ctx, type, id))) throw errors.notFound(`${type}/${id} not found`);
+    const stored = await readVisible(ctx, type, id);
+    if (!stored || stored.deleted || !stored.content) throw errors.notFound(`${type}/${id} not found`);
     resource = JSON.parse(stored.content) as Resource;
   }
   resource = assertResourceBody(resource, type);
