@@ -54,6 +54,8 @@ export interface Config {
   auditBatchSize: number;
   /** … or this long after the first (AUDIT_BATCH_WAIT_MS), with at most AUDIT_BATCH_CONCURRENCY flushes at once. */
   auditBatchWaitMs: number;
+  /** Embedded database: how often to check whether the planner's statistics need an ANALYZE (ANALYZE_CHECK_MS; 0: never). */
+  analyzeCheckMs: number;
   auditBatchConcurrency: number;
 }
 
@@ -102,6 +104,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     audit: oneOf('AUDIT', ['on', 'off'] as const, env),
     auditBatchSize: Math.max(1, int('AUDIT_BATCH_SIZE', 64, env)),
     auditBatchWaitMs: int('AUDIT_BATCH_WAIT_MS', 2, env),
+    analyzeCheckMs: int('ANALYZE_CHECK_MS', 30_000, env),
     auditBatchConcurrency: Math.max(1, int('AUDIT_BATCH_CONCURRENCY', 1, env)),
   };
 }

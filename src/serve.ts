@@ -6,6 +6,7 @@ import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
 import { limitsOf } from './fhir/context.ts';
 import { openDb } from './store/db.ts';
+import { startAutoAnalyze } from './store/analyze.ts';
 import { migrate } from './store/migrate.ts';
 import { isEmpty, loadFixtures } from './store/seed.ts';
 
@@ -21,6 +22,9 @@ if (config.loadFixtures && (await isEmpty(db))) {
 }
 await server.listen({ host: config.host, port: config.port });
 server.log.info({ database: db.kind, fhir: `${scheme}://${config.host}:${config.port}/fhir` }, 'FHIR server ready');
+// PostgreSQL's autovacuum keeps the planner's statistics; the embedded database has none.
+const analyze = db.kind === 'pglite' && config.analyzeCheckMs > 0 ? startAutoAnalyze(db, config.analyzeCheckMs, (msg, detail) => server.log.info(detail, msg)) : undefined;
+void analyze?.check().catch((err) => server.log.error({ err }, 'ANALYZE failed'));
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
@@ -29,6 +33,7 @@ async function shutdown(signal: string): Promise<void> {
   state.shuttingDown = true;
   server.log.info({ signal }, 'shutting down: finishing in-flight requests');
   await server.close();
+  await analyze?.stop();
   await db.close();
   process.exit(0);
 }
