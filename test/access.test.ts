@@ -7,6 +7,7 @@
 // $validate), asserting exact statuses and that no hidden resource id appears anywhere in the
 // answer (body, links, totals, headers, error messages). Then revocation, objections and
 // break-glass, which the data decides at once.
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import t from 'tap';
 import { Client } from 'fhir-kit-client';
@@ -368,6 +369,50 @@ t.test('care-team access rights', async (t) => {
     const fkSearch = (await fk.search({ resourceType: 'Observation', searchParams: { _total: 'accurate', 'code:text': 'tension' } })) as unknown as { total: number };
     t.equal(fkSearch.total, 3, "fhir-kit-client: Dr A sees the Observations written for Patient 1 (not the conditional update's hidden match)");
     await t.rejects(fk.read({ resourceType: 'Observation', id: ID.obs2 }), { response: { status: 404 } } as unknown as Error, 'fhir-kit-client: hidden read');
+  });
+
+  t.test('visibility labels: hidden from the patient, from aidants, masked to professionals but their author', async (t) => {
+    const A07 = 'https://mos.esante.gouv.fr/NOS/TRE_A07-StatusVisibiliteDocument/FHIR/TRE-A07-StatusVisibiliteDocument';
+    const doc = (id: string, code: string, author?: string) => ({
+      resourceType: 'DocumentReference', id, status: 'current', subject: { reference: `Patient/${ID.p1}` },
+      securityLabel: [{ coding: [{ system: A07, code }] }], ...(author ? { author: [{ reference: author }] } : {}),
+      content: [{ attachment: { contentType: 'text/plain', data: 'dGV4dGU=' } }],
+    });
+    const L = { invisible: 'acc-doc-invisible-q9', masked: 'acc-doc-masked-q9', normal: 'acc-doc-normal-q9', rl: 'acc-comm-rl-q9' };
+    const resources = [
+      doc(L.invisible, 'INVISIBLE_PATIENT'),
+      doc(L.masked, 'MASQUE_PS', 'PractitionerRole/acc-role-a'),
+      doc(L.normal, 'N'),
+      { resourceType: 'Communication', id: L.rl, status: 'completed', subject: { reference: `Patient/${ID.p1}` }, meta: { security: [{ system: 'urn:oid:1.2.250.1.213.1.1.4.13', code: 'INVISIBLE_REPRESENTANTS_LEGAUX' }] }, payload: [{ contentString: 'note' }] },
+    ];
+    for (const r of resources) t.equal((await call('system', 'PUT', `${r.resourceType}/${r.id}`, r)).status, 201);
+    const status = async (who: string, type: string, id: string) => (await call(who, 'GET', `${type}/${id}`)).status;
+    const expected: [string, string, string, number][] = [
+      ['patient1', 'DocumentReference', L.invisible, 404], ['drA', 'DocumentReference', L.invisible, 200], ['nurseB', 'DocumentReference', L.invisible, 200], ['system', 'DocumentReference', L.invisible, 200],
+      ['patient1', 'DocumentReference', L.masked, 200], ['drA', 'DocumentReference', L.masked, 200], ['nurseB', 'DocumentReference', L.masked, 404], ['system', 'DocumentReference', L.masked, 200],
+      ['patient1', 'DocumentReference', L.normal, 200], ['nurseB', 'DocumentReference', L.normal, 200],
+      ['aidant1', 'Communication', L.rl, 404], ['patient1', 'Communication', L.rl, 200], ['nurseB', 'Communication', L.rl, 200],
+    ];
+    for (const [who, type, id, want] of expected) t.equal(await status(who, type, id), want, `${who} GET ${type}/${id}`);
+    const search = async (who: string, query: string) => (await call(who, 'GET', query)).body;
+    const nurse = await search('nurseB', `DocumentReference?subject=Patient/${ID.p1}&_total=accurate`);
+    t.same(ids(nurse), [L.invisible, L.normal].sort(), 'the nurse does not find the masked document');
+    t.equal(nurse.total, 2, 'nor count it');
+    const patient = await search('patient1', `Patient?_id=${ID.p1}&_revinclude=DocumentReference:subject`);
+    t.same(ids(patient, 'include'), [L.masked, L.normal].sort(), 'the patient does not get the invisible one by _revinclude');
+    t.notOk(JSON.stringify(patient).includes(L.invisible));
+    const aidant = await search('aidant1', `Communication?subject=Patient/${ID.p1}`);
+    t.notOk(ids(aidant).includes(L.rl), 'the aidant does not find the note hidden from legal representatives');
+    // The labels of the current version decide.
+    const unmasked = { ...doc(L.masked, 'N', 'PractitionerRole/acc-role-a') };
+    t.equal((await call('system', 'PUT', `DocumentReference/${L.masked}`, unmasked)).status, 200);
+    t.equal(await status('nurseB', 'DocumentReference', L.masked), 200, 'unmasked, the nurse reads it');
+    // Only rows flagged as labelled are looked up: without the flag the label is not seen, and
+    // migration 012 sets the flag on what was stored before it existed.
+    await s.db.query(`UPDATE resources SET index_mask = index_mask & ~512 WHERE resource_type = 'DocumentReference' AND id = $1`, [L.invisible]);
+    t.equal(await status('patient1', 'DocumentReference', L.invisible), 200, 'without the flag, the label is not looked up');
+    await s.db.exec(readFileSync(new URL('../src/store/migrations/012_labelled_mask.sql', import.meta.url), 'utf8'));
+    t.equal(await status('patient1', 'DocumentReference', L.invisible), 404, 'migration 012 flags it again');
   });
 
   t.test('removal from the team, objections and closing take effect at once', async (t) => {

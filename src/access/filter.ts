@@ -6,9 +6,13 @@
 // and every patient it belongs to is one whose data of its category the caller may read; any
 // other resource (Practitioner, Organization, conformance…) follows the matrix's outside rule.
 // Writes: the same, with the write sets, on the stored version and on the new content.
+// Visibility labels (the matrix's visibilityLabels: INVISIBLE_PATIENT, MASQUE_PS…) then hide a
+// resource from the kinds of caller they name, whatever the rest grants; a professional still
+// sees what they authored. Only rows flagged as labelled (index_mask LABELLED_MASK) are looked up.
 import type { AccessFilter } from '../fhir/context.ts';
 import { FhirError, issue } from '../fhir/outcome.ts';
 import type { SqlParams } from '../fhir/search/sql.ts';
+import { LABELLED_MASK } from '../store/resources.ts';
 import { matrix, type Category, type Matrix } from './matrix.ts';
 import type { AccessRights } from './rights.ts';
 
@@ -40,17 +44,35 @@ export function accessFilter(rights: AccessRights, m: Matrix = matrix()): CareTe
   const typesByCategory = m.typesByCategory();
   const readGroups = groups(rights.read, typesByCategory);
   const patientTypes = m.patientDataTypes();
+  const patientTypeSet = new Set(patientTypes);
+  const labels = m.file.visibilityLabels;
+  const hiddenLabels = labels.hiddenFrom[rights.kind] ?? [];
+  const authorSees = labels.authorSees && rights.authorRefs.length > 0;
   return {
     rights,
     condition(alias: string, params: SqlParams): string {
+      // The lists go in as scalar subqueries: the planner then does not estimate a selectivity
+      // element by element (planning a read took 6 ms with the 1,000 patients of a member).
+      const list = (values: readonly string[]) => `(SELECT ${params.add(values)}::text[])::text[]`;
       const terms: string[] = [];
-      if (rights.outsideRead) terms.push(`NOT (${alias}.resource_type = ANY(${params.add(patientTypes)}::text[]))`);
+      if (rights.outsideRead) terms.push(`NOT (${alias}.resource_type = ANY(${list(patientTypes)}))`);
       for (const g of readGroups) {
-        terms.push(
-          `(${alias}.resource_type = ANY(${params.add(g.types)}::text[]) AND ${alias}.compartments <> '{}' AND ${alias}.compartments <@ ${params.add(g.patients)}::text[])`
-        );
+        terms.push(`(${alias}.resource_type = ANY(${list(g.types)}) AND ${alias}.compartments <> '{}' AND ${alias}.compartments <@ ${list(g.patients)})`);
       }
-      return terms.length ? `(${terms.join(' OR ')})` : 'false';
+      if (!terms.length) return 'false';
+      const reachable = `(${terms.join(' OR ')})`;
+      if (!hiddenLabels.length) return reachable;
+      const labelled = `EXISTS (SELECT 1 FROM sp_token l WHERE l.rid = ${alias}.rid AND l.code IN ('_security', 'security-label') AND l.system = ANY(${list(labels.systems)}) AND l.value = ANY(${list(hiddenLabels)}))`;
+      const authored = authorSees
+        ? ` AND NOT EXISTS (SELECT 1 FROM sp_reference a WHERE a.rid = ${alias}.rid AND a.code = 'author' AND a.target_type || '/' || a.target_id = ANY(${list(rights.authorRefs)}))`
+        : '';
+      return `(${reachable} AND NOT (${alias}.index_mask & ${LABELLED_MASK} <> 0 AND ${labelled}${authored}))`;
+    },
+    admits(resourceType: string, compartments: readonly string[], indexMask: number): boolean | undefined {
+      if (hiddenLabels.length && indexMask & LABELLED_MASK) return undefined; // labels: the SQL condition decides
+      if (!patientTypeSet.has(resourceType)) return rights.outsideRead;
+      const patients = rights.read.get(m.categoryOf(resourceType));
+      return compartments.length > 0 && !!patients && compartments.every((p) => patients.has(p));
     },
     checkWrite(resourceType: string, compartments: readonly string[]): void {
       if (!m.isPatientData(resourceType)) {

@@ -35,6 +35,8 @@ export interface MatrixFile {
   relatedPerson: { label: string; rights: Rights };
   outsideCompartment: { label: string; read: CallerKind[]; write: CallerKind[] };
   breakGlass: { label: string; maxMinutes: number; minReasonLength: number; overridesObjection: boolean; rights: Rights };
+  /** Security label codes (in these systems) that hide a resource from a kind of caller. */
+  visibilityLabels: { label: string; systems: string[]; hiddenFrom: Partial<Record<CallerKind, string[]>>; authorSees: boolean };
 }
 
 export const MATRIX_URL = new URL('./habilitations.json', import.meta.url);
@@ -128,6 +130,12 @@ function check(f: MatrixFile): void {
   rights('relatedPerson', f.relatedPerson?.rights);
   rights('breakGlass', f.breakGlass?.rights);
   if (!(f.breakGlass?.maxMinutes > 0)) fail('breakGlass.maxMinutes must be positive');
+  const labels = f.visibilityLabels;
+  if (!labels || !Array.isArray(labels.systems) || !labels.systems.length) fail('visibilityLabels.systems must list the label code systems');
+  for (const [kind, codes] of Object.entries(labels.hiddenFrom ?? {})) {
+    if (!['professional', 'patient', 'related-person'].includes(kind)) fail(`visibilityLabels.hiddenFrom: "${kind}" is not a kind of caller`);
+    if (!Array.isArray(codes) || codes.some((c) => typeof c !== 'string' || !c)) fail(`visibilityLabels.hiddenFrom.${kind} must list codes`);
+  }
 }
 
 let loaded: Matrix | undefined;

@@ -67,6 +67,8 @@ export interface AccessRights {
   breakGlass?: BreakGlassGrant;
   /** Epoch ms of the next period boundary (start or end) these rights depend on; Infinity when none. */
   until: number;
+  /** References that designate the caller as an author (their Practitioner and PractitionerRoles): labels spare what they wrote. */
+  authorRefs: string[];
 }
 
 interface PatientRights {
@@ -147,7 +149,7 @@ export async function rightsOf(ctx: FhirContext, caller: Caller, m: Matrix = mat
     add(caller.patient, [m.file.patient.rights]);
     actorRefs = new Set([caller.patient]);
     // The patient's own objections never hide their data from them.
-    return finish(kind, patients, m, undefined, horizon);
+    return finish(kind, patients, m, undefined, horizon, []);
   }
   if (caller.kind === 'related-person') {
     kind = 'related-person';
@@ -211,10 +213,10 @@ export async function rightsOf(ctx: FhirContext, caller: Caller, m: Matrix = mat
     }
     // A token limited to patient/ scopes reaches the patient in context only.
     if (caller.patientScopesOnly) for (const p of [...patients.keys()]) if (p !== caller.patientContext) patients.delete(p);
-    return finish(kind, patients, m, breakGlass, horizon);
+    return finish(kind, patients, m, breakGlass, horizon, [me, ...roleCodes.keys()]);
   }
   await applyConsents(ctx, patients, actorRefs, m, now, horizon);
-  return finish(kind, patients, m, breakGlass, horizon);
+  return finish(kind, patients, m, breakGlass, horizon, []);
 }
 
 function checkBreakGlass(req: BreakGlassRequest, context: string | undefined, m: Matrix, now: number, patients: Map<string, PatientRights>): BreakGlassGrant {
@@ -274,7 +276,7 @@ function categoriesOf(p: ConsentProvision, m: Matrix): Category[] | undefined {
   return [...out];
 }
 
-function finish(kind: CallerKind, patients: Map<string, PatientRights>, m: Matrix, breakGlass: BreakGlassGrant | undefined, horizon: Horizon): AccessRights {
+function finish(kind: CallerKind, patients: Map<string, PatientRights>, m: Matrix, breakGlass: BreakGlassGrant | undefined, horizon: Horizon, authorRefs: string[]): AccessRights {
   const read = new Map<Category, Set<string>>(CATEGORIES.map((c) => [c, new Set()]));
   const write = new Map<Category, Set<string>>(CATEGORIES.map((c) => [c, new Set()]));
   for (const [patient, r] of patients) {
@@ -293,5 +295,6 @@ function finish(kind: CallerKind, patients: Map<string, PatientRights>, m: Matri
     matrixVersion: m.version,
     breakGlass,
     until: Math.min(horizon.until, breakGlass ? breakGlass.until.getTime() : Infinity),
+    authorRefs,
   };
 }

@@ -2,7 +2,7 @@
 // transaction of a transaction bundle), the public base URL, limits, and the access filter.
 import type { Config } from '../config.ts';
 import type { Db, Executor } from '../store/db.ts';
-import { readCurrent, readCurrentIf, type StoredResource } from '../store/resources.ts';
+import { readCurrent, readCurrentForAccess, readCurrentIf, type StoredResource } from '../store/resources.ts';
 import type { Query } from './search/parse.ts';
 import { SqlParams } from './search/sql.ts';
 
@@ -12,6 +12,11 @@ import { SqlParams } from './search/sql.ts';
  */
 export interface AccessFilter {
   condition(alias: string, params: SqlParams): string;
+  /**
+   * The same decision for one stored row, in memory: its type, patient compartments and
+   * index_mask; undefined when only the SQL condition can decide (then it is run).
+   */
+  admits?(resourceType: string, compartments: readonly string[], indexMask: number): boolean | undefined;
   /**
    * Writes: throws a FhirError (403) unless the caller may write a resource of this type in these
    * patient compartments (those of the stored version, then those of the new content).
@@ -39,7 +44,14 @@ export async function visibility(ctx: FhirContext, type: string, id: string): Pr
 /** The current row (deletions included) of a resource the caller may see, in one query; undefined when absent or hidden. */
 export async function readVisible(ctx: FhirContext, type: string, id: string): Promise<StoredResource | undefined> {
   const access = ctx.access;
-  return access ? readCurrentIf(ctx.ex, type, id, (alias, params) => access.condition(alias, params)) : readCurrent(ctx.ex, type, id);
+  if (!access) return readCurrent(ctx.ex, type, id);
+  if (access.admits) {
+    const row = await readCurrentForAccess(ctx.ex, type, id);
+    if (!row) return undefined;
+    const admitted = access.admits(type, row.compartments, row.indexMask);
+    if (admitted !== undefined) return admitted ? row.stored : undefined;
+  }
+  return readCurrentIf(ctx.ex, type, id, (alias, params) => access.condition(alias, params));
 }
 
 /** True when the caller may not see this resource (a filter applies and the resource is hidden). */

@@ -53,6 +53,20 @@ export async function readCurrent(ex: Executor, resourceType: string, id: string
   return r.rows[0] ? toStored(r.rows[0]) : undefined;
 }
 
+/** readCurrent with what an access decision reads: the patient compartments and index_mask. */
+export async function readCurrentForAccess(
+  ex: Executor,
+  resourceType: string,
+  id: string
+): Promise<{ stored: StoredResource; compartments: string[]; indexMask: number } | undefined> {
+  const r = await ex.query<Row & { compartments: string[]; index_mask: number }>(
+    `SELECT ${COLUMNS}, compartments, index_mask FROM resources WHERE resource_type = $1 AND id = $2`,
+    [resourceType, id]
+  );
+  const row = r.rows[0];
+  return row ? { stored: toStored(row), compartments: row.compartments ?? [], indexMask: row.index_mask } : undefined;
+}
+
 /**
  * readCurrent restricted by a condition on the row (alias r) whose values it adds to params
  * (given with $1 and $2 taken): undefined when there is no such row or it fails the condition.
@@ -96,14 +110,22 @@ export function indexParams(rows: IndexRows): unknown[] {
   ];
 }
 
+/** index_mask bit of a resource with security labels (meta.security, securityLabel): see LABELLED_MASK. */
+export const LABELLED_MASK = 512;
+const LABEL_PARAMS = new Set(['_security', 'security-label']);
+
 /**
  * Bit i set: the i-th index table (string, token, date, number, quantity, reference, uri,
- * composite, text) gets rows; an update then clears only those (fhir_clear_index).
+ * composite, text) gets rows; an update then clears only those (fhir_clear_index). Bit 9
+ * (LABELLED_MASK): the resource has security labels, so an access filter looks for visibility
+ * labels (src/access/filter.ts) in sp_token for those rows only (migrations/012).
  */
 export function indexMask(rows: IndexRows): number {
   const tables = [rows.string, rows.token, rows.date, rows.number, rows.quantity, rows.reference, rows.uri, rows.composite];
-  const mask = tables.reduce((m, t, i) => (t.code.length ? m | (1 << i) : m), 0);
-  return rows.text.narrative !== null || rows.text.content !== null ? mask | 256 : mask;
+  let mask = tables.reduce((m, t, i) => (t.code.length ? m | (1 << i) : m), 0);
+  if (rows.text.narrative !== null || rows.text.content !== null) mask |= 256;
+  if (rows.token.code.some((c) => LABEL_PARAMS.has(c))) mask |= LABELLED_MASK;
+  return mask;
 }
 
 // SQL types of the fhir_index composite's fields, in indexParams() order (migrations/002, then 003).
