@@ -18,8 +18,9 @@
 //   system   AUTH=on AUDIT=on, a system client token (system/*.cruds: unrestricted)
 //   member   AUTH=on AUDIT=on, the demo médecin's token (user/*.cruds: care-team rights)
 //   member-noaudit  AUTH=on AUDIT=off, the same token (to split access control from audit)
-// --keep DIR (embedded database only): the database lives in DIR and is kept; a later run with the
-// same DIR measures again without loading (the load takes about 10 minutes at 10,000 patients).
+// --keep DIR: the database (the PGlite folder, or the PostgreSQL cluster in DIR/pg) lives in DIR and
+// is kept; a later run with the same DIR and --db measures again without loading (the load takes
+// about 10 minutes at 10,000 patients).
 // (REQUIRED_PROFILES=none: the generated pool is not FR Core-complete, and profile enforcement on
 // write is not what is measured here) and measures with autocannon, on the member's patients only (so every arm reads the same
 // resources and every answer is 200 with the same content): GET /Patient/{id},
@@ -78,10 +79,7 @@ const opts = {
   seed: numberArg('seed', args.seed, 0),
   keep: args.keep,
 };
-if (opts.keep && opts.db !== 'pglite') {
-  console.error('--keep is for the embedded database (--db pglite)');
-  process.exit(2);
-}
+
 const log = (s: string) => console.error(`[bench-access] ${s}`);
 const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)];
 const median = (xs: number[]) => {
@@ -131,6 +129,7 @@ async function post(fhirBase: string, entries: BundleEntry[], what: string, retr
 }
 
 interface Load {
+  db?: string;
   patients: number;
   seed: number;
   memberShare: number;
@@ -208,7 +207,7 @@ async function load(server: ServerProcess, keepFile: string | undefined): Promis
   const loadSeconds = (performance.now() - t0) / 1000;
   log(`loaded ${resources} resources (${opts.patients} patients, the demo médecin in ${members} care teams) in ${Math.round(loadSeconds)} s`);
   await server.stop();
-  const loaded: Load = { patients: opts.patients, seed: opts.seed, memberShare: opts.memberShare, full: opts.full, resources, byType, members, loadSeconds, retries: retries.length };
+  const loaded: Load = { db: opts.db, patients: opts.patients, seed: opts.seed, memberShare: opts.memberShare, full: opts.full, resources, byType, members, loadSeconds, retries: retries.length };
   if (keepFile) writeFileSync(keepFile, JSON.stringify(loaded, null, 2));
   return loaded;
 
@@ -224,8 +223,8 @@ async function main() {
   const dataDir = join(work, 'data');
   let dbEnv: Record<string, string> = { DATA_DIR: dataDir };
   if (opts.db === 'postgres') {
-    const postgres = await startPostgres();
-    onCleanup('postgresql', () => postgres.stop());
+    const postgres = await startPostgres(opts.keep ? { dataDir: join(work, 'pg', 'data') } : {});
+    onCleanup('postgresql', () => (opts.keep ? postgres.stopAndKeep() : postgres.stop()));
     dbEnv = { ...dbEnv, DATABASE_URL: postgres.url };
   }
   const port = await freePort();
@@ -243,8 +242,8 @@ async function main() {
     });
 
   // ---------------------------------------------------------------- load (AUTH=off AUDIT=off)
-  if (kept && (kept.patients !== opts.patients || kept.seed !== opts.seed || kept.memberShare !== opts.memberShare || kept.full !== opts.full)) {
-    throw new Error(`${work} holds another data set (${JSON.stringify(kept)}): give the same --patients, --seed, --member-share and --full, or another --keep folder`);
+  if (kept && ((kept.db ?? 'pglite') !== opts.db || kept.patients !== opts.patients || kept.seed !== opts.seed || kept.memberShare !== opts.memberShare || kept.full !== opts.full)) {
+    throw new Error(`${work} holds another data set (${JSON.stringify(kept)}): give the same --db, --patients, --seed, --member-share and --full, or another --keep folder`);
   }
   const { resources, byType, members, loadSeconds, retries } = kept ?? (await load(await start(ARMS[0]), opts.keep ? loadFile : undefined));
   if (kept) log(`kept database ${work}: ${resources} resources, loaded earlier in ${Math.round(loadSeconds)} s`);

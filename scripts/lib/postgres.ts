@@ -2,7 +2,7 @@
 // folder, listen on a free loopback port, trust authentication. Works as root by running
 // the server as the `postgres` system user (PostgreSQL refuses to run as root).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -51,7 +51,9 @@ export async function startPostgres(options: { dataDir?: string } = {}): Promise
   const data = options.dataDir ?? join(dir, 'data');
   const run = (cmd: string, args: string[]) =>
     asRoot ? execFileSync(runuser, ['-u', 'postgres', '--', cmd, ...args], { stdio: 'pipe' }) : execFileSync(cmd, args, { stdio: 'pipe' });
-  if (!options.dataDir) {
+  // A dataDir that does not exist yet is created (and kept by stopAndKeep, for a later run).
+  if (!options.dataDir || !existsSync(data)) {
+    mkdirSync(dir, { recursive: true });
     chmodSync(dir, 0o777);
     run(initdb, ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   }
