@@ -415,6 +415,22 @@ t.test('care-team access rights', async (t) => {
     t.equal(await status('patient1', 'DocumentReference', L.invisible), 404, 'migration 012 flags it again');
   });
 
+  t.test('deleted data: 410 to those who could read it, 404 to the others', async (t) => {
+    const obs = { resourceType: 'Observation', id: 'acc-obs-deleted-q9', status: 'final', code: { text: 'poids' }, subject: { reference: `Patient/${ID.p1}` } };
+    t.equal((await call('system', 'PUT', `Observation/${obs.id}`, obs)).status, 201);
+    t.equal((await call('system', 'DELETE', `Observation/${obs.id}`)).status, 200);
+    t.equal((await call('drA', 'GET', `Observation/${obs.id}`)).status, 410, 'a member of the patient\'s team: gone');
+    t.equal((await call('patient1', 'GET', `Observation/${obs.id}`)).status, 410, 'the patient: gone');
+    const other = await call('otherO', 'GET', `Observation/${obs.id}`);
+    t.equal(other.status, 404, 'a professional of another team: as if it never existed');
+    t.same(other.body.issue[0].details.text, missing.body.issue[0].details.text.replace('acc-none-q9', obs.id), 'with the message of a missing resource');
+    const history = await call('drA', 'GET', `Observation/${obs.id}/_history`);
+    t.equal(history.status, 200);
+    t.same(history.body.entry.map((e: any) => e.request.method), ['DELETE', 'PUT'], 'its history, deletion first');
+    t.equal((await call('otherO', 'GET', `Observation/${obs.id}/_history`)).status, 404);
+    t.same(ids((await call('drA', 'GET', `Observation?subject=Patient/${ID.p1}`)).body).filter((id: string) => id === obs.id), [], 'never in a search');
+  });
+
   t.test('removal from the team, objections and closing take effect at once', async (t) => {
     const team1 = (await call('system', 'GET', `CareTeam/${ID.team1}`)).body;
     t.equal((await call('nurseB', 'GET', `Observation/${ID.obs1}`)).status, 200);

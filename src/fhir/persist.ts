@@ -129,7 +129,9 @@ export async function writeVersion(ctx: FhirContext, w: VersionedWrite): Promise
     const stamped = resource ? stamp(resource, w.id, versionId, lastUpdated) : undefined;
     const content = stamped ? JSON.stringify(stamped) : null;
     if (w.resourceType === 'SearchParameter' && stamped) checkSearchParameter(stamped);
-    const rows = stamped ? indexRows(stamped) : emptyRows();
+    // A deletion keeps the patient compartments of the version it ends (and no index rows): the
+    // access filter still knows whose data it was, so a caller who could read it gets 410, not 404.
+    const rows = stamped ? indexRows(stamped) : { ...emptyRows(), compartments: currentResource ? indexRows(currentResource).compartments : [] };
     if (stamped) ctx.access?.checkWrite?.(w.resourceType, rows.compartments);
     if (stamped) await enforceProfiles(ctx, stamped);
     const ok = await updateResource(ctx.ex, {
