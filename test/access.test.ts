@@ -18,6 +18,8 @@ import { covers, rightsOf } from '../src/access/rights.ts';
 import { limitsOf } from '../src/fhir/context.ts';
 import { http, startServer } from './helpers/server.ts';
 import { tokensFrom } from './helpers/tokens.ts';
+import { insertAuditRecords } from '../src/store/audit.ts';
+import { toRecord } from '../src/audit/record.ts';
 
 const IDNATPS = 'urn:oid:1.2.250.1.71.4.2.1';
 const INS = 'urn:oid:1.2.250.1.213.1.4.8';
@@ -428,7 +430,32 @@ t.test('care-team access rights', async (t) => {
     t.equal(history.status, 200);
     t.same(history.body.entry.map((e: any) => e.request.method), ['DELETE', 'PUT'], 'its history, deletion first');
     t.equal((await call('otherO', 'GET', `Observation/${obs.id}/_history`)).status, 404);
-    t.same(ids((await call('drA', 'GET', `Observation?subject=Patient/${ID.p1}`)).body).filter((id: string) => id === obs.id), [], 'never in a search');
+    t.same(ids((await call('drA', 'GET', `Observation?subject=Patient/${ID.p1}`)).body).filter((id) => id === obs.id), [], 'never in a search');
+  });
+
+  t.test('the audit trail: the patient sees who accessed their data, a professional their own actions only', async (t) => {
+    const event = (agent: string) => ({
+      resourceType: 'AuditEvent', type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest' }, action: 'R',
+      recorded: new Date().toISOString(), outcome: '0',
+      agent: [{ who: { reference: agent }, requestor: true }],
+      source: { observer: { display: 'test' } },
+      entity: [{ what: { reference: `Patient/${ID.p1}` } }, { what: { reference: `Observation/${ID.obs1}` } }],
+    });
+    const events = [event('Practitioner/acc-dr-a'), event('PractitionerRole/acc-role-b')];
+    // Stored as the server stores its own trail (the API refuses to write AuditEvents).
+    await insertAuditRecords(s.db, events.map((e) => toRecord(e as never)));
+    const found = async (who: string) => {
+      const bundle = (await call(who, 'GET', `AuditEvent?patient=Patient/${ID.p1}&_elements=agent`)).body;
+      return (bundle.entry ?? []).map((e: any) => e.resource.agent[0].who.reference).sort();
+    };
+    t.same(await found('patient1'), ['Practitioner/acc-dr-a', 'PractitionerRole/acc-role-b'], 'the patient sees every access to their data');
+    t.same(await found('drA'), ['Practitioner/acc-dr-a'], 'a médecin of the team sees his own actions only');
+    t.same(await found('nurseB'), ['PractitionerRole/acc-role-b'], 'the nurse hers (as her PractitionerRole)');
+    t.same(await found('kineK'), [], 'a colleague of the same team sees none');
+    t.same(await found('system'), ['Practitioner/acc-dr-a', 'PractitionerRole/acc-role-b'], 'the platform sees all');
+    const drEvent = ids((await call('system', 'GET', `AuditEvent?agent=Practitioner/acc-dr-a`)).body)[0];
+    t.equal((await call('kineK', 'GET', `AuditEvent/${drEvent}`)).status, 404, "a colleague cannot read another's event by id");
+    t.equal((await call('drA', 'GET', `AuditEvent/${drEvent}`)).status, 200, 'its agent can');
   });
 
   t.test('removal from the team, objections and closing take effect at once', async (t) => {

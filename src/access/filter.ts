@@ -40,8 +40,17 @@ function groups(sets: Map<Category, Set<string>>, typesByCategory: Map<Category,
   return [...byKey.values()];
 }
 
+/**
+ * The audit trail: a patient and their aidant see the AuditEvents of the patient's compartment
+ * (who accessed their data) as administrative data; a professional sees only the events of their
+ * own actions (an agent is their Practitioner or one of their PractitionerRoles), never their
+ * colleagues' trail, whatever the teams they share.
+ */
+const AUDIT_TYPE = 'AuditEvent';
+
 export function accessFilter(rights: AccessRights, m: Matrix = matrix()): CareTeamAccess {
-  const typesByCategory = m.typesByCategory();
+  const ownAuditOnly = rights.kind === 'professional';
+  const typesByCategory = new Map([...m.typesByCategory()].map(([c, types]) => [c, ownAuditOnly ? types.filter((t) => t !== AUDIT_TYPE) : types]));
   const readGroups = groups(rights.read, typesByCategory);
   const patientTypes = m.patientDataTypes();
   const patientTypeSet = new Set(patientTypes);
@@ -59,6 +68,11 @@ export function accessFilter(rights: AccessRights, m: Matrix = matrix()): CareTe
       for (const g of readGroups) {
         terms.push(`(${alias}.resource_type = ANY(${list(g.types)}) AND ${alias}.compartments <> '{}' AND ${alias}.compartments <@ ${list(g.patients)})`);
       }
+      if (ownAuditOnly && rights.authorRefs.length) {
+        terms.push(
+          `(${alias}.resource_type = '${AUDIT_TYPE}' AND EXISTS (SELECT 1 FROM sp_reference g WHERE g.rid = ${alias}.rid AND g.code = 'agent' AND g.target_type || '/' || g.target_id = ANY(${list(rights.authorRefs)})))`
+        );
+      }
       if (!terms.length) return 'false';
       const reachable = `(${terms.join(' OR ')})`;
       if (!hiddenLabels.length) return reachable;
@@ -70,6 +84,7 @@ export function accessFilter(rights: AccessRights, m: Matrix = matrix()): CareTe
     },
     admits(resourceType: string, compartments: readonly string[], indexMask: number): boolean | undefined {
       if (hiddenLabels.length && indexMask & LABELLED_MASK) return undefined; // labels: the SQL condition decides
+      if (ownAuditOnly && resourceType === AUDIT_TYPE) return undefined; // its agents: the SQL condition decides
       if (!patientTypeSet.has(resourceType)) return rights.outsideRead;
       const patients = rights.read.get(m.categoryOf(resourceType));
       return compartments.length > 0 && !!patients && compartments.every((p) => patients.has(p));

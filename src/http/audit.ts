@@ -92,20 +92,6 @@ export function guardAuditTrail(method: string, path: string[], body: unknown, b
   });
 }
 
-/**
- * The hook for the access layer: which AuditEvents a caller may read. A patient (or their aidant)
- * sees the events of their own compartment (who accessed their data); professionals see none but
- * their own; system clients (platform operators) see all. Not applied yet: the access layer sets
- * FhirContext.access for AuditEvent searches and reads from this.
- */
-export function auditVisibility(auth: AuditAuth | undefined): { all: true } | { compartment?: string; agent?: string } {
-  const identity = auth?.identity as { kind?: string; patient?: string; practitioner?: string; relatedPerson?: string } | undefined;
-  if (!identity || identity.kind === 'system') return { all: true };
-  if (identity.kind === 'patient') return { compartment: identity.patient };
-  if (identity.kind === 'related-person') return { compartment: identity.patient, agent: identity.relatedPerson };
-  return { agent: identity.practitioner };
-}
-
 export async function auditPlugin(app: FastifyInstance, opts: AuditPluginOptions): Promise<void> {
   const { db, config } = opts;
   const baseOf = (request: FastifyRequest) => config.baseUrl ?? `${request.protocol}://${request.host}/fhir`;
