@@ -105,6 +105,36 @@ t.test('a transaction bundle that removes a member counts at its commit; a faile
   t.equal(await read(), 404, 'a role made inactive counts at once');
 });
 
+t.test('a member of many teams: the patient set is stored once and read by the filter', async (t) => {
+  const s = await startServer(t, { AUTH: 'on' });
+  const tokens = await tokensFrom(s.url, s.config.dataDir);
+  const system = await tokens.system();
+  t.equal((await http('POST', s.url, dataset([{ member: 'PractitionerRole/cache-role1' }]), bearer(system))).status, 200);
+  // 80 more patients in teams of dr1 (more than the 64 sent inline), and one outside them.
+  const entries = [];
+  for (let i = 0; i <= 80; i++) {
+    const p = `cache-many-${i}`;
+    entries.push({ resource: { resourceType: 'Patient', id: p }, request: { method: 'PUT', url: `Patient/${p}` } });
+    entries.push({ resource: { resourceType: 'Observation', id: `${p}-obs`, status: 'final', code: { text: 'poids' }, subject: { reference: `Patient/${p}` } }, request: { method: 'PUT', url: `Observation/${p}-obs` } });
+    if (i < 80) entries.push({ resource: { resourceType: 'CareTeam', id: `${p}-team`, status: 'active', subject: { reference: `Patient/${p}` }, participant: [{ member: { reference: 'PractitionerRole/cache-role1' } }] }, request: { method: 'PUT', url: `CareTeam/${p}-team` } });
+  }
+  t.equal((await http('POST', s.url, { resourceType: 'Bundle', type: 'transaction', entry: entries }, bearer(system))).status, 200);
+  const dr1 = bearer(await tokens.practitioner('899700300001'));
+  const obs = (await http('GET', `${s.url}/Observation?_total=accurate&_count=200&_elements=id`, undefined, dr1)).body;
+  t.equal(obs.total, 81, 'the 80 patients of his teams and the first one');
+  t.notOk(obs.entry.some((e: { resource: { id: string } }) => e.resource.id === 'cache-many-80-obs'), 'not the patient outside his teams');
+  t.equal((await http('GET', `${s.url}/Observation/cache-many-80-obs`, undefined, dr1)).status, 404);
+  t.equal((await http('GET', `${s.url}/Patient/cache-many-79`, undefined, dr1)).status, 200);
+  const included = (await http('GET', `${s.url}/CareTeam?participant=PractitionerRole/cache-role1&_include=CareTeam:subject&_count=200`, undefined, dr1)).body;
+  t.equal(included.entry.filter((e: { search: { mode: string } }) => e.search.mode === 'include').length, 81, 'includes go through the stored set too');
+  const sets = await s.db.query<{ set_id: string; n: string }>('SELECT set_id, count(*)::text AS n FROM access_sets GROUP BY set_id');
+  t.same(sets.rows.map((r) => r.n), ['81'], 'one stored set of 81 patients');
+  // A new team changes the set: a second one is stored, and used at once.
+  t.equal((await http('PUT', `${s.url}/CareTeam/cache-many-80-team`, { resourceType: 'CareTeam', id: 'cache-many-80-team', status: 'active', subject: { reference: 'Patient/cache-many-80' }, participant: [{ member: { reference: 'PractitionerRole/cache-role1' } }] }, bearer(system))).status, 201);
+  t.equal((await http('GET', `${s.url}/Observation/cache-many-80-obs`, undefined, dr1)).status, 200);
+  t.equal((await s.db.query('SELECT DISTINCT set_id FROM access_sets')).rows.length, 2);
+});
+
 if (dbKind === 'postgres') {
   t.test('two server processes on one PostgreSQL: a removal through one counts at the next request on the other', async (t) => {
     const db = await freshDatabase();

@@ -10,6 +10,7 @@
 import type { FhirContext } from '../fhir/context.ts';
 import { onWrite } from '../fhir/persist.ts';
 import type { Db } from '../store/db.ts';
+import { storeAccessSets } from '../store/access-sets.ts';
 import { bumpStamp, readStamp } from '../store/stamps.ts';
 import { accessFilter, type CareTeamAccess } from './filter.ts';
 import { matrix, type Matrix } from './matrix.ts';
@@ -55,9 +56,15 @@ function cacheOf(db: Db): Cache {
   return cache;
 }
 
+/** Kept at most this long, so the stored patient sets in use are marked used (store/access-sets.ts drops them after a week). */
+const MAX_AGE_MS = 24 * 3600_000;
+
 async function compute(ctx: FhirContext, caller: Caller, m: Matrix, now: number): Promise<CareTeamAccess | undefined> {
   const rights = await rightsOf(ctx, caller, m, now);
-  return rights && accessFilter(rights, m);
+  if (!rights) return undefined;
+  const access = accessFilter(rights, m);
+  await storeAccessSets(ctx.db, access.storedSets);
+  return access;
 }
 
 /** The caller's access filter (undefined: unrestricted), from the cache when still exact. */
@@ -81,7 +88,7 @@ export async function accessOf(ctx: FhirContext, caller: Caller, m: Matrix = mat
     pending = compute(ctx, caller, m, now)
       .then((access) => {
         entries.delete(key);
-        entries.set(key, { stamp, until: access?.rights.until ?? Infinity, access });
+        entries.set(key, { stamp, until: Math.min(access?.rights.until ?? Infinity, now + MAX_AGE_MS), access });
         if (entries.size > MAX_ENTRIES) entries.delete(entries.keys().next().value!);
         return access;
       })

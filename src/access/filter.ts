@@ -9,6 +9,7 @@
 // Visibility labels (the matrix's visibilityLabels: INVISIBLE_PATIENT, MASQUE_PS…) then hide a
 // resource from the kinds of caller they name, whatever the rest grants; a professional still
 // sees what they authored. Only rows flagged as labelled (index_mask LABELLED_MASK) are looked up.
+import { createHash } from 'node:crypto';
 import type { AccessFilter } from '../fhir/context.ts';
 import { FhirError, issue } from '../fhir/outcome.ts';
 import type { SqlParams } from '../fhir/search/sql.ts';
@@ -18,12 +19,21 @@ import type { AccessRights } from './rights.ts';
 
 export interface CareTeamAccess extends AccessFilter {
   readonly rights: AccessRights;
+  /** The patient sets the condition reads from the database (access_sets), by id: to store before use. */
+  readonly storedSets: ReadonlyMap<string, readonly string[]>;
 }
 
 interface Group {
   types: string[];
   patients: string[];
+  /** Set in access_sets holding the patients, when there are more than INLINE_PATIENTS. */
+  setId?: string;
 }
+
+/** Up to this many patients go into the SQL as a parameter; more are read from a stored set. */
+const INLINE_PATIENTS = 64;
+
+const setIdOf = (patients: readonly string[]) => createHash('sha256').update(patients.join('\n')).digest('base64url').slice(0, 32);
 
 /** Categories whose patient sets are equal share one SQL term. */
 function groups(sets: Map<Category, Set<string>>, typesByCategory: Map<Category, string[]>): Group[] {
@@ -33,7 +43,7 @@ function groups(sets: Map<Category, Set<string>>, typesByCategory: Map<Category,
     if (!patients.size || !types.length) continue;
     const list = [...patients].sort();
     const key = list.join(',');
-    const g = byKey.get(key) ?? { types: [], patients: list };
+    const g = byKey.get(key) ?? { types: [], patients: list, setId: list.length > INLINE_PATIENTS ? setIdOf(list) : undefined };
     g.types.push(...types);
     byKey.set(key, g);
   }
@@ -57,8 +67,10 @@ export function accessFilter(rights: AccessRights, m: Matrix = matrix()): CareTe
   const labels = m.file.visibilityLabels;
   const hiddenLabels = labels.hiddenFrom[rights.kind] ?? [];
   const authorSees = labels.authorSees && rights.authorRefs.length > 0;
+  const storedSets = new Map(readGroups.filter((g) => g.setId).map((g) => [g.setId!, g.patients]));
   return {
     rights,
+    storedSets,
     condition(alias: string, params: SqlParams): string {
       // The lists go in as scalar subqueries: the planner then does not estimate a selectivity
       // element by element (planning a read took 6 ms with the 1,000 patients of a member).
@@ -66,7 +78,11 @@ export function accessFilter(rights: AccessRights, m: Matrix = matrix()): CareTe
       const terms: string[] = [];
       if (rights.outsideRead) terms.push(`NOT (${alias}.resource_type = ANY(${list(patientTypes)}))`);
       for (const g of readGroups) {
-        terms.push(`(${alias}.resource_type = ANY(${list(g.types)}) AND ${alias}.compartments <> '{}' AND ${alias}.compartments <@ ${list(g.patients)})`);
+        // Every patient of the row is one of the group's: a probe of the stored set per compartment.
+        const within = g.setId
+          ? `NOT EXISTS (SELECT 1 FROM unnest(${alias}.compartments) c(p) WHERE NOT EXISTS (SELECT 1 FROM access_sets s WHERE s.set_id = ${params.add(g.setId)} AND s.patient = c.p))`
+          : `${alias}.compartments <@ ${list(g.patients)}`;
+        terms.push(`(${alias}.resource_type = ANY(${list(g.types)}) AND ${alias}.compartments <> '{}' AND ${within})`);
       }
       if (ownAuditOnly && rights.authorRefs.length) {
         terms.push(
