@@ -250,6 +250,12 @@ t.test('authentication', async (t) => {
     await refused(await thirdToken({}, { exp: now() - 120 }), /expired/, 'expired');
     const skew = await get(await thirdToken({}, { exp: now() - 5 }));
     t.equal(skew.status, 200, 'a token expired 5 s ago passes within the clock skew');
+    // Verified tokens are remembered (verify.ts), but never beyond their expiry.
+    const ending = await thirdToken({}, { exp: now() - 24 }); // accepted for about 6 s more
+    t.equal((await get(ending)).status, 200, 'accepted within the clock skew');
+    t.equal((await get(ending)).status, 200, 'again (remembered)');
+    await new Promise((r) => setTimeout(r, 7000));
+    await refused(ending, /expired/, 'the same token once its expiry and the skew have passed');
     await refused(await thirdToken({}, { nbf: now() + 300 }), /not valid yet/, 'not before');
     await refused(await thirdToken({}, { aud: 'https://other.example/fhir' }), /audience/, 'wrong audience');
     await refused(await thirdToken({}, { iss: 'http://127.0.0.1:9/evil' }), /does not trust/, 'untrusted issuer');
