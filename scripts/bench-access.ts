@@ -332,7 +332,7 @@ async function main() {
   console.log(`rounds (req/s): ${summary.map((s) => `${s.step} ${ARMS.map((a) => `${a.label} ${s.rounds[a.label].join('/')}`).join(', ')}`).join('; ')}`);
   console.log(`all answers 2xx: ${ok}; load: ${resources} resources in ${Math.round(loadSeconds)} s${retries ? `, ${retries} retries` : ''}`);
   mkdirSync(join(root, 'bench-results'), { recursive: true });
-  const file = join(root, 'bench-results', `access-${new Date().toISOString().slice(0, 10)}.json`);
+  const file = join(root, 'bench-results', `access-${opts.db}-${new Date().toISOString().slice(0, 10)}.json`);
   writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), options: opts, resources, byType, memberPatients: ids.length, memberCareTeams: members, loadSeconds, summary, ok, results }, null, 2));
   log(`results: ${file}`);
   if (!ok) process.exitCode = 1;
