@@ -154,7 +154,8 @@ t.test('authentication', async (t) => {
     t.equal(protectedHeader.typ, 'at+jwt');
     t.equal(payload.client_id, credentials.clientId);
     const userScope = await tokenRequest({ grant_type: 'client_credentials', scope: 'user/*.cruds' });
-    t.equal(userScope.body.scope, undefined, 'a system client gets no user/ scope');
+    t.equal(userScope.status, 400, 'a system client gets no user/ scope: the request is refused');
+    t.equal(userScope.body.error, 'invalid_scope');
 
     const practitioner = await http('POST', `${s.url}/Practitioner`, { resourceType: 'Practitioner', identifier: [{ system: IDNATPS, value: '899700100128' }, { system: RPPS, value: '99700100128' }], name: [{ family: 'Médecin' }] }, bearer(systemToken));
     t.equal(practitioner.status, 201, 'a system token writes');

@@ -9,11 +9,12 @@
 // Break-glass requests are decided on their own, uncached (each is checked and reported).
 import type { FhirContext } from '../fhir/context.ts';
 import { onWrite } from '../fhir/persist.ts';
-import type { Db } from '../store/db.ts';
+import type { Db, Executor } from '../store/db.ts';
+import { readSetting } from '../store/settings.ts';
 import { storeAccessSets } from '../store/access-sets.ts';
 import { bumpStamp, readStamp } from '../store/stamps.ts';
 import { accessFilter, type CareTeamAccess } from './filter.ts';
-import { matrix, type Matrix } from './matrix.ts';
+import { Matrix, matrix, type MatrixFile } from './matrix.ts';
 import { rightsOf, type Caller } from './rights.ts';
 
 /** The resource types rights.ts reads. */
@@ -24,16 +25,34 @@ const MAX_ENTRIES = 2000;
 /** The embedded database's writes of rights sources, counted in memory (this process is its only writer). */
 const localStamps = new WeakMap<Db, number>();
 
-onWrite(async (ctx, resourceType) => {
-  if (!RIGHTS_SOURCES.has(resourceType)) return;
+/**
+ * Marks every caller's rights stale, in every process: after a write of a rights source (in its
+ * transaction ex), or a change of the habilitation matrix (ex = the database).
+ */
+export async function rightsSourcesChanged(db: Db, ex: Executor): Promise<void> {
   // Counted at once, before the commit: PGlite runs one statement at a time, so rights computed
   // after this read the database after the commit (or the rollback, which only costs a recompute).
-  if (ctx.db.kind === 'pglite') localStamps.set(ctx.db, (localStamps.get(ctx.db) ?? 0) + 1);
-  const ex = ctx.ex;
+  if (db.kind === 'pglite') localStamps.set(db, (localStamps.get(db) ?? 0) + 1);
   // In a transaction: bumped just before COMMIT, so the row lock lasts for the commit only.
   if (ex.beforeCommit) ex.beforeCommit('access-stamp', async () => void (await bumpStamp(ex, 'access')));
   else await bumpStamp(ex, 'access');
+}
+
+onWrite(async (ctx, resourceType) => {
+  if (RIGHTS_SOURCES.has(resourceType)) await rightsSourcesChanged(ctx.db, ctx.ex);
 });
+
+/** The matrix in force: the one stored through the administration API, else the shipped file; reread when the stamp moves. */
+const matrices = new WeakMap<Db, { stamp: string; matrix: Matrix }>();
+
+async function matrixAt(db: Db, stamp: string): Promise<Matrix> {
+  const known = matrices.get(db);
+  if (known?.stamp === stamp) return known.matrix;
+  const stored = await readSetting<MatrixFile>(db, 'habilitations');
+  const m = stored ? new Matrix(stored.value) : matrix();
+  matrices.set(db, { stamp, matrix: m });
+  return m;
+}
 
 interface Entry {
   stamp: string;
@@ -68,12 +87,13 @@ async function compute(ctx: FhirContext, caller: Caller, m: Matrix, now: number)
 }
 
 /** The caller's access filter (undefined: unrestricted), from the cache when still exact. */
-export async function accessOf(ctx: FhirContext, caller: Caller, m: Matrix = matrix(), now = Date.now()): Promise<CareTeamAccess | undefined> {
+export async function accessOf(ctx: FhirContext, caller: Caller, given?: Matrix, now = Date.now()): Promise<CareTeamAccess | undefined> {
   if (caller.kind === 'system') return undefined;
-  // A patient's rights read nothing stored; break-glass is decided per request.
-  if (caller.kind === 'patient' || (caller.kind === 'practitioner' && caller.breakGlass)) return compute(ctx, caller, m, now);
   // Read before the rights: what they are computed from is then at least as new as the stamp.
   const stamp = ctx.db.kind === 'pglite' ? `local ${localStamps.get(ctx.db) ?? 0}` : await readStamp(ctx.ex, 'access');
+  const m = given ?? (await matrixAt(ctx.db, stamp));
+  // A patient's rights read nothing stored; break-glass is decided per request.
+  if (caller.kind === 'patient' || (caller.kind === 'practitioner' && caller.breakGlass)) return compute(ctx, caller, m, now);
   const { entries, computing } = cacheOf(ctx.db);
   const key = `${m.version}\n${JSON.stringify(caller)}`;
   const hit = entries.get(key);

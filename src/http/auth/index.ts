@@ -12,6 +12,8 @@ import type { Config } from '../../config.ts';
 import type { Limits } from '../../fhir/context.ts';
 import type { FhirRequest, Method } from '../../fhir/request.ts';
 import type { Db } from '../../store/db.ts';
+import { readSetting, findClient } from '../../store/settings.ts';
+import { adminRoutes } from '../admin.ts';
 import { sendJson, wantsPretty } from '../send.ts';
 import { CertificateAuthenticator } from './certificate.ts';
 import { breakGlassClaim, IdentityResolver, type AuthInfo } from './identity.ts';
@@ -46,9 +48,13 @@ function isFhir(path: string): boolean {
   return path === '/fhir' || path.startsWith('/fhir/');
 }
 
+function isAdmin(path: string): boolean {
+  return path === '/admin' || path.startsWith('/admin/');
+}
+
 export async function authPlugin(app: FastifyInstance, opts: AuthOptions): Promise<void> {
   const { config } = opts;
-  const verifier = new TokenVerifier(config.authIssuers);
+  const verifier = new TokenVerifier(config.authIssuers, async () => (await readSetting<string[]>(opts.db, 'issuers'))?.value ?? []);
   const resolver = new IdentityResolver(opts.db, opts.limits);
   // Mutual TLS (TLS_CLIENT_CA): a client certificate is the way in of a system client without a bearer token.
   const certificates = config.tlsClientCa ? new CertificateAuthenticator(opts.db, opts.limits, config.tlsClientScopes) : undefined;
@@ -56,11 +62,26 @@ export async function authPlugin(app: FastifyInstance, opts: AuthOptions): Promi
   let embedded: EmbeddedProvider | undefined;
   let endpoints: SmartEndpoints | undefined;
 
+  // System clients registered through the administration API (src/http/admin.ts).
+  const registeredClient = async (clientId: string) => {
+    const c = await findClient(opts.db, clientId);
+    if (!c) return undefined;
+    return {
+      client_id: c.clientId,
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks: c.jwks,
+      grant_types: ['client_credentials'],
+      redirect_uris: [],
+      response_types: [],
+      allowed_scope: c.scope,
+    };
+  };
+
   // The issuer and audience are URLs of this server: from BASE_URL, or the address it listens on.
   const setup = (fhirBase: string) => {
     const issuer = `${fhirBase.replace(/\/fhir$/, '')}${OIDC_MOUNT}`;
     const audience = config.authAudience ?? fhirBase;
-    embedded = createProvider({ issuer, audience, secrets, resolver, log: (msg, detail) => app.log.error(detail ?? {}, msg) });
+    embedded = createProvider({ issuer, audience, secrets, resolver, log: (msg, detail) => app.log.error(detail ?? {}, msg), findClient: registeredClient });
     verifier.setEmbedded({ issuer, keys: secrets.keys.map(publicJwk) });
     verifier.audience = audience;
     endpoints = { issuer, tokenEndpoint: embedded.provider.urlFor('token'), jwksUri: embedded.provider.urlFor('jwks'), trustedIssuers: config.authIssuers };
@@ -96,7 +117,7 @@ export async function authPlugin(app: FastifyInstance, opts: AuthOptions): Promi
   // Authentication: before the body is read, so an anonymous client cannot make the server parse it.
   app.addHook('onRequest', async (request) => {
     const path = pathOf(request);
-    if (!isFhir(path) || PUBLIC_FHIR_PATHS.has(path)) return;
+    if (!(isFhir(path) || isAdmin(path)) || PUBLIC_FHIR_PATHS.has(path)) return;
     if ((request.query as Record<string, unknown> | undefined)?.access_token !== undefined) {
       throw unauthorized('Tokens in the URL are not accepted (they end up in logs); send an Authorization: Bearer header');
     }
@@ -125,10 +146,12 @@ export async function authPlugin(app: FastifyInstance, opts: AuthOptions): Promi
     };
   });
 
+  await app.register(adminRoutes, { db: opts.db, configuredIssuers: config.authIssuers, issuersChanged: () => verifier.storedIssuersChanged() });
+
   // Scopes: after the body is read (a bundle needs what its entries need).
   app.addHook('preHandler', async (request) => {
     const auth = request.auth;
-    if (!auth) return;
+    if (!auth || !isFhir(pathOf(request))) return; // the administration API checks its own
     let path: string[];
     try {
       path = pathOf(request).replace(/^\/fhir\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);

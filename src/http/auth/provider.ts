@@ -26,6 +26,9 @@ export const DEFAULT_SCOPES: Record<Identity['kind'], string> = {
 };
 const IDENTITY_KINDS = ['practitioner', 'patient', 'related-person'] as const;
 
+/** Metadata of a client registered through the administration API, or undefined. */
+export type ClientLookup = (clientId: string) => Promise<Record<string, unknown> | undefined>;
+
 /** Tokens are JWTs and never stored; grants, sessions and replays live in memory for their lifetime. */
 class MemoryAdapter implements Adapter {
   private static readonly store = new Map<string, { payload: AdapterPayload; until?: number }>();
@@ -85,6 +88,7 @@ export function createProvider(opts: {
   resolver: IdentityResolver;
   /** Logs provider errors (server_error, grant errors) without their secrets. */
   log: (msg: string, detail?: Record<string, unknown>) => void;
+  findClient?: ClientLookup;
 }): EmbeddedProvider {
   const { issuer, audience, secrets, resolver } = opts;
   const extraClaims = new WeakMap<object, Record<string, unknown>>();
@@ -95,8 +99,22 @@ export function createProvider(opts: {
     accessTokenFormat: 'jwt' as const,
     jwt: { sign: { alg: 'RS256' as const } },
   });
+  const findClient = opts.findClient;
+  // Clients other than the command-line one are looked up in the database at each token request
+  // (src/http/admin.ts registers them), so a deleted client gets no new token from any process.
+  class Adapter extends MemoryAdapter {
+    private readonly model: string;
+    constructor(name: string) {
+      super(name);
+      this.model = name;
+    }
+    override async find(id: string) {
+      if (this.model === 'Client') return findClient ? ((await findClient(id)) as AdapterPayload | undefined) : undefined;
+      return super.find(id);
+    }
+  }
   const provider = new Provider(issuer, {
-    adapter: MemoryAdapter,
+    adapter: Adapter,
     clients: [
       {
         client_id: CLI_CLIENT_ID,
@@ -110,6 +128,7 @@ export function createProvider(opts: {
     jwks: { keys: secrets.keys as never[] },
     cookies: { keys: secrets.cookieKeys },
     scopes: ['openid'],
+    extraClientMetadata: { properties: ['allowed_scope'] },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -119,8 +138,13 @@ export function createProvider(opts: {
         useGrantedResource: () => true,
         getResourceServerInfo: (ctx: KoaContextWithOIDC, resource: string) => {
           if (resource !== audience) throw new errors.InvalidTarget();
-          const requested = (ctx.oidc.params?.scope as string | undefined) ?? DEFAULT_SCOPES.system;
-          return resourceServerInfo(acceptedScopes(requested, 'system').join(' '));
+          const registered = ctx.oidc.client?.metadata().allowed_scope as string | undefined;
+          const requested = (ctx.oidc.params?.scope as string | undefined) ?? registered ?? DEFAULT_SCOPES.system;
+          let scopes = acceptedScopes(requested, 'system');
+          // A registered client gets the scopes it was registered with, at most.
+          if (registered !== undefined) scopes = scopes.filter((x) => registered.split(/\s+/).includes(x));
+          if (scopes.length === 0) throw new errors.InvalidScope('no requested scope is allowed for this client', requested);
+          return resourceServerInfo(scopes.join(' '));
         },
       },
     },

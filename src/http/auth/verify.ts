@@ -38,6 +38,8 @@ interface Trusted {
 /** Verified tokens kept (oldest dropped first), and for how long at most. */
 const VERIFIED_MAX = 10_000;
 const VERIFIED_TTL_MS = 5 * 60_000;
+/** How long the stored trusted issuers are kept before being read again. */
+const STORED_ISSUERS_MS = 5_000;
 
 export class TokenVerifier {
   private readonly verified = new Map<string, { payload: JWTPayload; until: number }>();
@@ -46,8 +48,31 @@ export class TokenVerifier {
   private embedded?: { issuer: string; getKey: JWTVerifyGetKey };
   audience?: string;
 
-  constructor(issuers: string[]) {
+  /** Issuers registered through the administration API (settings 'issuers'), reread at most every STORED_ISSUERS_MS. */
+  private stored: { issuers: string[]; at: number } = { issuers: [], at: -Infinity };
+  private readStored?: () => Promise<string[]>;
+
+  constructor(issuers: string[], readStored?: () => Promise<string[]>) {
     this.external = issuers.map(normalise);
+    this.readStored = readStored;
+  }
+
+  /** After a change made by this process: the next check rereads the stored issuers. */
+  storedIssuersChanged(): void {
+    this.stored = { issuers: this.stored.issuers, at: -Infinity };
+  }
+
+  private async storedIssuers(): Promise<string[]> {
+    if (this.readStored && Date.now() - this.stored.at > STORED_ISSUERS_MS) {
+      this.stored = { issuers: (await this.readStored()).map(normalise), at: Date.now() };
+    }
+    return this.stored.issuers;
+  }
+
+  /** The configured form of a trusted issuer, or undefined. */
+  private async trustedIssuer(iss: string): Promise<string | undefined> {
+    const n = normalise(iss);
+    return this.external.find((i) => i === n) ?? (await this.storedIssuers()).find((i) => i === n);
   }
 
   setEmbedded(e: EmbeddedIssuer): void {
@@ -68,7 +93,8 @@ export class TokenVerifier {
     // was 10% of the CPU of an authenticated read.
     const now = Date.now();
     const hit = this.verified.get(token);
-    if (hit && now < hit.until) return hit.payload;
+    // Remembered, and its issuer still trusted (an issuer removed through the administration API stops counting).
+    if (hit && now < hit.until && (hit.payload.iss === this.embedded?.issuer || (await this.trustedIssuer(hit.payload.iss!)))) return hit.payload;
     if (hit) this.verified.delete(token);
     const payload = await this.verifyNow(token);
     const until = Math.min(((payload.exp ?? 0) + CLOCK_SKEW_SECONDS) * 1000, now + VERIFIED_TTL_MS);
@@ -105,7 +131,7 @@ export class TokenVerifier {
 
   private async keysOf(iss: string): Promise<JWTVerifyGetKey> {
     if (this.embedded && iss === this.embedded.issuer) return this.embedded.getKey;
-    const configured = this.external.find((i) => i === normalise(iss));
+    const configured = await this.trustedIssuer(iss);
     if (!configured) throw unauthorized('The token was issued by an issuer this server does not trust');
     let trusted = this.trusted.get(configured);
     if (!trusted) {
