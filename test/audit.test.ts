@@ -387,7 +387,9 @@ t.test('a failed audit write withholds the answer; the trail resumes after', asy
 });
 
 t.test('concurrent requests share commits (group commit), one event each', async (t) => {
-  const s = await startServer(t, { AUDIT: 'on', AUDIT_BATCH_WAIT_MS: '5' });
+  // A 50 ms window: the 60 requests sent at once meet in it even on a loaded machine (with 5 ms,
+  // a CI run on 2 busy cores committed them in 42 batches).
+  const s = await startServer(t, { AUDIT: 'on', AUDIT_BATCH_WAIT_MS: '50' });
   const p = (await http('POST', `${s.url}/Patient`, { resourceType: 'Patient' })).body.id;
   const stats = s.server.auditTrail!.stats;
   const before = { ...stats };
