@@ -358,6 +358,9 @@ t.test('break-glass on request.auth is flagged (purposeOfEvent and security labe
   const plain = buildAuditEvent({ ...input, requestId: rid('plain'), auth: { ...input.auth, breakGlass: undefined } }, ['Observation', 'o1'], { serverName: 'fhir-coordination' });
   t.equal(plain.purposeOfEvent, undefined, 'no flag, no purpose');
   await insertAuditRecords(s.db, [toRecord(e), toRecord(plain)]);
+  const given = toRecord({ ...plain, id: 'chosen-by-caller' });
+  t.not(given.id, 'chosen-by-caller', 'the server assigns the id of an audit record');
+  t.equal(JSON.parse(given.content).id, given.id, 'and its JSON carries that id');
   const found = await http('GET', `${s.url}/AuditEvent?_security=http://terminology.hl7.org/CodeSystem/v3-ActReason|BTG`);
   t.equal(found.body.total, 1, 'emergency accesses are found by their security label');
   t.equal(found.body.entry[0].resource.entity.find((x: any) => x.role?.code === '1')?.what.reference, 'Patient/p9');

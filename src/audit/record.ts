@@ -20,7 +20,8 @@ import type { AuditRecord } from '../store/audit.ts';
 export function toRecord(event: AuditEvent): AuditRecord {
   const id = randomUUID();
   const lastUpdated = event.recorded ?? new Date().toISOString();
-  const { resourceType, meta, ...rest } = event;
+  // The server assigns the id: one the event carries would make its JSON disagree with its row.
+  const { resourceType, meta, id: _ignored, ...rest } = event;
   const stamped = { resourceType, id, meta: { ...(meta ?? {}), versionId: '1', lastUpdated }, ...rest } as AuditEvent;
   let rows: IndexRows;
   if (standardParams()) rows = auditIndexRows(stamped);
