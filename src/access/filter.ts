@@ -71,27 +71,36 @@ export function accessFilter(rights: AccessRights, m: Matrix = matrix()): CareTe
   return {
     rights,
     storedSets,
-    condition(alias: string, params: SqlParams): string {
+    condition(alias: string, params: SqlParams, resourceType?: string): string {
       // The lists go in as scalar subqueries: the planner then does not estimate a selectivity
       // element by element (planning a read took 6 ms with the 1,000 patients of a member).
       const list = (values: readonly string[]) => `(SELECT ${params.add(values)}::text[])::text[]`;
-      const terms: string[] = [];
-      if (rights.outsideRead) terms.push(`NOT (${alias}.resource_type = ANY(${list(patientTypes)}))`);
-      for (const g of readGroups) {
+      const ofGroup = (g: Group) => {
         // Every patient of the row is one of the group's: a probe of the stored set per compartment.
         const within = g.setId
           ? `NOT EXISTS (SELECT 1 FROM unnest(${alias}.compartments) c(p) WHERE NOT EXISTS (SELECT 1 FROM access_sets s WHERE s.set_id = ${params.add(g.setId)} AND s.patient = c.p))`
           : `${alias}.compartments <@ ${list(g.patients)}`;
-        terms.push(`(${alias}.resource_type = ANY(${list(g.types)}) AND ${alias}.compartments <> '{}' AND ${within})`);
+        return `${alias}.compartments <> '{}' AND ${within}`;
+      };
+      const ownAudit = () =>
+        `EXISTS (SELECT 1 FROM sp_reference g WHERE g.rid = ${alias}.rid AND g.code = 'agent' AND g.target_type || '/' || g.target_id = ANY(${list(rights.authorRefs)}))`;
+      let reachable: string;
+      if (resourceType !== undefined) {
+        // The row's type is known (the query pins it): only its own rule, a much smaller plan.
+        if (ownAuditOnly && resourceType === AUDIT_TYPE) reachable = rights.authorRefs.length ? ownAudit() : 'false';
+        else if (!patientTypeSet.has(resourceType)) reachable = rights.outsideRead ? 'true' : 'false';
+        else {
+          const g = readGroups.find((x) => x.types.includes(resourceType));
+          reachable = g ? `(${ofGroup(g)})` : 'false';
+        }
+      } else {
+        const terms: string[] = [];
+        if (rights.outsideRead) terms.push(`NOT (${alias}.resource_type = ANY(${list(patientTypes)}))`);
+        for (const g of readGroups) terms.push(`(${alias}.resource_type = ANY(${list(g.types)}) AND ${ofGroup(g)})`);
+        if (ownAuditOnly && rights.authorRefs.length) terms.push(`(${alias}.resource_type = '${AUDIT_TYPE}' AND ${ownAudit()})`);
+        reachable = terms.length ? `(${terms.join(' OR ')})` : 'false';
       }
-      if (ownAuditOnly && rights.authorRefs.length) {
-        terms.push(
-          `(${alias}.resource_type = '${AUDIT_TYPE}' AND EXISTS (SELECT 1 FROM sp_reference g WHERE g.rid = ${alias}.rid AND g.code = 'agent' AND g.target_type || '/' || g.target_id = ANY(${list(rights.authorRefs)})))`
-        );
-      }
-      if (!terms.length) return 'false';
-      const reachable = `(${terms.join(' OR ')})`;
-      if (!hiddenLabels.length) return reachable;
+      if (reachable === 'false' || !hiddenLabels.length) return reachable;
       const labelled = `EXISTS (SELECT 1 FROM sp_token l WHERE l.rid = ${alias}.rid AND l.code IN ('_security', 'security-label') AND l.system = ANY(${list(labels.systems)}) AND l.value = ANY(${list(hiddenLabels)}))`;
       const authored = authorSees
         ? ` AND NOT EXISTS (SELECT 1 FROM sp_reference a WHERE a.rid = ${alias}.rid AND a.code = 'author' AND a.target_type || '/' || a.target_id = ANY(${list(rights.authorRefs)}))`

@@ -11,7 +11,8 @@ import { SqlParams } from './search/sql.ts';
  * caller's identity imposes. Every query that returns or counts resources applies it in SQL.
  */
 export interface AccessFilter {
-  condition(alias: string, params: SqlParams): string;
+  /** resourceType: the row's type when the query pins it (a smaller condition for that type only). */
+  condition(alias: string, params: SqlParams, resourceType?: string): string;
   /**
    * The same decision for one stored row, in memory: its type, patient compartments and
    * index_mask; undefined when only the SQL condition can decide (then it is run).
@@ -33,7 +34,7 @@ export async function visibility(ctx: FhirContext, type: string, id: string): Pr
   const params = new SqlParams();
   const t = params.add(type);
   const i = params.add(id);
-  const cond = ctx.access ? ctx.access.condition('r', params) : 'true';
+  const cond = ctx.access ? ctx.access.condition('r', params, type) : 'true';
   const r = await ctx.ex.query<{ visible: boolean; compartments: string[] }>(
     `SELECT (${cond}) AS visible, r.compartments FROM resources r WHERE r.resource_type = ${t} AND r.id = ${i}`,
     params.values
@@ -51,7 +52,7 @@ export async function readVisible(ctx: FhirContext, type: string, id: string): P
     const admitted = access.admits(type, row.compartments, row.indexMask);
     if (admitted !== undefined) return admitted ? row.stored : undefined;
   }
-  return readCurrentIf(ctx.ex, type, id, (alias, params) => access.condition(alias, params));
+  return readCurrentIf(ctx.ex, type, id, (alias, params) => access.condition(alias, params, type));
 }
 
 /** True when the caller may not see this resource (a filter applies and the resource is hidden). */

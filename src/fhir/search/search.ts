@@ -32,7 +32,7 @@ function whereFor(ctx: FhirContext, types: string[] | undefined, clauses: Clause
   if (compartment) where.push(`r.compartments @> ARRAY[${params.add(compartment)}]::text[]`);
   const merged = mergeSameValue(clauses, (c) => !!types && types.every((t) => isSingleValued(t, c.param!)));
   for (const c of merged) where.push(clauseSql(c, 'r', params, ctx.access, ridBound));
-  if (ctx.access) where.push(ctx.access.condition('r', params));
+  if (ctx.access) where.push(ctx.access.condition('r', params, types?.length === 1 ? types[0] : undefined));
   return where.join(' AND ');
 }
 

@@ -57,8 +57,8 @@ function splitPrefix(value: string, allow: boolean): [Prefix, string] {
 }
 
 /** `AND <access condition>` on an inner resources alias, or nothing without an access filter. */
-function accessSql(access: AccessFilter | undefined, alias: string, params: SqlParams): string {
-  return access ? ` AND ${access.condition(alias, params)}` : '';
+function accessSql(access: AccessFilter | undefined, alias: string, params: SqlParams, resourceType?: string): string {
+  return access ? ` AND ${access.condition(alias, params, resourceType)}` : '';
 }
 
 /**
@@ -112,7 +112,7 @@ export function clauseSql(clause: Clause, r: string, params: SqlParams, access?:
     // planner can start from the inner criterion's index.
     return `EXISTS (SELECT 1 FROM sp_reference ${s} JOIN resources ${r2} ON ${r2}.rid = ${s}.rid
       WHERE ${s}.resource_type = ${hasType} AND ${r2}.resource_type = ${hasType} AND ${s}.code = ${params.add(h.param.code)}
-      AND ${s}.target_type = ${r}.resource_type AND ${s}.target_id = ${r}.id AND NOT ${r2}.deleted${accessSql(access, r2, params)} AND ${inner})`;
+      AND ${s}.target_type = ${r}.resource_type AND ${s}.target_id = ${r}.id AND NOT ${r2}.deleted${accessSql(access, r2, params, h.type)} AND ${inner})`;
   }
   if (clause.chain.length) {
     // One EXISTS per target type, each naming its type as a constant: the planner can then find
@@ -128,7 +128,7 @@ export function clauseSql(clause: Clause, r: string, params: SqlParams, access?:
       return `EXISTS (SELECT 1 FROM sp_reference ${s} JOIN resources ${r2}
           ON ${r2}.resource_type = ${s}.target_type AND ${r2}.id = ${s}.target_id
         WHERE ${s}.rid = ${r}.rid AND ${s}.resource_type = ${r}.resource_type AND ${s}.code = ${code}
-        AND ${s}.target_type = ${t} AND ${r2}.resource_type = ${t} AND NOT ${r2}.deleted${accessSql(access, r2, params)} AND ${inner})`;
+        AND ${s}.target_type = ${t} AND ${r2}.resource_type = ${t} AND NOT ${r2}.deleted${accessSql(access, r2, params, target)} AND ${inner})`;
     });
     if (!branches.length) return 'false';
     return branches.length === 1 ? branches[0] : `(${branches.join(' OR ')})`;
@@ -471,7 +471,7 @@ function specialSql(clause: Clause, r: string, params: SqlParams, access: Access
     const li = nextAlias('li');
     // A deleted List, or one the caller may not see, lists nothing.
     return `EXISTS (SELECT 1 FROM resources ${l} JOIN sp_reference ${li} ON ${li}.rid = ${l}.rid
-      WHERE ${l}.resource_type = 'List' AND ${l}.id = ANY(${params.add(ids)}::text[]) AND NOT ${l}.deleted${accessSql(access, l, params)}
+      WHERE ${l}.resource_type = 'List' AND ${l}.id = ANY(${params.add(ids)}::text[]) AND NOT ${l}.deleted${accessSql(access, l, params, 'List')}
       AND ${li}.resource_type = 'List' AND ${li}.code = 'item' AND ${li}.target_type = ${r}.resource_type AND ${li}.target_id = ${r}.id)`;
   }
   // French stemming, accent-insensitive (fhir_text_query, migrations/003); each value is a
