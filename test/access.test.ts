@@ -8,16 +8,15 @@
 // answer (body, links, totals, headers, error messages). Then revocation, objections and
 // break-glass, which the data decides at once.
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import t from 'tap';
 import { Client } from 'fhir-kit-client';
-import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
+import { SignJWT, type JWTPayload } from 'jose';
 import { DEMO_IDENTITY_GRANT } from '../src/http/auth/grants.ts';
 import { matrix } from '../src/access/matrix.ts';
 import { covers, rightsOf } from '../src/access/rights.ts';
 import { limitsOf } from '../src/fhir/context.ts';
 import { http, startServer } from './helpers/server.ts';
-import { tokensFrom } from './helpers/tokens.ts';
+import { thirdPartyIssuer, tokensFrom } from './helpers/tokens.ts';
 import { insertAuditRecords } from '../src/store/audit.ts';
 import { toRecord } from '../src/audit/record.ts';
 
@@ -133,25 +132,9 @@ const SEES: Record<string, Key[]> = {
   system: DATA.map((d) => d.key),
 };
 
-async function thirdPartyIssuer() {
-  const rsa = await generateKeyPair('RS256', { extractable: true });
-  const jwks = { keys: [{ ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' }] };
-  let issuer = '';
-  const server: Server = createServer((req, res) => {
-    res.setHeader('content-type', 'application/json');
-    if (req.url === '/.well-known/openid-configuration') return res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/jwks` }));
-    if (req.url === '/jwks') return res.end(JSON.stringify(jwks));
-    res.statusCode = 404;
-    res.end('{}');
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  return { issuer, rsa, server };
-}
-
 t.test('care-team access rights', async (t) => {
   const third = await thirdPartyIssuer();
-  t.teardown(() => new Promise<void>((r) => third.server.close(() => r())));
+  t.teardown(third.close);
   const s = await startServer(t, { AUTH: 'on', AUTH_ISSUERS: `${third.issuer}/` });
   const issuer = await tokensFrom(s.url, s.config.dataDir);
   const tokenRequest = issuer.request;

@@ -4,13 +4,12 @@
 // private_key_jwt (SMART Backend Services), limited to their registered scopes, and no more once
 // removed; an issuer trusted through it is accepted, and refused again once removed.
 import t from 'tap';
-import { createServer, type Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { Client } from 'fhir-kit-client';
 import { matrix } from '../src/access/matrix.ts';
 import { http, startServer } from './helpers/server.ts';
-import { tokensFrom } from './helpers/tokens.ts';
+import { thirdPartyIssuer, tokensFrom } from './helpers/tokens.ts';
 
 const IDNATPS = 'urn:oid:1.2.250.1.71.4.2.1';
 const G15 = 'https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante';
@@ -108,20 +107,10 @@ t.test('administration API', async (t) => {
   });
 
   t.test('trusted issuers', async (t) => {
-    const rsa = await generateKeyPair('RS256', { extractable: true });
-    const jwks = { keys: [{ ...(await exportJWK(rsa.publicKey)), kid: 'r1', alg: 'RS256', use: 'sig' }] };
-    let issuer = '';
-    const server: Server = createServer((req, res) => {
-      res.setHeader('content-type', 'application/json');
-      if (req.url === '/.well-known/openid-configuration') return res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/jwks` }));
-      if (req.url === '/jwks') return res.end(JSON.stringify(jwks));
-      res.statusCode = 404;
-      res.end('{}');
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    t.teardown(() => new Promise<void>((r) => server.close(() => r())));
-    issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-    const token = await new SignJWT({ scope: 'system/Patient.rs', client_id: 'regional' }).setProtectedHeader({ alg: 'RS256', kid: 'r1' }).setIssuer(issuer).setAudience(s.url).setIssuedAt().setExpirationTime(now() + 300).sign(rsa.privateKey);
+    const third = await thirdPartyIssuer();
+    t.teardown(third.close);
+    const issuer = third.issuer;
+    const token = await new SignJWT({ scope: 'system/Patient.rs', client_id: 'regional' }).setProtectedHeader({ alg: 'RS256', kid: 'rsa-1' }).setIssuer(issuer).setAudience(s.url).setIssuedAt().setExpirationTime(now() + 300).sign(third.rsa.privateKey);
     const read = async () => (await http('GET', `${s.url}/Patient/adm-pat`, undefined, bearer(token))).status;
     t.equal(await read(), 401, 'not trusted yet');
     const put = (issuers: unknown) => http('PUT', `${admin}/issuers`, { issuers }, { ...operator, 'content-type': 'application/json' });

@@ -3,45 +3,23 @@
 // checks of issuer, audience, expiry, not-before and signature, SMART scope enforcement, the
 // identity mapping, a third-party FHIR client, and `npm run -s token` against a server process.
 import { spawn } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { Client } from 'fhir-kit-client';
-import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, generateKeyPair, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { limitsOf } from '../src/fhir/context.ts';
 import { IdentityResolver } from '../src/http/auth/identity.ts';
 import { readCliCredentials } from '../src/http/auth/keys.ts';
 import { parseScopes, allows } from '../src/http/auth/scopes.ts';
 import { DEMO_IDENTITY_GRANT } from '../src/http/auth/grants.ts';
 import { freshDatabase, http, startServer, startServerProcess } from './helpers/server.ts';
+import { thirdPartyIssuer } from './helpers/tokens.ts';
 
 const IDNATPS = 'urn:oid:1.2.250.1.71.4.2.1';
 const RPPS = 'https://rpps.esante.gouv.fr';
 const INS = 'urn:oid:1.2.250.1.213.1.4.8';
-
-/** A third-party OpenID issuer on loopback: discovery and a JWKS holding an RSA and an EC key. */
-async function thirdPartyIssuer() {
-  const rsa = await generateKeyPair('RS256', { extractable: true });
-  const ec = await generateKeyPair('ES256', { extractable: true });
-  const jwks = { keys: [{ ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' }, { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' }] };
-  let issuer = '';
-  let jwksFetches = 0;
-  const server: Server = createServer((req, res) => {
-    res.setHeader('content-type', 'application/json');
-    if (req.url === '/.well-known/openid-configuration') return res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/jwks` }));
-    if (req.url === '/jwks') {
-      jwksFetches++;
-      return res.end(JSON.stringify(jwks));
-    }
-    res.statusCode = 404;
-    res.end('{}');
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  return { issuer, rsa, ec, server, fetches: () => jwksFetches };
-}
 
 const now = () => Math.floor(Date.now() / 1000);
 const PERMS = ['c', 'r', 'u', 'd', 's'] as const;
@@ -65,7 +43,7 @@ t.test('SMART scopes are parsed into what a token may do', async (t) => {
 
 t.test('authentication', async (t) => {
   const third = await thirdPartyIssuer();
-  t.teardown(() => new Promise<void>((r) => third.server.close(() => r())));
+  t.teardown(third.close);
   const dataDir = mkdtempSync(join(tmpdir(), 'fhir-auth-'));
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
   // PGlite keeps the provider's keys beside its database; PostgreSQL runs get a DATA_DIR of their own.
