@@ -25,7 +25,7 @@ import { RateLimiter } from '../src/http/rate-limit.ts';
 import { openDb } from '../src/store/db.ts';
 import { migrate } from '../src/store/migrate.ts';
 import { certificateAuthority, issueCertificate, organisationCertificate, serverCertificate } from '../scripts/lib/pki.ts';
-import { freshDatabase, http } from './helpers/server.ts';
+import { answerOf, freshDatabase, http, type Answer } from './helpers/server.ts';
 
 const IDNST = 'urn:oid:1.2.250.1.71.4.2.2';
 const FINESS = 'https://finess.esante.gouv.fr';
@@ -68,8 +68,6 @@ async function start(t: Test, overrides: Record<string, string>): Promise<Starte
   return { url: `${origin}/fhir`, origin, server, config, seen, log };
 }
 
-type Answer = { status: number; headers: Headers; body: any; text: string };
-
 /** An HTTPS client (undici) trusting the test CA, presenting a client certificate when given one. */
 function httpsClient(t: Test, ca: string, cert?: { certPem: string; keyPem: string }) {
   const dispatcher = new Agent({ connect: { ca, ...(cert ? { cert: cert.certPem, key: cert.keyPem } : {}) } });
@@ -81,14 +79,7 @@ function httpsClient(t: Test, ca: string, cert?: { certPem: string; keyPem: stri
       headers: { accept: 'application/fhir+json', ...(body !== undefined ? { 'content-type': 'application/fhir+json' } : {}), ...headers },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
-    const text = await res.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    return { status: res.status, headers: res.headers as unknown as Headers, body: parsed, text };
+    return answerOf(res);
   };
 }
 

@@ -85,19 +85,10 @@ export async function startServer(t: Teardown, overrides: Record<string, string>
   return { url: `http://127.0.0.1:${port}/fhir`, server, db, config, env: fresh.env, close };
 }
 
-/** fetch() with FHIR JSON defaults; returns status, headers and the parsed body. */
-export async function http(
-  method: string,
-  url: string,
-  body?: unknown,
-  headers: Record<string, string> = {}
-): Promise<{ status: number; headers: Headers; body: any; text: string }> {
-  const init: RequestInit = { method, headers: { accept: 'application/fhir+json', ...headers } };
-  if (body !== undefined) {
-    init.body = typeof body === 'string' ? body : JSON.stringify(body);
-    (init.headers as Record<string, string>)['content-type'] ??= 'application/fhir+json';
-  }
-  const res = await fetch(url, init);
+/** An HTTP answer as tests read it: status, headers, the text and its JSON (undefined when not JSON). */
+export type Answer = { status: number; headers: Headers; body: any; text: string };
+
+export async function answerOf(res: { status: number; headers: unknown; text(): Promise<string> }): Promise<Answer> {
   const text = await res.text();
   let parsed: unknown;
   try {
@@ -105,7 +96,17 @@ export async function http(
   } catch {
     parsed = undefined;
   }
-  return { status: res.status, headers: res.headers, body: parsed, text };
+  return { status: res.status, headers: res.headers as Headers, body: parsed, text };
+}
+
+/** fetch() with FHIR JSON defaults; returns status, headers and the parsed body. */
+export async function http(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
+  const init: RequestInit = { method, headers: { accept: 'application/fhir+json', ...headers } };
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    (init.headers as Record<string, string>)['content-type'] ??= 'application/fhir+json';
+  }
+  return answerOf(await fetch(url, init));
 }
 
 /** The server as its own process, started as `npm start` does, on the given database settings; resolves when ready. */
