@@ -3,7 +3,7 @@
 // (unless the client pinned a version with If-Match, which then fails with 412).
 import { randomUUID } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
-import { insertResource, readCurrent, updateResource, type StoredResource } from '../store/resources.ts';
+import { insertResource, readCurrentForAccess, updateResource, type StoredResource } from '../store/resources.ts';
 import { visibility, type FhirContext } from './context.ts';
 import { emptyRows, indexResource } from './search/indexer.ts';
 import { errors } from './outcome.ts';
@@ -97,7 +97,8 @@ export interface VersionedWrite {
 
 export async function writeVersion(ctx: FhirContext, w: VersionedWrite): Promise<Written> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const current = await readCurrent(ctx.ex, w.resourceType, w.id);
+    const row = await readCurrentForAccess(ctx.ex, w.resourceType, w.id);
+    const current = row?.stored;
     if (ctx.access && current && !current.deleted) {
       // Before any precondition: a resource the caller may not see is answered as missing.
       const v = await visibility(ctx, w.resourceType, w.id);
@@ -131,7 +132,7 @@ export async function writeVersion(ctx: FhirContext, w: VersionedWrite): Promise
     if (w.resourceType === 'SearchParameter' && stamped) checkSearchParameter(stamped);
     // A deletion keeps the patient compartments of the version it ends (and no index rows): the
     // access filter still knows whose data it was, so a caller who could read it gets 410, not 404.
-    const rows = stamped ? indexRows(stamped) : { ...emptyRows(), compartments: currentResource ? indexRows(currentResource).compartments : [] };
+    const rows = stamped ? indexRows(stamped) : { ...emptyRows(), compartments: currentResource ? row!.compartments : [] };
     if (stamped) ctx.access?.checkWrite?.(w.resourceType, rows.compartments);
     if (stamped) await enforceProfiles(ctx, stamped);
     const ok = await updateResource(ctx.ex, {

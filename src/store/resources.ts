@@ -53,7 +53,7 @@ export async function readCurrent(ex: Executor, resourceType: string, id: string
   return r.rows[0] ? toStored(r.rows[0]) : undefined;
 }
 
-/** readCurrent with what an access decision reads: the patient compartments and index_mask. */
+/** readCurrent with the row's patient compartments and index_mask (an access decision; what a deletion keeps). */
 export async function readCurrentForAccess(
   ex: Executor,
   resourceType: string,
