@@ -4,9 +4,6 @@
 // commit and a failed one changes nothing; and, on PostgreSQL, a change made through one server
 // process counts at the next request on another process on the same database.
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Client } from 'fhir-kit-client';
 import { covers, type Horizon } from '../src/access/rights.ts';
 import { dbKind, freshDatabase, http, startServer, startServerProcess } from './helpers/server.ts';
@@ -139,17 +136,15 @@ if (dbKind === 'postgres') {
   t.test('two server processes on one PostgreSQL: a removal through one counts at the next request on the other', async (t) => {
     const db = await freshDatabase();
     t.teardown(db.cleanup);
-    const dataDir = mkdtempSync(join(tmpdir(), 'fhir-cache-'));
-    t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
-    const env = { ...db.env, DATA_DIR: dataDir, AUTH: 'on' };
+    const env = { ...db.env, AUTH: 'on' };
     // One after the other: the first creates the provider's keys in DATA_DIR, the second reads them.
     const a = await startServerProcess(env);
     t.teardown(() => a.child.kill('SIGKILL'));
     const b = await startServerProcess(env);
     t.teardown(() => b.child.kill('SIGKILL'));
-    const system = await (await tokensFrom(a.url, dataDir)).system();
+    const system = await (await tokensFrom(a.url, db.env.DATA_DIR)).system();
     t.equal((await http('POST', a.url, dataset([{ member: 'PractitionerRole/cache-role1' }]), bearer(system))).status, 200);
-    const dr1 = bearer(await (await tokensFrom(b.url, dataDir)).practitioner('899700300001'));
+    const dr1 = bearer(await (await tokensFrom(b.url, db.env.DATA_DIR)).practitioner('899700300001'));
     const readOnB = async () => (await http('GET', `${b.url}/Observation/cache-obs`, undefined, dr1)).status;
     t.equal(await readOnB(), 200, 'dr1 reads through B');
     t.equal(await readOnB(), 200, 'again (B keeps the rights)');

@@ -3,7 +3,6 @@
 // checks of issuer, audience, expiry, not-before and signature, SMART scope enforcement, the
 // identity mapping, a third-party FHIR client, and `npm run -s token` against a server process.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -44,10 +43,8 @@ t.test('SMART scopes are parsed into what a token may do', async (t) => {
 t.test('authentication', async (t) => {
   const third = await thirdPartyIssuer();
   t.teardown(third.close);
-  const dataDir = mkdtempSync(join(tmpdir(), 'fhir-auth-'));
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
   // PGlite keeps the provider's keys beside its database; PostgreSQL runs get a DATA_DIR of their own.
-  const s = await startServer(t, { AUTH: 'on', AUTH_ISSUERS: `${third.issuer}/`, ...(process.env.TEST_DB === 'postgres' ? { DATA_DIR: dataDir } : {}) });
+  const s = await startServer(t, { AUTH: 'on', AUTH_ISSUERS: `${third.issuer}/` });
   const origin = new URL(s.url).origin;
   const audience = s.url;
 
@@ -297,9 +294,7 @@ t.test('authentication', async (t) => {
 t.test('npm run -s token against a server process', async (t) => {
   const fresh = await freshDatabase();
   t.teardown(fresh.cleanup);
-  const dataDir = fresh.env.DATA_DIR ?? mkdtempSync(join(tmpdir(), 'fhir-auth-'));
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
-  const proc = await startServerProcess({ ...fresh.env, DATA_DIR: dataDir }, { AUTH: 'on' });
+  const proc = await startServerProcess(fresh.env, { AUTH: 'on' });
   t.teardown(async () => {
     proc.child.kill('SIGTERM');
     await proc.exited;
@@ -307,7 +302,7 @@ t.test('npm run -s token against a server process', async (t) => {
   const port = new URL(proc.url).port;
   const token = (...args: string[]) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn('npm', ['run', '-s', 'token', '--', ...args], { env: { ...process.env, ...fresh.env, DATA_DIR: dataDir, PORT: port, HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('npm', ['run', '-s', 'token', '--', ...args], { env: { ...process.env, ...fresh.env, PORT: port, HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d) => (stdout += d));

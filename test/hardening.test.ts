@@ -46,9 +46,7 @@ interface Started {
 /** The server on a fresh database, with its logs captured and the identity of each request recorded. */
 async function start(t: Test, overrides: Record<string, string>): Promise<Started> {
   const fresh = await freshDatabase();
-  const dataDir = mkdtempSync(join(tmpdir(), 'fhir-hardening-'));
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
-  const env = { ...fresh.env, LOAD_FIXTURES: 'false', REQUIRED_PROFILES: 'none', STORE_PACKAGE_RESOURCES: 'false', AUDIT: 'off', ...(fresh.env.DATABASE_URL ? { DATA_DIR: dataDir } : {}), ...overrides };
+  const env = { ...fresh.env, LOAD_FIXTURES: 'false', REQUIRED_PROFILES: 'none', STORE_PACKAGE_RESOURCES: 'false', AUDIT: 'off', ...overrides };
   const config = loadConfig(env);
   const db = await openDb(config);
   await migrate(db);

@@ -31,8 +31,14 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-/** A fresh, migrated, empty database; returns its settings and a cleanup. */
+/**
+ * A fresh, migrated, empty database; returns its settings and a cleanup. On PostgreSQL it also
+ * has a DATA_DIR of its own, for what a server keeps beside the database (the OpenID provider's
+ * keys): never the repository's ./data, which test files running side by side would share.
+ */
 export async function freshDatabase(): Promise<{ env: Record<string, string>; cleanup: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'fhir-test-'));
+  const removeDir = async () => rmSync(dir, { recursive: true, force: true });
   if (dbKind === 'postgres') {
     const admin = process.env.TEST_DATABASE_URL;
     if (!admin) throw new Error('TEST_DB=postgres needs TEST_DATABASE_URL');
@@ -44,19 +50,19 @@ export async function freshDatabase(): Promise<{ env: Record<string, string>; cl
     const url = new URL(admin);
     url.pathname = `/${name}`;
     return {
-      env: { DATABASE_URL: url.toString() },
+      env: { DATABASE_URL: url.toString(), DATA_DIR: dir },
       cleanup: async () => {
         const c = new pg.Client(admin);
         await c.connect();
         await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
         await c.end();
+        await removeDir();
       },
     };
   }
-  const dir = mkdtempSync(join(tmpdir(), 'fhir-test-'));
   const template = process.env.TEST_PGLITE_TEMPLATE;
   if (template) cpSync(template, dir, { recursive: true });
-  return { env: { DATA_DIR: dir }, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+  return { env: { DATA_DIR: dir }, cleanup: removeDir };
 }
 
 export async function startServer(t: Teardown, overrides: Record<string, string> = {}): Promise<TestServer> {

@@ -3,7 +3,7 @@
 // start into DATA_DIR/auth (mode 0600, folder 0700) and read back at each start, so tokens stay
 // valid across restarts; never in the repository (data/ is ignored).
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const CLI_CLIENT_ID = 'token-cli';
@@ -26,26 +26,38 @@ function newKey(kind: 'rsa' | 'ec'): Record<string, unknown> {
   return { ...jwk, kid: randomUUID(), alg: kind === 'rsa' ? 'RS256' : 'ES256', use: 'sig' };
 }
 
-function writePrivate(file: string, value: unknown): void {
-  const tmp = `${file}.${process.pid}.tmp`;
+/**
+ * Writes a new private file, unless another process has written it first: processes started
+ * together on one DATA_DIR (or on one PostgreSQL with the default DATA_DIR) must all end with the
+ * same secrets, or tokens signed by one would be refused by the others. The content is complete
+ * before it appears (written aside, then hard-linked, which fails when the name exists).
+ */
+function createPrivateOnce(file: string, value: unknown): void {
+  const tmp = `${file}.${process.pid}.${randomUUID()}.tmp`;
   writeFileSync(tmp, JSON.stringify(value, null, 2), { mode: 0o600 });
-  renameSync(tmp, file);
+  try {
+    linkSync(tmp, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    unlinkSync(tmp);
+  }
 }
 
 /** Reads DATA_DIR/auth/provider.json, creating it (and the folder) at first start. */
 export function loadOrCreateSecrets(dataDir: string): ProviderSecrets {
   const dir = authDir(dataDir);
   const file = join(dir, 'provider.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as ProviderSecrets;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chmodSync(dir, 0o700);
-  const secrets: ProviderSecrets = {
-    keys: [newKey('rsa'), newKey('ec')],
-    cookieKeys: [randomBytes(32).toString('base64url')],
-    clients: { [CLI_CLIENT_ID]: randomBytes(32).toString('base64url') },
-  };
-  writePrivate(file, secrets);
-  return secrets;
+  if (!existsSync(file)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+    createPrivateOnce(file, {
+      keys: [newKey('rsa'), newKey('ec')],
+      cookieKeys: [randomBytes(32).toString('base64url')],
+      clients: { [CLI_CLIENT_ID]: randomBytes(32).toString('base64url') },
+    } satisfies ProviderSecrets);
+  }
+  return JSON.parse(readFileSync(file, 'utf8')) as ProviderSecrets;
 }
 
 /** What scripts/token.ts reads: the command-line client's credentials, if the server created them. */
