@@ -11,6 +11,7 @@ import { Client } from 'fhir-kit-client';
 import { idsOf as ids } from './helpers/search.ts';
 import { dbKind, freshDatabase, http, startServer, startServerProcess } from './helpers/server.ts';
 import { openDb } from '../src/store/db.ts';
+import { migrate } from '../src/store/migrate.ts';
 
 const SPEC = new URL('../../shared/spec/', import.meta.url);
 const spec = (path: string) => {
@@ -192,6 +193,28 @@ t.test('$reindex: 202 + Content-Location, X-Progress while running, counts when 
   t.equal(unknown.body.resourceType, 'OperationOutcome');
   t.equal((await http('GET', `${s.url}/$reindex`)).status, 405, '$reindex is POST only');
   t.equal((await http('POST', `${s.url}/NotAType/$reindex`)).status, 404, 'unknown type');
+});
+
+t.test('a database written before the indexer fixes gets one reindex job from migration 015', async (t) => {
+  const s = await startServer(t);
+  const withExtension = { resourceType: 'Patient', name: [{ family: 'Extensionfamily', _family: { extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/humanname-own-prefix', valueString: 'de' }] } }] };
+  const created = await http('POST', `${s.url}/Patient`, withExtension);
+  t.equal(created.status, 201);
+  const found = async () => ids((await http('GET', `${s.url}/Patient?family=extensionfamily`)).body);
+  t.same(await found(), [created.body.id], 'a family name with an extension is found');
+  // What the indexer wrote before the fix: no row for a primitive with an extension.
+  await s.db.query("DELETE FROM sp_string WHERE resource_type = 'Patient' AND code IN ('family', 'name')");
+  t.same(await found(), [], 'the row is gone, as in a database written before the fix');
+  await s.db.query("DELETE FROM schema_migrations WHERE name = '015_reindex_indexer_fixes.sql'");
+  t.same(await migrate(s.db), ['015_reindex_indexer_fixes.sql'], 'the migration applies');
+  const { final } = await waitForJob(`${s.url}/$reindex-status/indexer-fixes-2026-11`);
+  t.equal(value(final.body, 'status'), 'completed', 'its job completes');
+  t.same(await found(), [created.body.id], 'the resource is found again');
+
+  const empty = await startServer(t);
+  await empty.db.query("DELETE FROM schema_migrations WHERE name = '015_reindex_indexer_fixes.sql'");
+  await migrate(empty.db);
+  t.equal((await http('GET', `${empty.url}/$reindex-status/indexer-fixes-2026-11`)).status, 404, 'an empty database gets no job');
 });
 
 t.test('invalid SearchParameters are refused with an OperationOutcome at the element, and not stored', async (t) => {
