@@ -4,7 +4,8 @@
 //
 //   node scripts/bench-access.ts [--db pglite|postgres] [--patients 10000] [--member-share 0.1]
 //                                [--duration 5] [--connections 32] [--rounds 2] [--warmup 1]
-//                                [--full] [--seed 42] [--keep DIR]
+//                                [--full] [--seed 42] [--keep DIR] [--arms off,system,...]
+//                                [--profile DIR]
 //
 // One database (a fresh PGlite folder, or a throwaway PostgreSQL cluster), loaded once with
 // AUTH=off AUDIT=off: the generated French coordination data of scripts/lib/bench/coordination.ts
@@ -18,6 +19,9 @@
 //   system   AUTH=on AUDIT=on, a system client token (system/*.cruds: unrestricted)
 //   member   AUTH=on AUDIT=on, the demo médecin's token (user/*.cruds: care-team rights)
 //   member-noaudit  AUTH=on AUDIT=off, the same token (to split access control from audit)
+//   system-noaudit  AUTH=on AUDIT=off, the system token (to split authentication from rights)
+// --arms: only these arms (the ratios that need a missing arm are not printed).
+// --profile DIR: each server runs with --cpu-prof, its profile in DIR/<arm>-<round>/.
 // --keep DIR: the database (the PGlite folder, or the PostgreSQL cluster in DIR/pg) lives in DIR and
 // is kept; a later run with the same DIR and --db measures again without loading (the load takes
 // about 10 minutes at 10,000 patients).
@@ -61,6 +65,8 @@ const { values: args } = parseArgs({
     full: { type: 'boolean', default: false },
     seed: { type: 'string', default: '42' },
     keep: { type: 'string' },
+    arms: { type: 'string' },
+    profile: { type: 'string' },
   },
 });
 if (args.db !== 'pglite' && args.db !== 'postgres') {
@@ -78,6 +84,7 @@ const opts = {
   full: args.full,
   seed: numberArg('seed', args.seed, 0),
   keep: args.keep,
+  profile: args.profile,
 };
 
 const log = (s: string) => console.error(`[bench-access] ${s}`);
@@ -89,17 +96,23 @@ const median = (xs: number[]) => {
 installExitHandlers();
 
 interface Arm {
-  label: 'off' | 'system' | 'member' | 'member-noaudit';
+  label: 'off' | 'system' | 'member' | 'member-noaudit' | 'system-noaudit';
   auth: 'on' | 'off';
   audit: 'on' | 'off';
   token?: 'system' | 'member';
 }
-const ARMS: Arm[] = [
+const ALL_ARMS: Arm[] = [
   { label: 'off', auth: 'off', audit: 'off' },
   { label: 'system', auth: 'on', audit: 'on', token: 'system' },
   { label: 'member', auth: 'on', audit: 'on', token: 'member' },
   { label: 'member-noaudit', auth: 'on', audit: 'off', token: 'member' },
+  { label: 'system-noaudit', auth: 'on', audit: 'off', token: 'system' },
 ];
+const ARMS = args.arms ? args.arms.split(',').map((l) => ALL_ARMS.find((a) => a.label === l.trim()) ?? fail(`unknown arm "${l}" (${ALL_ARMS.map((a) => a.label).join(', ')})`)) : ALL_ARMS;
+function fail(message: string): never {
+  console.error(message);
+  process.exit(2);
+}
 
 /** A token from the embedded provider, as scripts/token.ts gets it. */
 async function tokenFor(fhirBase: string, dataDir: string, kind: 'system' | 'member'): Promise<string> {
@@ -228,11 +241,14 @@ async function main() {
     dbEnv = { ...dbEnv, DATABASE_URL: postgres.url };
   }
   const port = await freePort();
-  const start = (arm: Arm): Promise<ServerProcess> =>
+  const start = (arm: Arm, round?: number): Promise<ServerProcess> =>
     startServer({
       name: `FHIR server (${arm.label})`,
       script: join(root, 'src/main.ts'),
-      nodeArgs: serverCommand().args.slice(0, -1),
+      nodeArgs: [
+        ...serverCommand().args.slice(0, -1),
+        ...(opts.profile && round !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${join(opts.profile, `${arm.label}-${round + 1}`)}`] : []),
+      ],
       env: { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', AUTH: arm.auth, AUDIT: arm.audit, RATE_LIMIT: '0', REQUIRED_PROFILES: 'none', ...dbEnv },
       port,
       readyPath: '/readyz',
@@ -245,12 +261,12 @@ async function main() {
   if (kept && ((kept.db ?? 'pglite') !== opts.db || kept.patients !== opts.patients || kept.seed !== opts.seed || kept.memberShare !== opts.memberShare || kept.full !== opts.full)) {
     throw new Error(`${work} holds another data set (${JSON.stringify(kept)}): give the same --db, --patients, --seed, --member-share and --full, or another --keep folder`);
   }
-  const { resources, byType, members, loadSeconds, retries } = kept ?? (await load(await start(ARMS[0]), opts.keep ? loadFile : undefined));
+  const { resources, byType, members, loadSeconds, retries } = kept ?? (await load(await start(ALL_ARMS[0]), opts.keep ? loadFile : undefined));
   if (kept) log(`kept database ${work}: ${resources} resources, loaded earlier in ${Math.round(loadSeconds)} s`);
   let server: ServerProcess;
 
   // ---------------------------------------------------------------- the member's patients
-  server = await start(ARMS[2]);
+  server = await start(ALL_ARMS[2]);
   const memberToken = await tokenFor(`${server.url}/fhir`, dataDir, 'member');
   const ids: string[] = [];
   const nirs: string[] = [];
@@ -280,7 +296,7 @@ async function main() {
   for (let round = 0; round < opts.rounds; round++) {
     const order = ARMS.map((_, i) => ARMS[(i + round) % ARMS.length]);
     for (const arm of order) {
-      server = await start(arm);
+      server = await start(arm, round);
       const token = arm.token ? await tokenFor(`${server.url}/fhir`, dataDir, arm.token) : undefined;
       const headers: Record<string, string> = { accept: FHIR, ...(token ? { authorization: `Bearer ${token}` } : {}) };
       for (const s of steps) {
@@ -299,15 +315,16 @@ async function main() {
   // ---------------------------------------------------------------- report
   const rps = (arm: string, step: string) => results.filter((r) => r.arm === arm && r.result.step === step).map((r) => r.result.reqPerSec);
   const p50 = (arm: string, step: string) => median(results.filter((r) => r.arm === arm && r.result.step === step).map((r) => r.result.p50));
+  // NaN when an arm was left out (--arms): printed as "-".
   const cost = (a: number, b: number) => Math.round((1 - a / b) * 1000) / 10;
   const summary = steps.map((s) => {
-    const m = Object.fromEntries(ARMS.map((a) => [a.label, median(rps(a.label, s.step))])) as Record<Arm['label'], number>;
+    const m = Object.fromEntries(ALL_ARMS.map((a) => [a.label, median(rps(a.label, s.step))])) as Record<Arm['label'], number>;
     return {
       step: s.step,
       label: s.label,
-      reqPerSec: Object.fromEntries(ARMS.map((a) => [a.label, Math.round(m[a.label])])),
+      reqPerSec: Object.fromEntries(ALL_ARMS.map((a) => [a.label, Math.round(m[a.label])])),
       rounds: Object.fromEntries(ARMS.map((a) => [a.label, rps(a.label, s.step).map(Math.round)])),
-      p50: Object.fromEntries(ARMS.map((a) => [a.label, p50(a.label, s.step)])),
+      p50: Object.fromEntries(ALL_ARMS.map((a) => [a.label, p50(a.label, s.step)])),
       /** member (AUTH+AUDIT) vs AUTH=off AUDIT=off: the issue's measure, target < 25%. */
       accessAndAuditCost: cost(m.member, m.off),
       /** member vs system client, both AUTH=on AUDIT=on: what care-team rights cost. */
@@ -318,16 +335,21 @@ async function main() {
       auditCost: cost(m.member, m['member-noaudit']),
       /** member without audit vs off: authentication and care-team rights alone. */
       accessCost: cost(m['member-noaudit'], m.off),
+      /** system client without audit vs off: authentication alone. */
+      authenticationCost: cost(m['system-noaudit'], m.off),
     };
   });
   // A step that answered nothing in its window (every request slower than the run) is a failure, not a 100% cost.
   const ok = results.every((r) => r.result.requests > 0 && !r.result.non2xx && !r.result.errors && !r.result.timeouts);
   console.log(`\naccess control and audit cost, ${opts.db}, ${resources} resources over ${opts.patients} patients (the member reaches ${ids.length}), ${opts.connections} connections, ${opts.duration} s per step, ${opts.rounds} rounds (medians), ${cpus().length} cores`);
-  console.log('| step | off req/s | system req/s | member req/s | member, AUDIT=off req/s | member vs off (target < 25%) | member vs system | system vs off | audit share (member) | access alone (no audit) |');
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const n = (x: number) => (Number.isNaN(x) ? '-' : String(x));
+  const pct = (x: number) => (Number.isNaN(x) ? '-' : `${x}%`);
+  console.log('| step | off req/s | system req/s | member req/s | member, AUDIT=off req/s | system, AUDIT=off req/s | member vs off (target < 25%) | member vs system | system vs off | audit share (member) | access alone (no audit) | authentication alone |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const s of summary) {
     const r = s.reqPerSec;
-    console.log(`| ${s.label} | ${r.off} | ${r.system} | ${r.member} | ${r['member-noaudit']} | ${s.accessAndAuditCost}% ${s.accessAndAuditCost < 25 ? 'pass' : 'MISSED'} | ${s.careTeamCost}% | ${s.systemCost}% | ${s.auditCost}% | ${s.accessCost}% |`);
+    const verdict = Number.isNaN(s.accessAndAuditCost) ? '' : s.accessAndAuditCost < 25 ? ' pass' : ' MISSED';
+    console.log(`| ${s.label} | ${n(r.off)} | ${n(r.system)} | ${n(r.member)} | ${n(r['member-noaudit'])} | ${n(r['system-noaudit'])} | ${pct(s.accessAndAuditCost)}${verdict} | ${pct(s.careTeamCost)} | ${pct(s.systemCost)} | ${pct(s.auditCost)} | ${pct(s.accessCost)} | ${pct(s.authenticationCost)} |`);
   }
   console.log(`rounds (req/s): ${summary.map((s) => `${s.step} ${ARMS.map((a) => `${a.label} ${s.rounds[a.label].join('/')}`).join(', ')}`).join('; ')}`);
   console.log(`all answers 2xx: ${ok}; load: ${resources} resources in ${Math.round(loadSeconds)} s${retries ? `, ${retries} retries` : ''}`);

@@ -196,7 +196,7 @@ t.test('$reindex: 202 + Content-Location, X-Progress while running, counts when 
 });
 
 t.test('a database written before the indexer fixes gets one reindex job from migration 015', async (t) => {
-  const s = await startServer(t);
+  const s = await startServer(t, { AUDIT: 'on' });
   const withExtension = { resourceType: 'Patient', name: [{ family: 'Extensionfamily', _family: { extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/humanname-own-prefix', valueString: 'de' }] } }] };
   const created = await http('POST', `${s.url}/Patient`, withExtension);
   t.equal(created.status, 201);
@@ -209,6 +209,7 @@ t.test('a database written before the indexer fixes gets one reindex job from mi
   t.same(await migrate(s.db), ['015_reindex_indexer_fixes.sql'], 'the migration applies');
   const { final } = await waitForJob(`${s.url}/$reindex-status/indexer-fixes-2026-11`);
   t.equal(value(final.body, 'status'), 'completed', 'its job completes');
+  t.same(final.body.parameter.filter((p: any) => p.name === 'type').map((p: any) => p.valueCode), ['Patient'], 'over the types stored (not the audit trail)');
   t.same(await found(), [created.body.id], 'the resource is found again');
 
   const empty = await startServer(t);
