@@ -133,6 +133,35 @@ t.test('a member of many teams: the patient set is stored once and read by the f
 });
 
 if (dbKind === 'postgres') {
+  t.test('a read by id on PostgreSQL runs on cached rights its own query confirms: one query, and a moved stamp makes it run again', async (t) => {
+    const s = await startServer(t, { AUTH: 'on' });
+    const tokens = await tokensFrom(s.url, s.config.dataDir);
+    const system = await tokens.system();
+    t.equal((await http('POST', s.url, dataset([{ member: 'PractitionerRole/cache-role1' }]), bearer(system))).status, 200);
+    const dr1 = bearer(await tokens.practitioner('899700300001'));
+    const names: (string | undefined)[] = [];
+    const query = s.db.query.bind(s.db);
+    s.db.query = ((sql: string, params?: unknown[], name?: string) => (names.push(name ?? sql.slice(0, 40)), query(sql, params, name))) as typeof s.db.query;
+    const read = async () => {
+      names.length = 0;
+      return (await http('GET', `${s.url}/Observation/cache-obs`, undefined, dr1)).status;
+    };
+    t.equal(await read(), 200, 'the first read computes the rights');
+    t.ok(names.includes('read_stamp'), 'reading the stamp first');
+    t.equal(await read(), 200, 'the next read');
+    t.same(names, ['read_current_with_access_stamp'], 'is one query, which returns the stamp with the row');
+    t.equal((await http('GET', `${s.url}/Observation?_id=cache-obs`, undefined, dr1)).body.total ?? 1, 1);
+    t.ok(names.includes('read_stamp'), 'a search still reads the stamp first');
+    // As a write of a rights source through another process would.
+    await s.db.query("UPDATE stamps SET n = n + 1 WHERE name = 'access'");
+    t.equal(await read(), 200, 'after the stamp moved, the read still answers');
+    t.same(names.filter((n) => n === 'read_current_with_access_stamp' || n === 'read_stamp'), ['read_current_with_access_stamp', 'read_stamp'], 'its first attempt found the stamp moved, and it ran again with the stamp read first');
+    t.equal((await http('PUT', `${s.url}/CareTeam/cache-team`, careTeam([{ member: 'PractitionerRole/cache-role1' }], 'inactive'), bearer(system))).status, 200, 'the team closes');
+    t.equal(await read(), 404, 'the next read is refused');
+    t.equal(await read(), 404, 'and the one after, on the cached (empty) rights');
+    t.same(names, ['read_current_with_access_stamp'], 'in one query');
+  });
+
   t.test('two server processes on one PostgreSQL: a removal through one counts at the next request on the other', async (t) => {
     const db = await freshDatabase();
     t.teardown(db.cleanup);

@@ -7,6 +7,11 @@
 // - no period boundary passed since: rights.ts notes the next start or end of a team, participant,
 //   role, aidant or Consent period, and the entry expires then.
 // Break-glass requests are decided on their own, uncached (each is checked and reported).
+//
+// A read by id may skip that first query on PostgreSQL (accessOf(..., { assumed: true })): it gets
+// the cached rights as AssumedAccess, unusable until the read's own query, which also returns the
+// stamp in the same snapshot, confirms them (readVisible in src/fhir/context.ts). When the stamp
+// has moved, StaleRights is thrown and the request runs again with rights read the usual way.
 import type { FhirContext } from '../fhir/context.ts';
 import { onWrite } from '../fhir/persist.ts';
 import type { Db, Executor } from '../store/db.ts';
@@ -86,9 +91,77 @@ async function compute(ctx: FhirContext, caller: Caller, m: Matrix, now: number)
   return access;
 }
 
-/** The caller's access filter (undefined: unrestricted), from the cache when still exact. */
-export async function accessOf(ctx: FhirContext, caller: Caller, given?: Matrix, now = Date.now()): Promise<CareTeamAccess | undefined> {
+/** Thrown by AssumedAccess when its stamp is not (or not yet) confirmed: the request is run again, with rights read at once. */
+export class StaleRights extends Error {
+  constructor() {
+    super('care-team rights assumed from the cache were not confirmed');
+  }
+}
+
+/**
+ * Cached rights taken at a stamp not yet read: every decision throws StaleRights until confirm()
+ * is given the stamp as read in the same statement as the data, and finds it unchanged.
+ */
+export class AssumedAccess implements CareTeamAccess {
+  private confirmed = false;
+  private readonly inner: CareTeamAccess;
+  readonly stamp: string;
+  constructor(inner: CareTeamAccess, stamp: string) {
+    this.inner = inner;
+    this.stamp = stamp;
+  }
+  get rights() {
+    return this.inner.rights;
+  }
+  get storedSets() {
+    return this.inner.storedSets;
+  }
+  /** The query that reads the data must also return the stamp (stamps.name = 'access'). */
+  confirm(stampRead: string): void {
+    if (stampRead !== this.stamp) throw new StaleRights();
+    this.confirmed = true;
+  }
+  private decided(): CareTeamAccess {
+    if (!this.confirmed) throw new StaleRights();
+    return this.inner;
+  }
+  condition(alias: string, params: Parameters<CareTeamAccess['condition']>[1], resourceType?: string): string {
+    return this.decided().condition(alias, params, resourceType);
+  }
+  admits(resourceType: string, compartments: readonly string[], indexMask: number): boolean | undefined {
+    return this.decided().admits?.(resourceType, compartments, indexMask);
+  }
+  checkWrite(resourceType: string, compartments: readonly string[]): void {
+    this.decided().checkWrite?.(resourceType, compartments);
+  }
+}
+
+/** The cached rights of a caller as AssumedAccess, without reading the stamp; undefined when there are none to assume. */
+function assumed(ctx: FhirContext, caller: Caller, now: number): AssumedAccess | undefined {
+  if (ctx.db.kind === 'pglite' || caller.kind === 'patient' || (caller.kind === 'practitioner' && caller.breakGlass)) return undefined;
+  const known = matrices.get(ctx.db);
+  if (!known) return undefined;
+  const hit = cacheOf(ctx.db).entries.get(`${known.matrix.version}\n${JSON.stringify(caller)}`);
+  // The matrix is the one of the entry's stamp: a change of matrix moves the stamp, which the read then finds.
+  if (!hit?.access || now >= hit.until || hit.stamp !== known.stamp) return undefined;
+  return new AssumedAccess(hit.access, hit.stamp);
+}
+
+/**
+ * The caller's access filter (undefined: unrestricted), from the cache when still exact.
+ * assumed: the cached rights without reading the stamp (PostgreSQL), for a read that confirms it.
+ */
+export async function accessOf(
+  ctx: FhirContext,
+  caller: Caller,
+  options: { matrix?: Matrix; now?: number; assumed?: boolean } = {}
+): Promise<CareTeamAccess | undefined> {
+  const { matrix: given, now = Date.now() } = options;
   if (caller.kind === 'system') return undefined;
+  if (options.assumed && !given) {
+    const a = assumed(ctx, caller, now);
+    if (a) return a;
+  }
   // Read before the rights: what they are computed from is then at least as new as the stamp.
   const stamp = ctx.db.kind === 'pglite' ? `local ${localStamps.get(ctx.db) ?? 0}` : await readStamp(ctx.ex, 'access');
   const m = given ?? (await matrixAt(ctx.db, stamp));

@@ -2,7 +2,7 @@
 // transaction of a transaction bundle), the public base URL, limits, and the access filter.
 import type { Config } from '../config.ts';
 import type { Db, Executor } from '../store/db.ts';
-import { readCurrent, readCurrentForAccess, readCurrentIf, type StoredResource } from '../store/resources.ts';
+import { readCurrent, readCurrentForAccess, readCurrentForAccessWithStamp, readCurrentIf, type StoredResource } from '../store/resources.ts';
 import type { Query } from './search/parse.ts';
 import { SqlParams } from './search/sql.ts';
 
@@ -18,6 +18,12 @@ export interface AccessFilter {
    * index_mask; undefined when only the SQL condition can decide (then it is run).
    */
   admits?(resourceType: string, compartments: readonly string[], indexMask: number): boolean | undefined;
+  /**
+   * Set when the filter holds only if the `access` stamp still reads this value (rights taken
+   * from the cache without reading it): the read confirms it, and throws when it has moved.
+   */
+  readonly stamp?: string;
+  confirm?(stampRead: string): void;
   /**
    * Writes: throws a FhirError (403) unless the caller may write a resource of this type in these
    * patient compartments (those of the stored version, then those of the new content).
@@ -46,7 +52,14 @@ export async function visibility(ctx: FhirContext, type: string, id: string): Pr
 export async function readVisible(ctx: FhirContext, type: string, id: string): Promise<StoredResource | undefined> {
   const access = ctx.access;
   if (!access) return readCurrent(ctx.ex, type, id);
-  if (access.admits) {
+  if (access.confirm) {
+    // Assumed rights: the stamp comes with the row, and confirms them (or throws) before any decision.
+    const { stamp, row } = await readCurrentForAccessWithStamp(ctx.ex, type, id);
+    access.confirm(stamp);
+    if (!row) return undefined;
+    const admitted = access.admits?.(type, row.compartments, row.indexMask);
+    if (admitted !== undefined) return admitted ? row.stored : undefined;
+  } else if (access.admits) {
     const row = await readCurrentForAccess(ctx.ex, type, id);
     if (!row) return undefined;
     const admitted = access.admits(type, row.compartments, row.indexMask);

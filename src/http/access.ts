@@ -37,13 +37,16 @@ export function callerOf(auth: AuthInfo, request?: FastifyRequest): Caller {
   };
 }
 
-/** The access filter of this request, or undefined (no authentication, or a system client). */
-export async function accessFor(request: FastifyRequest, db: Db, limits: Limits, baseUrl: string): Promise<AccessFilter | undefined> {
+/**
+ * The access filter of this request, or undefined (no authentication, or a system client).
+ * assumed: a read by id, which may take cached rights without reading the stamp (src/access/cache.ts).
+ */
+export async function accessFor(request: FastifyRequest, db: Db, limits: Limits, baseUrl: string, assumed = false): Promise<AccessFilter | undefined> {
   const auth = request.auth;
   if (!auth) return undefined;
   const caller = callerOf(auth, request);
   const ctx: FhirContext = { db, ex: db, baseUrl, limits, inTransaction: false };
-  const access = await accessOf(ctx, caller);
+  const access = await accessOf(ctx, caller, { assumed });
   const granted = access?.rights.breakGlass;
   if (granted && auth.breakGlass) auth.breakGlass.granted = { patient: granted.patient, until: granted.until, widened: granted.widened };
   return access;

@@ -12,6 +12,7 @@ import { dispatch } from '../fhir/router.ts';
 import { shape } from '../fhir/search/search.ts';
 import type { Db } from '../store/db.ts';
 import { accessFor } from './access.ts';
+import { StaleRights } from '../access/cache.ts';
 import { checkAcceptable, registerContentParsers } from './content.ts';
 import { FHIR_JSON, sendJson, wantsPretty } from './send.ts';
 
@@ -28,16 +29,31 @@ export async function fhirRoutes(app: FastifyInstance, opts: FhirRoutesOptions):
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     checkAcceptable(request);
     const baseUrl = opts.baseUrl ?? `${request.protocol}://${request.host}/fhir`;
-    // Care-team rights (AUTH=on): decided from the data at each request (src/access).
-    const access = await accessFor(request, opts.db, opts.limits, baseUrl);
-    const ctx: FhirContext = { db: opts.db, ex: opts.db, baseUrl, limits: opts.limits, access, inTransaction: false };
     const req = toFhirRequest(request);
-    const res = await dispatch(ctx, req);
+    // Care-team rights (AUTH=on): decided from the data at each request (src/access). A read by id
+    // may run on cached rights its own query confirms; when they are stale, it runs again.
+    const run = async (assumed: boolean) => {
+      const access = await accessFor(request, opts.db, opts.limits, baseUrl, assumed);
+      const ctx: FhirContext = { db: opts.db, ex: opts.db, baseUrl, limits: opts.limits, access, inTransaction: false };
+      return dispatch(ctx, req);
+    };
+    let res: FhirResponse;
+    try {
+      res = await run(isReadById(req));
+    } catch (err) {
+      if (!(err instanceof StaleRights)) throw err;
+      res = await run(false);
+    }
     return send(request, reply, req, res);
   };
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
   app.route({ method: methods.filter((m) => m !== 'HEAD'), url: '/fhir', handler });
   app.route({ method: methods.filter((m) => m !== 'HEAD'), url: '/fhir/*', handler });
+}
+
+/** GET [type]/[id]: one row read, which can confirm assumed rights in the same query. */
+function isReadById(req: FhirRequest): boolean {
+  return (req.method === 'GET' || req.method === 'HEAD') && req.path.length === 2 && !/^[$_]/.test(req.path[0]) && !/^[$_]/.test(req.path[1]);
 }
 
 function toFhirRequest(request: FastifyRequest): FhirRequest {

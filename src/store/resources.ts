@@ -54,17 +54,37 @@ export async function readCurrent(ex: Executor, resourceType: string, id: string
 }
 
 /** readCurrent with the row's patient compartments and index_mask (an access decision; what a deletion keeps). */
-export async function readCurrentForAccess(
-  ex: Executor,
-  resourceType: string,
-  id: string
-): Promise<{ stored: StoredResource; compartments: string[]; indexMask: number } | undefined> {
+export async function readCurrentForAccess(ex: Executor, resourceType: string, id: string): Promise<AccessRow | undefined> {
   const r = await ex.query<Row & { compartments: string[]; index_mask: number }>(
     `SELECT ${COLUMNS}, compartments, index_mask FROM resources WHERE resource_type = $1 AND id = $2`,
     [resourceType, id]
   );
+  return r.rows[0] ? toAccessRow(r.rows[0]) : undefined;
+}
+
+export interface AccessRow {
+  stored: StoredResource;
+  compartments: string[];
+  indexMask: number;
+}
+
+function toAccessRow(row: Row & { compartments: string[]; index_mask: number }): AccessRow {
+  return { stored: toStored(row), compartments: row.compartments ?? [], indexMask: row.index_mask };
+}
+
+/**
+ * readCurrentForAccess and the `access` stamp (src/store/stamps.ts) in one statement, so in one
+ * snapshot: rights cached at that stamp are exact for this row (src/access/cache.ts AssumedAccess).
+ */
+export async function readCurrentForAccessWithStamp(ex: Executor, resourceType: string, id: string): Promise<{ stamp: string; row: AccessRow | undefined }> {
+  const r = await ex.query<Row & { compartments: string[]; index_mask: number; access_stamp: string }>(
+    `SELECT coalesce((SELECT n::text FROM stamps WHERE name = 'access'), '0') AS access_stamp, r.${COLUMNS.split(', ').join(', r.')}, r.compartments, r.index_mask
+     FROM (VALUES (1)) AS one (x) LEFT JOIN resources r ON r.resource_type = $1 AND r.id = $2`,
+    [resourceType, id],
+    'read_current_with_access_stamp'
+  );
   const row = r.rows[0];
-  return row ? { stored: toStored(row), compartments: row.compartments ?? [], indexMask: row.index_mask } : undefined;
+  return { stamp: row.access_stamp, row: row.rid == null ? undefined : toAccessRow(row) };
 }
 
 /**
