@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent, CodeableConcept, Coding, Reference } from '@medplum/fhirtypes';
 import { getPatientCompartmentParams, getSearchParams, searchParametersVersion } from '../fhir/definitions.ts';
-import { emptyRows, indexResource, parseReference, type IndexRows } from '../fhir/search/indexer.ts';
+import { dropDuplicateRows, emptyRows, indexResource, parseReference, type IndexRows } from '../fhir/search/indexer.ts';
 import { normalizeString } from '../fhir/search/normalize.ts';
 import { toRange } from '../fhir/search/dates.ts';
 import type { AuditRecord } from '../store/audit.ts';
@@ -151,5 +151,6 @@ export function auditIndexRows(e: AuditEvent): IndexRows {
     if (rows.reference.code[i] === 'patient') compartments.add(`Patient/${rows.reference.targetId[i]}`);
   }
   rows.compartments = [...compartments];
+  dropDuplicateRows(rows);
   return rows;
 }

@@ -86,9 +86,40 @@ export function indexResource(resource: Resource): IndexRows {
     }
     for (const v of values) addValue(rows, param.type, param.code, v);
   }
+  dropDuplicateRows(rows);
   rows.text = fullText(resource);
   rows.compartments = compartmentsOf(resource, rows);
   return rows;
+}
+
+const ROW_TABLES = ['string', 'token', 'date', 'number', 'quantity', 'reference', 'uri', 'composite'] as const;
+
+/**
+ * Removes index rows equal in every column to an earlier one of the same resource (two elements
+ * with one value, two parameters' expressions reaching one element): a search matches a resource
+ * once whatever the number of equal rows, so each would only cost a write and index space.
+ */
+export function dropDuplicateRows(rows: IndexRows): void {
+  for (const table of ROW_TABLES) {
+    const cols = Object.values(rows[table]) as unknown[][];
+    const n = cols[0].length;
+    if (n < 2) continue;
+    const seen = new Set<string>();
+    const keep: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const key = cols.map((c) => (c[i] === null ? '\u0000' : String(c[i]))).join('\u0001');
+      if (!seen.has(key)) {
+        seen.add(key);
+        keep.push(i);
+      }
+    }
+    if (keep.length === n) continue;
+    for (const c of cols) {
+      const kept = keep.map((i) => c[i]);
+      c.length = 0;
+      c.push(...kept);
+    }
+  }
 }
 
 function addValue(rows: IndexRows, type: SearchParamType, code: string, typed: TypedValue): void {
