@@ -77,8 +77,11 @@ export function accessFilter(rights: AccessRights, m: Matrix = matrix()): CareTe
       const list = (values: readonly string[]) => `(SELECT ${params.add(values)}::text[])::text[]`;
       const ofGroup = (g: Group) => {
         // Every patient of the row is one of the group's: a probe of the stored set per compartment.
+        // OFFSET 0 keeps the probe a subplan run per compartment (an index lookup): pulled up into
+        // an anti-join, it hashed the whole set at every query (0.4 ms of a 0.55 ms search for
+        // 1,000 patients) whenever the table holds few sets.
         const within = g.setId
-          ? `NOT EXISTS (SELECT 1 FROM unnest(${alias}.compartments) c(p) WHERE NOT EXISTS (SELECT 1 FROM access_sets s WHERE s.set_id = ${params.add(g.setId)} AND s.patient = c.p))`
+          ? `NOT EXISTS (SELECT 1 FROM unnest(${alias}.compartments) c(p) WHERE NOT EXISTS (SELECT 1 FROM access_sets s WHERE s.set_id = ${params.add(g.setId)} AND s.patient = c.p OFFSET 0))`
           : `${alias}.compartments <@ ${list(g.patients)}`;
         return `${alias}.compartments <> '{}' AND ${within}`;
       };
