@@ -2,7 +2,6 @@
 // embedded PGlite (PostgreSQL compiled to WebAssembly) persisted in a folder.
 // Everything above this file speaks plain PostgreSQL SQL with $n parameters.
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -12,35 +11,6 @@ import { PGlite } from '@electric-sql/pglite';
 export interface QueryResult<R> {
   rows: R[];
   rowCount: number;
-}
-
-/** At most this many statement texts are prepared by shape (shapeName), per process. */
-const MAX_SHAPES = 200;
-/** A text becomes a prepared shape at its third use: one-off searches are planned once and forgotten. */
-const SHAPE_USES = 3;
-const MAX_CANDIDATES = 2000;
-const shapes = new Map<string, string>();
-const candidates = new Map<string, number>();
-
-/**
- * A statement name for a generated query text seen often (searches: the text is the query's shape,
- * its values are parameters), so PostgreSQL prepares it once per connection and reuses its plan:
- * planning a filtered search cost 0.7 ms, three times its execution. undefined while the text is
- * new, or once MAX_SHAPES are named (each costs a plan in every connection of the pool).
- */
-export function shapeName(sql: string): string | undefined {
-  const known = shapes.get(sql);
-  if (known || shapes.size >= MAX_SHAPES) return known;
-  const uses = (candidates.get(sql) ?? 0) + 1;
-  if (uses < SHAPE_USES) {
-    if (candidates.size >= MAX_CANDIDATES) candidates.clear();
-    candidates.set(sql, uses);
-    return undefined;
-  }
-  candidates.delete(sql);
-  const name = `shape_${createHash('sha256').update(sql).digest('base64url').slice(0, 24)}`;
-  shapes.set(sql, name);
-  return name;
 }
 
 /** Something SQL can run on: the database itself, or one open transaction. */

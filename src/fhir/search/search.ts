@@ -2,7 +2,6 @@
 // _elements, and builds the searchset Bundle. Conditional interactions use matchIds().
 import { randomBytes } from 'node:crypto';
 import type { Bundle, BundleEntry, BundleLink, Resource } from '@medplum/fhirtypes';
-import { shapeName } from '../../store/db.ts';
 import type { FhirContext } from '../context.ts';
 import { getResourceTypes, getSearchParam, isResourceType, isSingleValued, typeSchema } from '../definitions.ts';
 import { FhirError, issue, outcome } from '../outcome.ts';
@@ -208,10 +207,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
 async function countMatches(
   ctx: FhirContext, where: string, params: unknown[], mode: 'accurate' | 'estimate' | 'bounded', countedUpToLimit?: number
 ): Promise<number | undefined> {
-  if (mode === 'accurate') {
-    const sql = `SELECT count(*) AS c FROM resources r WHERE ${where}`;
-    return Number((await ctx.ex.query<{ c: string }>(sql, params, shapeName(sql))).rows[0].c);
-  }
+  if (mode === 'accurate') return Number((await ctx.ex.query<{ c: string }>(`SELECT count(*) AS c FROM resources r WHERE ${where}`, params)).rows[0].c);
   const limit = ctx.limits.searchTotalLimit;
   const estimate = async () => {
     const plan = await ctx.ex.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM resources r WHERE ${where}`, params);
@@ -306,7 +302,7 @@ async function readPage(ctx: FhirContext, q: PageQuery): Promise<KeyedRow[]> {
       SELECT r.rid, r.resource_type, r.id, r.content, ${q.terms.map((t, i) => `${t.expr} AS ${keys[i]}`).join(', ')}
       FROM ${q.from ?? 'resources r'} WHERE ${where} ORDER BY ${orderBy(q.terms, keys, q.reverse)} OFFSET ${q.offset} LIMIT ${q.limit}
     ) r ORDER BY ${orderBy(q.terms, keys.map((k) => `r.${k}`), q.reverse)}`;
-  const result = await ctx.ex.query<Row & Record<string, string | null>>(sql, params.values, shapeName(sql));
+  const result = await ctx.ex.query<Row & Record<string, string | null>>(sql, params.values);
   return result.rows.map((row) => ({
     rid: row.rid, resource_type: row.resource_type, id: row.id, content: row.content, keys: keys.map((k) => row[k]), checked: row.checked,
   }));
@@ -487,7 +483,7 @@ async function includeRows(ctx: FhirContext, from: Row[], spec: string, reverse:
       WHERE s.resource_type = ${params.add(sourceType)} ${codeCond} ${targetCond}
       AND (s.target_type || '/' || s.target_id) = ANY(${params.add(targets)}::text[]) AND NOT r.deleted ${access}`;
   }
-  return (await ctx.ex.query<Row>(sql, params.values, shapeName(sql))).rows;
+  return (await ctx.ex.query<Row>(sql, params.values)).rows;
 }
 
 /** _summary and _elements: the subset of a resource the client asked for, tagged SUBSETTED. */
