@@ -21,7 +21,8 @@
 //   member-noaudit  AUTH=on AUDIT=off, the same token (to split access control from audit)
 //   system-noaudit  AUTH=on AUDIT=off, the system token (to split authentication from rights)
 // --arms: only these arms (the ratios that need a missing arm are not printed).
-// --profile DIR: each server runs with --cpu-prof, its profile in DIR/<arm>-<round>/.
+// --profile DIR: each server runs with --cpu-prof, its profile in DIR/<arm>-<round>/ (PostgreSQL: one
+// server per arm for every round, DIR/<arm>-1/).
 // --keep DIR: the database (the PGlite folder, or the PostgreSQL cluster in DIR/pg) lives in DIR and
 // is kept; a later run with the same DIR and --db measures again without loading (the load takes
 // about 10 minutes at 10,000 patients).
@@ -240,9 +241,9 @@ async function main() {
     onCleanup('postgresql', () => (opts.keep ? postgres.stopAndKeep() : postgres.stop()));
     dbEnv = { ...dbEnv, DATABASE_URL: postgres.url };
   }
-  const port = await freePort();
-  const start = (arm: Arm, round?: number): Promise<ServerProcess> =>
-    startServer({
+  const start = async (arm: Arm, round?: number): Promise<ServerProcess> => {
+    const port = await freePort();
+    return startServer({
       name: `FHIR server (${arm.label})`,
       script: join(root, 'src/main.ts'),
       nodeArgs: [
@@ -256,6 +257,7 @@ async function main() {
       cwd: root,
       timeoutMs: 300_000,
     });
+  };
 
   // ---------------------------------------------------------------- load (AUTH=off AUDIT=off)
   if (kept && ((kept.db ?? 'pglite') !== opts.db || kept.patients !== opts.patients || kept.seed !== opts.seed || kept.memberShare !== opts.memberShare || kept.full !== opts.full)) {
@@ -263,10 +265,10 @@ async function main() {
   }
   const { resources, byType, members, loadSeconds, retries } = kept ?? (await load(await start(ALL_ARMS[0]), opts.keep ? loadFile : undefined));
   if (kept) log(`kept database ${work}: ${resources} resources, loaded earlier in ${Math.round(loadSeconds)} s`);
-  let server: ServerProcess;
+
 
   // ---------------------------------------------------------------- the member's patients
-  server = await start(ALL_ARMS[2]);
+  const server = await start(ALL_ARMS[2]);
   const memberToken = await tokenFor(`${server.url}/fhir`, dataDir, 'member');
   const ids: string[] = [];
   const nirs: string[] = [];
@@ -292,23 +294,41 @@ async function main() {
   ];
 
   // ---------------------------------------------------------------- measure
+  // On PostgreSQL every arm's server runs from the start, and each step is measured arm after arm
+  // (rotated each round): the machine's speed drifts over minutes, so arms measured side by side
+  // compare better than arms measured one after the other. PGlite is opened by one process only:
+  // there, arms run one after the other, each for every step of the round.
   const results: { round: number; arm: string; result: StepResult }[] = [];
-  for (let round = 0; round < opts.rounds; round++) {
-    const order = ARMS.map((_, i) => ARMS[(i + round) % ARMS.length]);
-    for (const arm of order) {
-      server = await start(arm, round);
-      const token = arm.token ? await tokenFor(`${server.url}/fhir`, dataDir, arm.token) : undefined;
-      const headers: Record<string, string> = { accept: FHIR, ...(token ? { authorization: `Bearer ${token}` } : {}) };
-      for (const s of steps) {
-        const result = await runStep({
-          step: s.step, label: s.label, url: server.url, connections: opts.connections, duration: opts.duration, warmup: opts.warmup,
-          requests: [{ method: 'GET', headers, setupRequest: (r: object) => ({ ...r, path: s.path() }) }] as never,
-          settle: () => server.settle(),
-        });
-        results.push({ round, arm: arm.label, result });
-        log(`round ${round + 1} ${arm.label} ${s.step}: ${Math.round(result.reqPerSec)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}`);
+  const measure = async (round: number, arm: Arm, s: (typeof steps)[number], running: { server: ServerProcess; headers: Record<string, string> }) => {
+    const result = await runStep({
+      step: s.step, label: s.label, url: running.server.url, connections: opts.connections, duration: opts.duration, warmup: opts.warmup,
+      requests: [{ method: 'GET', headers: running.headers, setupRequest: (r: object) => ({ ...r, path: s.path() }) }] as never,
+      settle: () => running.server.settle(),
+    });
+    results.push({ round, arm: arm.label, result });
+    log(`round ${round + 1} ${arm.label} ${s.step}: ${Math.round(result.reqPerSec)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}`);
+  };
+  const launch = async (arm: Arm, round?: number) => {
+    const started = await start(arm, round);
+    const token = arm.token ? await tokenFor(`${started.url}/fhir`, dataDir, arm.token) : undefined;
+    return { server: started, headers: { accept: FHIR, ...(token ? { authorization: `Bearer ${token}` } : {}) } as Record<string, string> };
+  };
+  if (opts.db === 'postgres') {
+    const running = new Map<string, Awaited<ReturnType<typeof launch>>>();
+    for (const arm of ARMS) running.set(arm.label, await launch(arm, 0));
+    for (let round = 0; round < opts.rounds; round++) {
+      const order = ARMS.map((_, i) => ARMS[(i + round) % ARMS.length]);
+      for (const s of steps) for (const arm of order) await measure(round, arm, s, running.get(arm.label)!);
+    }
+    for (const r of running.values()) await r.server.stop();
+  } else {
+    for (let round = 0; round < opts.rounds; round++) {
+      const order = ARMS.map((_, i) => ARMS[(i + round) % ARMS.length]);
+      for (const arm of order) {
+        const running = await launch(arm, round);
+        for (const s of steps) await measure(round, arm, s, running);
+        await running.server.stop();
       }
-      await server.stop();
     }
   }
 
