@@ -8,10 +8,13 @@
 //   role, aidant or Consent period, and the entry expires then.
 // Break-glass requests are decided on their own, uncached (each is checked and reported).
 //
-// A read by id may skip that first query on PostgreSQL (accessOf(..., { assumed: true })): it gets
-// the cached rights as AssumedAccess, unusable until the read's own query, which also returns the
-// stamp in the same snapshot, confirms them (readVisible in src/fhir/context.ts). When the stamp
-// has moved, StaleRights is thrown and the request runs again with rights read the usual way.
+// A read by id may skip that first query on PostgreSQL (check 'in-query'): it gets the cached
+// rights as AssumedAccess, unusable until the read's own query, which also returns the stamp in
+// the same snapshot, confirms them (readVisible in src/fhir/context.ts). Other requests that change
+// nothing (check 'beside') use them at once while the stamp is read on another connection, and
+// their answer waits for it. Either way, when the stamp has moved, StaleRights is thrown and the
+// request runs again with rights read the usual way: the answer holds rights current at an instant
+// during the request, as when the stamp is read first.
 import type { FhirContext } from '../fhir/context.ts';
 import { onWrite } from '../fhir/persist.ts';
 import type { Db, Executor } from '../store/db.ts';
@@ -136,32 +139,68 @@ export class AssumedAccess implements CareTeamAccess {
   }
 }
 
-/** The cached rights of a caller as AssumedAccess, without reading the stamp; undefined when there are none to assume. */
-function assumed(ctx: FhirContext, caller: Caller, now: number): AssumedAccess | undefined {
+/**
+ * Cached rights used at once while the stamp is read beside them (another connection): `checked`
+ * rejects with StaleRights when it has moved. For requests that change nothing (searches, history):
+ * their answer waits for `checked`, and is thrown away and computed again when the rights were stale.
+ */
+export class CheckedAccess implements CareTeamAccess {
+  readonly checked: Promise<void>;
+  private readonly inner: CareTeamAccess;
+  constructor(inner: CareTeamAccess, stamp: string, stampRead: Promise<string>) {
+    this.inner = inner;
+    this.checked = stampRead.then((read) => {
+      if (read !== stamp) throw new StaleRights();
+    });
+    this.checked.catch(() => undefined); // awaited by the request; never an unhandled rejection
+  }
+  get rights() {
+    return this.inner.rights;
+  }
+  get storedSets() {
+    return this.inner.storedSets;
+  }
+  condition(alias: string, params: Parameters<CareTeamAccess['condition']>[1], resourceType?: string): string {
+    return this.inner.condition(alias, params, resourceType);
+  }
+  admits(resourceType: string, compartments: readonly string[], indexMask: number): boolean | undefined {
+    return this.inner.admits?.(resourceType, compartments, indexMask);
+  }
+  checkWrite(resourceType: string, compartments: readonly string[]): void {
+    this.inner.checkWrite?.(resourceType, compartments);
+  }
+}
+
+/** The cached rights of a caller and the stamp they were computed at, without reading the stamp; undefined when there are none. */
+function cached(ctx: FhirContext, caller: Caller, now: number): { access: CareTeamAccess; stamp: string } | undefined {
   if (ctx.db.kind === 'pglite' || caller.kind === 'patient' || (caller.kind === 'practitioner' && caller.breakGlass)) return undefined;
   const known = matrices.get(ctx.db);
   if (!known) return undefined;
   const hit = cacheOf(ctx.db).entries.get(`${known.matrix.version}\n${JSON.stringify(caller)}`);
-  // The matrix is the one of the entry's stamp: a change of matrix moves the stamp, which the read then finds.
+  // The matrix is the one of the entry's stamp: a change of matrix moves the stamp, which the check then finds.
   if (!hit?.access || now >= hit.until || hit.stamp !== known.stamp) return undefined;
-  return new AssumedAccess(hit.access, hit.stamp);
+  return { access: hit.access, stamp: hit.stamp };
 }
 
 /**
- * The caller's access filter (undefined: unrestricted), from the cache when still exact.
- * assumed: the cached rights without reading the stamp (PostgreSQL), for a read that confirms it.
+ * How a request may use cached rights without reading the stamp first (PostgreSQL):
+ * - 'in-query': a read by id, whose own query returns the stamp (AssumedAccess);
+ * - 'beside': a request that changes nothing, the stamp read at the same time (CheckedAccess);
+ * - undefined: the stamp is read first (writes, and every request on the embedded database).
  */
+export type StampCheck = 'in-query' | 'beside';
+
+/** The caller's access filter (undefined: unrestricted), from the cache when still exact. */
 export async function accessOf(
   ctx: FhirContext,
   caller: Caller,
-  options: { matrix?: Matrix; now?: number; assumed?: boolean } = {}
+  options: { matrix?: Matrix; now?: number; check?: StampCheck } = {}
 ): Promise<CareTeamAccess | undefined> {
   const { matrix: given, now = Date.now() } = options;
   if (caller.kind === 'system') return undefined;
-  if (options.assumed && !given) {
-    const a = assumed(ctx, caller, now);
-    if (a) return a;
-  }
+  const known = options.check && !given ? cached(ctx, caller, now) : undefined;
+  if (known && options.check === 'in-query') return new AssumedAccess(known.access, known.stamp);
+  if (known && options.check === 'beside') return new CheckedAccess(known.access, known.stamp, readStamp(ctx.db, 'access'));
   // Read before the rights: what they are computed from is then at least as new as the stamp.
   const stamp = ctx.db.kind === 'pglite' ? `local ${localStamps.get(ctx.db) ?? 0}` : await readStamp(ctx.ex, 'access');
   const m = given ?? (await matrixAt(ctx.db, stamp));

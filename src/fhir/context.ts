@@ -24,6 +24,8 @@ export interface AccessFilter {
    */
   readonly stamp?: string;
   confirm?(stampRead: string): void;
+  /** Set when the filter is checked while in use: rejects (StaleRights) when it was stale; the answer must wait for it. */
+  readonly checked?: Promise<void>;
   /**
    * Writes: throws a FhirError (403) unless the caller may write a resource of this type in these
    * patient compartments (those of the stored version, then those of the new content).

@@ -3,7 +3,7 @@
 // Break-glass may also be asked for per request: X-Break-Glass: <reason> (URL-encoded or
 // plain), with X-Break-Glass-Patient: Patient/<id> or the token's patient in context.
 import type { FastifyRequest } from 'fastify';
-import { accessOf } from '../access/cache.ts';
+import { accessOf, type StampCheck } from '../access/cache.ts';
 import type { Caller } from '../access/rights.ts';
 import type { AccessFilter, FhirContext, Limits } from '../fhir/context.ts';
 import type { Db } from '../store/db.ts';
@@ -39,14 +39,14 @@ export function callerOf(auth: AuthInfo, request?: FastifyRequest): Caller {
 
 /**
  * The access filter of this request, or undefined (no authentication, or a system client).
- * assumed: a read by id, which may take cached rights without reading the stamp (src/access/cache.ts).
+ * check: how cached rights may be confirmed without reading the stamp first (src/access/cache.ts).
  */
-export async function accessFor(request: FastifyRequest, db: Db, limits: Limits, baseUrl: string, assumed = false): Promise<AccessFilter | undefined> {
+export async function accessFor(request: FastifyRequest, db: Db, limits: Limits, baseUrl: string, check?: StampCheck): Promise<AccessFilter | undefined> {
   const auth = request.auth;
   if (!auth) return undefined;
   const caller = callerOf(auth, request);
   const ctx: FhirContext = { db, ex: db, baseUrl, limits, inTransaction: false };
-  const access = await accessOf(ctx, caller, { assumed });
+  const access = await accessOf(ctx, caller, { check });
   const granted = access?.rights.breakGlass;
   if (granted && auth.breakGlass) auth.breakGlass.granted = { patient: granted.patient, until: granted.until, widened: granted.widened };
   return access;

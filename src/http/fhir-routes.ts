@@ -12,7 +12,7 @@ import { dispatch } from '../fhir/router.ts';
 import { shape } from '../fhir/search/search.ts';
 import type { Db } from '../store/db.ts';
 import { accessFor } from './access.ts';
-import { StaleRights } from '../access/cache.ts';
+import { StaleRights, type StampCheck } from '../access/cache.ts';
 import { checkAcceptable, registerContentParsers } from './content.ts';
 import { FHIR_JSON, sendJson, wantsPretty } from './send.ts';
 
@@ -30,19 +30,26 @@ export async function fhirRoutes(app: FastifyInstance, opts: FhirRoutesOptions):
     checkAcceptable(request);
     const baseUrl = opts.baseUrl ?? `${request.protocol}://${request.host}/fhir`;
     const req = toFhirRequest(request);
-    // Care-team rights (AUTH=on): decided from the data at each request (src/access). A read by id
-    // may run on cached rights its own query confirms; when they are stale, it runs again.
-    const run = async (assumed: boolean) => {
-      const access = await accessFor(request, opts.db, opts.limits, baseUrl, assumed);
+    // Care-team rights (AUTH=on): decided from the data at each request (src/access). A request
+    // that changes nothing may run on cached rights, confirmed by its own query or beside it; when
+    // they were stale, it runs again.
+    const run = async (check: StampCheck | undefined) => {
+      const access = await accessFor(request, opts.db, opts.limits, baseUrl, check);
       const ctx: FhirContext = { db: opts.db, ex: opts.db, baseUrl, limits: opts.limits, access, inTransaction: false };
-      return dispatch(ctx, req);
+      const outcome = await dispatch(ctx, req).then(
+        (answer) => ({ answer }),
+        (error: unknown) => ({ error })
+      );
+      await access?.checked; // nothing leaves on rights found stale
+      if ('error' in outcome) throw outcome.error;
+      return outcome.answer;
     };
     let res: FhirResponse;
     try {
-      res = await run(isReadById(req));
+      res = await run(stampCheckFor(req));
     } catch (err) {
       if (!(err instanceof StaleRights)) throw err;
-      res = await run(false);
+      res = await run(undefined);
     }
     return send(request, reply, req, res);
   };
@@ -51,9 +58,15 @@ export async function fhirRoutes(app: FastifyInstance, opts: FhirRoutesOptions):
   app.route({ method: methods.filter((m) => m !== 'HEAD'), url: '/fhir/*', handler });
 }
 
-/** GET [type]/[id]: one row read, which can confirm assumed rights in the same query. */
-function isReadById(req: FhirRequest): boolean {
-  return (req.method === 'GET' || req.method === 'HEAD') && req.path.length === 2 && !/^[$_]/.test(req.path[0]) && !/^[$_]/.test(req.path[1]);
+/**
+ * GET [type]/[id] reads one row, whose query confirms cached rights; other GETs and POST _search
+ * change nothing, and may check them beside; every other request reads the stamp first.
+ */
+function stampCheckFor(req: FhirRequest): StampCheck | undefined {
+  const safe = req.method === 'GET' || req.method === 'HEAD';
+  if (safe && req.path.length === 2 && !/^[$_]/.test(req.path[0]) && !/^[$_]/.test(req.path[1])) return 'in-query';
+  if (safe || (req.method === 'POST' && req.path[req.path.length - 1] === '_search')) return 'beside';
+  return undefined;
 }
 
 function toFhirRequest(request: FastifyRequest): FhirRequest {
