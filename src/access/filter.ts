@@ -104,11 +104,9 @@ export function accessFilter(rights: AccessRights, m: Matrix = matrix()): CareTe
         reachable = terms.length ? `(${terms.join(' OR ')})` : 'false';
       }
       if (reachable === 'false' || !hiddenLabels.length) return reachable;
-      const labelled = `EXISTS (SELECT 1 FROM sp_token l WHERE l.rid = ${alias}.rid AND l.code IN ('_security', 'security-label') AND l.system = ANY(${list(labels.systems)}) AND l.value = ANY(${list(hiddenLabels)}))`;
-      const authored = authorSees
-        ? ` AND NOT EXISTS (SELECT 1 FROM sp_reference a WHERE a.rid = ${alias}.rid AND a.code = 'author' AND a.target_type || '/' || a.target_id = ANY(${list(rights.authorRefs)}))`
-        : '';
-      return `(${reachable} AND NOT (${alias}.index_mask & ${LABELLED_MASK} <> 0 AND ${labelled}${authored}))`;
+      // fhir_label_hides (migration 016) runs only for rows with the labelled bit: AND evaluates left to right.
+      const authors = authorSees ? rights.authorRefs : [];
+      return `(${reachable} AND NOT (${alias}.index_mask & ${LABELLED_MASK} <> 0 AND fhir_label_hides(${alias}.rid, ${params.add(labels.systems)}::text[], ${params.add(hiddenLabels)}::text[], ${params.add(authors)}::text[])))`;
     },
     admits(resourceType: string, compartments: readonly string[], indexMask: number): boolean | undefined {
       if (hiddenLabels.length && indexMask & LABELLED_MASK) return undefined; // labels: the SQL condition decides
