@@ -11,10 +11,10 @@
 // A read by id may skip that first query on PostgreSQL (check 'in-query'): it gets the cached
 // rights as AssumedAccess, unusable until the read's own query, which also returns the stamp in
 // the same snapshot, confirms them (readVisible in src/fhir/context.ts). Other requests that change
-// nothing (check 'beside') use them at once while the stamp is read on another connection, and
-// their answer waits for it. Either way, when the stamp has moved, StaleRights is thrown and the
-// request runs again with rights read the usual way: the answer holds rights current at an instant
-// during the request, as when the stamp is read first.
+// nothing (check 'after') use them at once: a search page's query returns the stamp too, else it
+// is read after the queries, and the answer waits for that check. Either way, when the stamp has
+// moved, StaleRights is thrown and the request runs again with rights read the usual way: the
+// answer holds rights current at an instant during the request, as when the stamp is read first.
 import type { FhirContext } from '../fhir/context.ts';
 import { onWrite } from '../fhir/persist.ts';
 import type { Db, Executor } from '../store/db.ts';
@@ -140,25 +140,33 @@ export class AssumedAccess implements CareTeamAccess {
 }
 
 /**
- * Cached rights used at once while the stamp is read beside them (another connection): `checked`
- * rejects with StaleRights when it has moved. For requests that change nothing (searches, history):
- * their answer waits for `checked`, and is thrown away and computed again when the rights were stale.
+ * Cached rights used at once, for requests that change nothing (searches, history): a query that
+ * returns the `access` stamp with its data (a search page) notes it; settle() then throws
+ * StaleRights when a noted stamp differs, or reads the stamp when no query returned it. The answer
+ * waits for settle(), and is thrown away and computed again when the rights were stale.
  */
 export class CheckedAccess implements CareTeamAccess {
-  readonly checked: Promise<void>;
   private readonly inner: CareTeamAccess;
-  constructor(inner: CareTeamAccess, stamp: string, stampRead: Promise<string>) {
+  private readonly db: Db;
+  private readonly noted: string[] = [];
+  readonly stamp: string;
+  constructor(inner: CareTeamAccess, stamp: string, db: Db) {
     this.inner = inner;
-    this.checked = stampRead.then((read) => {
-      if (read !== stamp) throw new StaleRights();
-    });
-    this.checked.catch(() => undefined); // awaited by the request; never an unhandled rejection
+    this.stamp = stamp;
+    this.db = db;
   }
   get rights() {
     return this.inner.rights;
   }
   get storedSets() {
     return this.inner.storedSets;
+  }
+  noteStamp(stampRead: string): void {
+    this.noted.push(stampRead);
+  }
+  async settle(): Promise<void> {
+    const reads = this.noted.length ? this.noted : [await readStamp(this.db, 'access')];
+    if (reads.some((read) => read !== this.stamp)) throw new StaleRights();
   }
   condition(alias: string, params: Parameters<CareTeamAccess['condition']>[1], resourceType?: string): string {
     return this.inner.condition(alias, params, resourceType);
@@ -185,10 +193,11 @@ function cached(ctx: FhirContext, caller: Caller, now: number): { access: CareTe
 /**
  * How a request may use cached rights without reading the stamp first (PostgreSQL):
  * - 'in-query': a read by id, whose own query returns the stamp (AssumedAccess);
- * - 'beside': a request that changes nothing, the stamp read at the same time (CheckedAccess);
+ * - 'after': a request that changes nothing, whose queries may return the stamp, else it is read
+ *   after them, before the answer leaves (CheckedAccess);
  * - undefined: the stamp is read first (writes, and every request on the embedded database).
  */
-export type StampCheck = 'in-query' | 'beside';
+export type StampCheck = 'in-query' | 'after';
 
 /** The caller's access filter (undefined: unrestricted), from the cache when still exact. */
 export async function accessOf(
@@ -200,7 +209,7 @@ export async function accessOf(
   if (caller.kind === 'system') return undefined;
   const known = options.check && !given ? cached(ctx, caller, now) : undefined;
   if (known && options.check === 'in-query') return new AssumedAccess(known.access, known.stamp);
-  if (known && options.check === 'beside') return new CheckedAccess(known.access, known.stamp, readStamp(ctx.db, 'access'));
+  if (known && options.check === 'after') return new CheckedAccess(known.access, known.stamp, ctx.db);
   // Read before the rights: what they are computed from is then at least as new as the stamp.
   const stamp = ctx.db.kind === 'pglite' ? `local ${localStamps.get(ctx.db) ?? 0}` : await readStamp(ctx.ex, 'access');
   const m = given ?? (await matrixAt(ctx.db, stamp));

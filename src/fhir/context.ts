@@ -24,8 +24,13 @@ export interface AccessFilter {
    */
   readonly stamp?: string;
   confirm?(stampRead: string): void;
-  /** Set when the filter is checked while in use: rejects (StaleRights) when it was stale; the answer must wait for it. */
-  readonly checked?: Promise<void>;
+  /**
+   * Set when the filter is checked after use (requests that change nothing): a query that can
+   * return the `access` stamp with its data passes it to noteStamp; settle() throws StaleRights
+   * when the rights were stale (reading the stamp if no query did). The answer must wait for it.
+   */
+  noteStamp?(stampRead: string): void;
+  settle?(): Promise<void>;
   /**
    * Writes: throws a FhirError (403) unless the caller may write a resource of this type in these
    * patient compartments (those of the stored version, then those of the new content).

@@ -31,7 +31,7 @@ export async function fhirRoutes(app: FastifyInstance, opts: FhirRoutesOptions):
     const baseUrl = opts.baseUrl ?? `${request.protocol}://${request.host}/fhir`;
     const req = toFhirRequest(request);
     // Care-team rights (AUTH=on): decided from the data at each request (src/access). A request
-    // that changes nothing may run on cached rights, confirmed by its own query or beside it; when
+    // that changes nothing may run on cached rights, confirmed by its own query or after it; when
     // they were stale, it runs again.
     const run = async (check: StampCheck | undefined) => {
       const access = await accessFor(request, opts.db, opts.limits, baseUrl, check);
@@ -40,7 +40,7 @@ export async function fhirRoutes(app: FastifyInstance, opts: FhirRoutesOptions):
         (answer) => ({ answer }),
         (error: unknown) => ({ error })
       );
-      await access?.checked; // nothing leaves on rights found stale
+      await access?.settle?.(); // nothing leaves on rights found stale
       if ('error' in outcome) throw outcome.error;
       return outcome.answer;
     };
@@ -60,12 +60,12 @@ export async function fhirRoutes(app: FastifyInstance, opts: FhirRoutesOptions):
 
 /**
  * GET [type]/[id] reads one row, whose query confirms cached rights; other GETs and POST _search
- * change nothing, and may check them beside; every other request reads the stamp first.
+ * change nothing, and may check them after; every other request reads the stamp first.
  */
 function stampCheckFor(req: FhirRequest): StampCheck | undefined {
   const safe = req.method === 'GET' || req.method === 'HEAD';
   if (safe && req.path.length === 2 && !/^[$_]/.test(req.path[0]) && !/^[$_]/.test(req.path[1])) return 'in-query';
-  if (safe || (req.method === 'POST' && req.path[req.path.length - 1] === '_search')) return 'beside';
+  if (safe || (req.method === 'POST' && req.path[req.path.length - 1] === '_search')) return 'after';
   return undefined;
 }
 
