@@ -7,6 +7,7 @@ import { capabilityStatement } from './interactions/capabilities.ts';
 import { conditionalDelete, deleteResource } from './interactions/delete.ts';
 import { create } from './interactions/create.ts';
 import { history } from './interactions/history.ts';
+import { everything, EVERYTHING_OPERATION } from './interactions/everything.ts';
 import { conditionalPatch, patch } from './interactions/patch.ts';
 import { read, vread } from './interactions/read.ts';
 import { searchCompartment, searchSystem, searchType } from './interactions/search.ts';
@@ -71,6 +72,8 @@ export const registry = new Registry()
   .add({ method: 'DELETE', pattern: [':type', ':id'], level: 'instance', interaction: 'delete', handle: (ctx, req, p) => deleteResource(ctx, p.type, p.id, req) })
   .add({ method: 'GET', pattern: [':type', ':id', '_history'], level: 'instance', interaction: 'history-instance', handle: (ctx, req, p) => history(ctx, p.type, p.id, req.query) })
   .add({ method: 'GET', pattern: [':type', ':id', '_history', ':vid'], level: 'instance', interaction: 'vread', handle: (ctx, _req, p) => vread(ctx, p.type, p.id, p.vid) })
+  .add({ method: 'GET', pattern: ['Patient', ':id', '$everything'], level: 'instance', interaction: 'operation', operation: EVERYTHING_OPERATION, handle: (ctx, req, p) => everything(ctx, p.id, req) })
+  .add({ method: 'POST', pattern: ['Patient', ':id', '$everything'], level: 'instance', interaction: 'operation', handle: (ctx, req, p) => everything(ctx, p.id, req) })
   .add({ method: 'GET', pattern: [':type', ':id', ':compartmentType'], level: 'instance', interaction: 'search-type', handle: (ctx, req, p) => searchCompartment(ctx, p.type, p.id, p.compartmentType, req) })
   .add({ method: 'POST', pattern: [':type', ':id', ':compartmentType', '_search'], level: 'instance', interaction: 'search-type', handle: (ctx, req, p) => searchCompartment(ctx, p.type, p.id, p.compartmentType, req) });
 

@@ -24,14 +24,18 @@ let cachedBase: string | undefined;
 let cachedVersion: number | undefined;
 
 /**
- * The operations the registry routes at a level, as the CapabilityStatement lists them; for a
- * resource type, those of every type (`:type`) and those of this type (`ValueSet/$expand`).
+ * The operations the registry routes, as the CapabilityStatement lists them: at system level, or
+ * for a resource type (at type or instance level), those of every type (`:type`) and those of
+ * this type (`ValueSet/$expand`, `Patient/[id]/$everything`), each once.
  */
 function operations(level: 'system' | 'type', type?: string): { name: string; definition: string }[] | undefined {
-  const ops = registry.routes
-    .filter((r) => r.level === level && r.operation && (level === 'system' || r.pattern[0] === ':type' || r.pattern[0] === type))
-    .map((r) => ({ ...r.operation! }));
-  return ops.length ? ops : undefined;
+  const ops = new Map<string, { name: string; definition: string }>();
+  for (const r of registry.routes) {
+    if (!r.operation) continue;
+    const atLevel = level === 'system' ? r.level === 'system' : r.level !== 'system' && (r.pattern[0] === ':type' || r.pattern[0] === type);
+    if (atLevel && !ops.has(r.operation.name)) ops.set(r.operation.name, { ...r.operation });
+  }
+  return ops.size ? [...ops.values()] : undefined;
 }
 
 export function capabilityStatement(ctx: FhirContext): CapabilityStatement {

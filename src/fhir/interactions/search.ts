@@ -44,6 +44,6 @@ export async function searchCompartment(ctx: FhirContext, compartment: string, i
 }
 
 /** The searchset as stored JSON spliced into text, or as a Bundle when entries were reshaped. */
-function respond(result: SearchResult): FhirResponse {
+export function respond(result: SearchResult): FhirResponse {
   return result.text !== undefined ? { status: 200, raw: result.text, headers: {} } : { status: 200, resource: result.bundle, headers: {} };
 }

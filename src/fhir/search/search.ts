@@ -24,12 +24,23 @@ export interface SearchOptions {
   path: string;
   /** Compartment search: restrict to resources in this compartment ("Patient/123"). */
   compartment?: string;
+  /** The types a search without a resource type or `_type` covers (default: every type). */
+  types?: readonly string[];
+  /** An operation's own parameters ($everything's start, end, _since): not search parameters, kept in page links. */
+  operationParams?: readonly string[];
+  /** A further condition on the row (alias r) from the operation's parameters. */
+  condition?: (params: SqlParams) => string;
+  /** Also include every resource the page's matches reference (search.mode include). */
+  includeReferenced?: boolean;
 }
 
-function whereFor(ctx: FhirContext, types: string[] | undefined, clauses: Clause[], params: SqlParams, compartment?: string, ridBound?: RidBound): string {
+type Scope = Pick<SearchOptions, 'compartment' | 'condition'>;
+
+function whereFor(ctx: FhirContext, types: string[] | undefined, clauses: Clause[], params: SqlParams, scope: Scope = {}, ridBound?: RidBound): string {
   const where = ['NOT r.deleted'];
   if (types) where.push(types.length === 1 ? `r.resource_type = ${params.add(types[0])}` : `r.resource_type = ANY(${params.add(types)}::text[])`);
-  if (compartment) where.push(`r.compartments @> ARRAY[${params.add(compartment)}]::text[]`);
+  if (scope.compartment) where.push(`r.compartments @> ARRAY[${params.add(scope.compartment)}]::text[]`);
+  if (scope.condition) where.push(scope.condition(params));
   const merged = mergeSameValue(clauses, (c) => !!types && types.every((t) => isSingleValued(t, c.param!)));
   for (const c of merged) where.push(clauseSql(c, 'r', params, ctx.access, ridBound));
   if (ctx.access) where.push(ctx.access.condition('r', params, types?.length === 1 ? types[0] : undefined));
@@ -115,14 +126,16 @@ class Splicer {
 }
 
 export async function search(ctx: FhirContext, resourceType: string | undefined, query: Query, options: SearchOptions): Promise<SearchResult> {
-  let types: string[] | undefined = resourceType ? [resourceType] : undefined;
+  let types: string[] | undefined = resourceType ? [resourceType] : options.types && [...options.types];
   const typeParam = lastValue(query, '_type');
   if (!resourceType && typeParam) {
     types = splitOr(typeParam);
     for (const t of types) if (!isResourceType(t)) throw new FhirError(400, issue('error', 'invalid', `Unknown resource type "${t}" in _type`, '_type'));
+    if (options.types) types = types.filter((t) => options.types!.includes(t));
   }
   const searchQuery = { ...query };
   delete searchQuery._type;
+  for (const name of options.operationParams ?? []) delete searchQuery[name];
   // Over several types (_type, or a system search without it), only the parameters common to
   // all of them apply (search.html#system); the others are unknown.
   const { clauses, unknown } = parseSearch(types ?? getResourceTypes(), searchQuery, options.strict);
@@ -143,7 +156,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   if (token !== undefined && offset > 0) throw new FhirError(400, issue('error', 'invalid', '_page and _offset cannot be combined', '_offset'));
 
   const params = new SqlParams();
-  const where = whereFor(ctx, types, clauses, params, options.compartment);
+  const where = whereFor(ctx, types, clauses, params, options);
   const whereParams = params.values.slice(); // the count reuses the WHERE, before _sort adds its own
   let rows: Row[] = [];
   let counted: number | undefined;
@@ -158,7 +171,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
     if (cursor && terms.length === 1 && cursor.key[0] !== null) {
       pageParams = new SqlParams();
       const op = ((cursor.direction === 'after' ? '>' : '<') + (cursor.inclusive ? '=' : '')) as RidBound['op'];
-      pageWhere = whereFor(ctx, types, clauses, pageParams, options.compartment, { op, rid: cursor.key[0] });
+      pageWhere = whereFor(ctx, types, clauses, pageParams, options, { op, rid: cursor.key[0] });
       pageTerms = sortTerms(types, sort, pageParams);
     }
     // Sorting by a parameter: a few matches are best sorted directly, many read along the sort's
@@ -185,7 +198,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
     resource: splicer ? splicer.mark(row.content) : shape(JSON.parse(row.content) as Resource, summary, elements),
     search: { mode: 'match' },
   }));
-  if (summary !== 'count' && rows.length) entries.push(...(await includes(ctx, rows, query, splicer)));
+  if (summary !== 'count' && rows.length) entries.push(...(await includes(ctx, rows, query, splicer, options.includeReferenced)));
   if (unknown.length) {
     entries.push({
       resource: outcome([issue('warning', 'not-supported', `Unknown search parameter(s) ignored: ${[...new Set(unknown)].join(', ')}`, unknown)]),
@@ -431,12 +444,14 @@ interface IncludeSpec {
 }
 
 /** _include and _revinclude (with :iterate), applying the same access filter as the match. */
-async function includes(ctx: FhirContext, matches: Row[], query: Query, splicer: Splicer | undefined): Promise<BundleEntry[]> {
+async function includes(ctx: FhirContext, matches: Row[], query: Query, splicer: Splicer | undefined, referenced = false): Promise<BundleEntry[]> {
   const specs: IncludeSpec[] = [];
   for (const [name, reverse] of [['_include', false], ['_revinclude', true]] as const) {
     for (const value of query[name] ?? []) specs.push({ value, reverse, iterate: false });
     for (const value of query[`${name}:iterate`] ?? []) specs.push({ value, reverse, iterate: true });
   }
+  // Every reference of the matches: [type]:* for each type on the page.
+  if (referenced) for (const type of new Set(matches.map((m) => m.resource_type))) specs.push({ value: `${type}:*`, reverse: false, iterate: false });
   if (!specs.length) return [];
   const seen = new Set(matches.map((m) => m.rid));
   const result: BundleEntry[] = [];

@@ -81,6 +81,10 @@ export function needsOf(req: FhirRequest, baseUrl: string): Need[] {
           ? [{ resourceType: type, anyOf: ['r'], what: `$validate ${type}/${params.id}` }]
           : [{ resourceType: type, anyOf: ['c', 'u'], what: `$validate ${type}` }];
       }
+      if (op === '$everything') {
+        // A search of every type of the patient's compartment (or of those named by _type).
+        return [{ resourceType: 'Patient', anyOf: ['r'], what: `$everything of Patient/${params.id}` }, ...searchTypes().map((t) => ({ resourceType: t, anyOf: ['s'] as Permission[], what: `$everything: search ${t}` }))];
+      }
       // Terminology operations (ValueSet, CodeSystem): reading terminology.
       const t = type ?? req.path[0];
       return [{ resourceType: t, anyOf: ['r', 's'], what: `${op} on ${t}` }];
