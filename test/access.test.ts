@@ -303,7 +303,12 @@ t.test('care-team access rights', async (t) => {
     t.equal(moved.status, 403, 'an update cannot move data to a patient the writer may not write');
     // Update of a hidden resource: as if missing, before any precondition.
     const upHidden = await call('drA', 'PUT', `Observation/${ID.obs2}`, obsFor(ID.p1, { id: ID.obs2 }), { 'if-match': 'W/"1"' });
-    t.equal(upHidden.status, 404, 'update of a hidden resource: 404, If-Match not evaluated');
+    t.equal(upHidden.status, 405, 'update of a hidden resource: refused as update-as-create is, If-Match not evaluated');
+    // A free id gets the very same answer: nothing tells a hidden id from a free one.
+    const upFree = await call('drA', 'PUT', 'Observation/acc-free-id', obsFor(ID.p1, { id: 'acc-free-id' }), { 'if-match': 'W/"1"' });
+    t.equal(upFree.status, 405, 'update-as-create with a client id: 405 under care-team rights');
+    t.same(upFree.body, upHidden.body, 'the same OperationOutcome for a free and a hidden id');
+    t.equal((await call('drA', 'GET', 'Observation/acc-free-id')).status, 404, 'nothing was created');
     // Conditional update matching only a hidden resource: no match for this caller.
     const cond = await call('drA', 'PUT', 'Observation?identifier=urn:acc|obs2', obsFor(ID.p1, { identifier: [{ system: 'urn:acc', value: 'obs2' }] }));
     t.equal(cond.status, 201, 'conditional update: the hidden match is not seen, a new resource is created');
@@ -348,7 +353,7 @@ t.test('care-team access rights', async (t) => {
     const txRefused = await tx('endedE', ID.p1);
     t.equal(txRefused.status, 403, 'a transaction with an entry the writer may not write fails as a whole');
     const fk = new Client({ baseUrl: s.url, bearerToken: tokens.drA });
-    await t.rejects(fk.update({ resourceType: 'Observation', id: ID.obs3, body: obsFor(ID.p1, { id: ID.obs3 }) }), { response: { status: 404 } } as unknown as Error, 'fhir-kit-client: update of a hidden resource');
+    await t.rejects(fk.update({ resourceType: 'Observation', id: ID.obs3, body: obsFor(ID.p1, { id: ID.obs3 }) }), { response: { status: 405 } } as unknown as Error, 'fhir-kit-client: update of a hidden resource');
     const created = (await fk.create({ resourceType: 'Observation', body: obsFor(ID.p1) })) as unknown as { id: string };
     t.ok(created.id, 'fhir-kit-client: create');
     const fkSearch = (await fk.search({ resourceType: 'Observation', searchParams: { _total: 'accurate', 'code:text': 'tension' } })) as unknown as { total: number };

@@ -6,7 +6,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { insertResource, readCurrentForAccess, updateResource, type StoredResource } from '../store/resources.ts';
 import { visibility, type FhirContext } from './context.ts';
 import { emptyRows, indexResource } from './search/indexer.ts';
-import { errors } from './outcome.ts';
+import { errors, FhirError, issue } from './outcome.ts';
 import { checkSearchParameter, searchParameterWritten } from './search-parameters.ts';
 import { enforceProfiles } from './validation/enforce.ts';
 import { conformanceWritten } from './conformance/stored.ts';
@@ -95,15 +95,25 @@ export interface VersionedWrite {
   next(current: Resource | undefined): Resource | null;
 }
 
+function updateAsCreateRefused(resourceType: string): FhirError {
+  return new FhirError(405, issue('error', 'not-supported',
+    `No ${resourceType} with this id that you may update: create it with POST (client-assigned ids are reserved to platform clients under care-team rights)`));
+}
+
 export async function writeVersion(ctx: FhirContext, w: VersionedWrite): Promise<Written> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const row = await readCurrentForAccess(ctx.ex, w.resourceType, w.id);
     const current = row?.stored;
-    if (ctx.access && current && !current.deleted) {
+    if (ctx.access) {
       // Before any precondition: a resource the caller may not see is answered as missing.
-      const v = await visibility(ctx, w.resourceType, w.id);
-      if (v && !v.visible) throw errors.notFound(`${w.resourceType}/${w.id} not found`);
-      if (v) ctx.access.checkWrite?.(w.resourceType, v.compartments);
+      const v = current ? await visibility(ctx, w.resourceType, w.id) : undefined;
+      // Update as create would tell a hidden id (404) from a free one (201): under care-team
+      // rights it is refused alike for both (405, as R4 says when client ids are not allowed).
+      if (w.allowCreate && !v?.visible) throw updateAsCreateRefused(w.resourceType);
+      if (current && !current.deleted) {
+        if (v && !v.visible) throw errors.notFound(`${w.resourceType}/${w.id} not found`);
+        if (v) ctx.access.checkWrite?.(w.resourceType, v.compartments);
+      }
     }
     if (w.ifMatch !== undefined && (!current || current.versionId !== w.ifMatch)) {
       if (!current && !w.allowCreate) throw errors.notFound(`${w.resourceType}/${w.id} not found`);
