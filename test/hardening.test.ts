@@ -5,6 +5,7 @@
 // Retry-After, then recovery; refused authentications count per address); 413 and 415
 // OperationOutcomes; CORS (preflight, allowed and refused origins, exposed headers); security
 // headers; no token or secret in the logs; no stack trace or fastify error shape in answers.
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,8 @@ import { Writable } from 'node:stream';
 import t, { type Test } from 'tap';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { Client } from 'fhir-kit-client';
+import forge from 'node-forge';
+import { SignJWT } from 'jose';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../src/app.ts';
 import { loadConfig, type Config } from '../src/config.ts';
@@ -24,7 +27,8 @@ import { redactUrl } from '../src/http/security.ts';
 import { RateLimiter } from '../src/http/rate-limit.ts';
 import { openDb } from '../src/store/db.ts';
 import { migrate } from '../src/store/migrate.ts';
-import { certificateAuthority, issueCertificate, organisationCertificate, serverCertificate } from '../scripts/lib/pki.ts';
+import { certificateAuthority, issueCertificate, organisationCertificate, serverCertificate, type Issued } from '../scripts/lib/pki.ts';
+import { thirdPartyIssuer } from './helpers/tokens.ts';
 import { answerOf, freshDatabase, http, type Answer } from './helpers/server.ts';
 
 const IDNST = 'urn:oid:1.2.250.1.71.4.2.2';
@@ -230,6 +234,57 @@ t.test('mutual TLS over HTTPS', async (t) => {
     t.equal(actual.headers.get('access-control-allow-origin'), '*');
     t.equal(actual.headers.get('vary'), null, 'no Vary: Origin for a wildcard');
   });
+});
+
+t.test('tokens bound to a client certificate (RFC 8705)', async (t) => {
+  const third = await thirdPartyIssuer();
+  t.teardown(third.close);
+  const ca = certificateAuthority('AC de test IGC-Santé');
+  const serverCert = serverCertificate(ca);
+  const holder = organisationCertificate(ca, { name: 'Plateforme régionale', idNatStruct: '1330008178', cn: 'plateforme.test' });
+  const other = organisationCertificate(ca, { name: 'Autre', idNatStruct: '1330008179', cn: 'autre.test' });
+  // Self-signed, as a client may register with its authorization server (RFC 8705 §2.2): not from TLS_CLIENT_CA.
+  const selfSigned = issueCertificate({ kind: 'client', subject: [{ name: 'C', value: 'FR' }, { name: 'CN', value: 'logiciel-de-cabinet.test' }] });
+  const dir = mkdtempSync(join(tmpdir(), 'fhir-pki-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'server.pem'), serverCert.certPem);
+  writeFileSync(join(dir, 'server-key.pem'), serverCert.keyPem);
+  writeFileSync(join(dir, 'ca.pem'), ca.certPem);
+  const s = await start(t, { AUTH: 'on', AUTH_ISSUERS: third.issuer, TLS_CERT: join(dir, 'server.pem'), TLS_KEY: join(dir, 'server-key.pem'), TLS_CLIENT_CA: join(dir, 'ca.pem') });
+  /** x5t#S256: the base64url SHA-256 of the certificate's DER. */
+  const thumbprint = (c: Issued) => createHash('sha256').update(Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(c.cert)).getBytes(), 'binary')).digest('base64url');
+  const token = (cnf?: Record<string, string>) =>
+    new SignJWT({ scope: 'system/*.cruds', client_id: 'regional-platform', ...(cnf ? { cnf } : {}) })
+      .setProtectedHeader({ alg: 'RS256', kid: 'rsa-1', typ: 'at+jwt' })
+      .setIssuer(third.issuer)
+      .setAudience(s.url)
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(Date.now() / 1000) + 300)
+      .sign(third.rsa.privateKey);
+  const read = async (client: ReturnType<typeof httpsClient>, jwt: string) => client('GET', `${s.url}/Organization?_summary=count`, undefined, { authorization: `Bearer ${jwt}` });
+  const withHolder = httpsClient(t, ca.certPem, holder);
+  const withOther = httpsClient(t, ca.certPem, other);
+  const withNone = httpsClient(t, ca.certPem);
+  const bound = await token({ 'x5t#S256': thumbprint(holder) });
+
+  t.equal((await read(withHolder, bound)).status, 200, 'a bound token with its certificate');
+  const cases: Array<[string, Answer, RegExp]> = [
+    ['with another certificate', await read(withOther, bound), /bound to another client certificate/],
+    ['without a certificate', await read(withNone, bound), /presented none/],
+    ['a DPoP-bound token (cnf.jkt)', await read(withHolder, await token({ jkt: 'AbCdEf' })), /confirmation method/],
+  ];
+  for (const [what, res, text] of cases) {
+    t.equal(res.status, 401, `${what}: 401`);
+    t.equal(res.body?.resourceType, 'OperationOutcome', `${what}: an OperationOutcome`);
+    t.match(res.body?.issue?.[0]?.details?.text, text, what);
+    t.match(res.headers.get('www-authenticate'), /error="invalid_token"/, `${what}: an invalid_token challenge`);
+    t.equal(s.seen.get(res.headers.get('x-request-id')!), undefined, `${what}: no identity`);
+  }
+  // The second request with the same token is answered from the verified-token cache: the binding is still checked.
+  t.equal((await read(withOther, bound)).status, 401, 'checked at every request, not only at the first verification');
+  const selfBound = await token({ 'x5t#S256': thumbprint(selfSigned) });
+  t.equal((await read(httpsClient(t, ca.certPem, selfSigned), selfBound)).status, 200, 'a self-signed certificate the issuer bound (it need not chain to TLS_CLIENT_CA)');
+  t.equal((await read(withNone, await token())).status, 200, 'an unbound token needs no certificate');
 });
 
 t.test('rate limits per client, and no token in the logs', async (t) => {

@@ -2,6 +2,7 @@
 // client for a certificate but does not refuse the handshake without one or with a bad one; the
 // authentication layer (auth/certificate.ts) decides per request, so a refused certificate gets a
 // 401 OperationOutcome rather than a bare TLS alert, and clients with bearer tokens need none.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ServerOptions } from 'node:https';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
@@ -53,4 +54,23 @@ export function presentedCertificate(request: FastifyRequest): PresentedCertific
   if (!certificate || Object.keys(certificate).length === 0) return undefined;
   const error = socket.authorizationError;
   return { certificate, authorized: socket.authorized === true, error: error ? String((error as Error).message ?? error) : undefined };
+}
+
+/**
+ * RFC 8705 §3: a token carrying `cnf["x5t#S256"]` is bound to a client certificate, and is
+ * accepted only on a connection that presented that very certificate (its SHA-256 thumbprint,
+ * base64url of the DER). The issuer vouched for the certificate, so it need not chain to
+ * TLS_CLIENT_CA (self-signed binding, §2.2). Returns a reason to refuse, or undefined.
+ */
+export function certificateBindingRefusal(claims: Record<string, unknown>, request: FastifyRequest): string | undefined {
+  const cnf = claims.cnf;
+  if (cnf === undefined) return undefined;
+  const bound = typeof cnf === 'object' && cnf !== null ? (cnf as Record<string, unknown>)['x5t#S256'] : undefined;
+  // Another confirmation method (jkt: DPoP) this server cannot check: refused rather than ignored.
+  if (typeof bound !== 'string') return 'The token is bound by a confirmation method (cnf) this server does not support; only x5t#S256 (RFC 8705) is';
+  const presented = presentedCertificate(request);
+  if (!presented) return 'The token is bound to a client certificate (RFC 8705), and this connection presented none';
+  const thumbprint = createHash('sha256').update(presented.certificate.raw).digest('base64url');
+  if (thumbprint !== bound) return 'The token is bound to another client certificate than the one this connection presented (RFC 8705)';
+  return undefined;
 }

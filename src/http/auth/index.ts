@@ -15,6 +15,7 @@ import type { Db } from '../../store/db.ts';
 import { readSetting, findClient } from '../../store/settings.ts';
 import { adminRoutes } from '../admin.ts';
 import { sendJson, wantsPretty } from '../send.ts';
+import { certificateBindingRefusal } from '../tls.ts';
 import { CertificateAuthenticator } from './certificate.ts';
 import { breakGlassClaim, IdentityResolver, type AuthInfo } from './identity.ts';
 import { needsOf, type Need } from './interactions.ts';
@@ -130,6 +131,8 @@ export async function authPlugin(app: FastifyInstance, opts: AuthOptions): Promi
     const m = /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)\s*$/i.exec(header);
     if (!m) throw unauthorized('The Authorization header is not a bearer token');
     const claims = await verifier.verify(m[1]);
+    const unbound = certificateBindingRefusal(claims, request);
+    if (unbound) throw unauthorized(unbound);
     const identity = await resolver.resolve(claims, verifier.audience!);
     const scopes = parseScopes(claims.scope ?? claims.scp);
     const patientClaim = typeof claims.patient === 'string' ? `Patient/${claims.patient.replace(/^Patient\//, '')}` : undefined;
