@@ -42,6 +42,10 @@ export interface Config {
   tlsKey?: string;
   /** Mutual TLS: CA certificates (PEM) whose client certificates authenticate system clients (TLS_CLIENT_CA). */
   tlsClientCa?: string;
+  /** Mutual TLS: revocation lists (PEM, one per authority of TLS_CLIENT_CA) checked at each handshake (TLS_CLIENT_CRL). */
+  tlsClientCrl?: string;
+  /** How often the TLS_CLIENT_CRL file is checked for a change, which is loaded without restart (TLS_CRL_REFRESH_MS). */
+  tlsCrlRefreshMs: number;
   /** The SMART scopes a client certificate grants (TLS_CLIENT_SCOPES). */
   tlsClientScopes: string;
   /** Requests per minute per client (RATE_LIMIT; 0: no limit). */
@@ -114,6 +118,8 @@ function securityConfig(env: NodeJS.ProcessEnv) {
   const tlsCert = env.TLS_CERT || undefined;
   const tlsKey = env.TLS_KEY || undefined;
   const tlsClientCa = env.TLS_CLIENT_CA || undefined;
+  const tlsClientCrl = env.TLS_CLIENT_CRL || undefined;
+  if (tlsClientCrl && !tlsClientCa) throw new Error('TLS_CLIENT_CRL needs TLS_CLIENT_CA (it lists revoked client certificates of those authorities)');
   if (!tlsCert !== !tlsKey) throw new Error('TLS_CERT and TLS_KEY go together');
   if (tlsClientCa && !tlsCert) throw new Error('TLS_CLIENT_CA needs TLS_CERT and TLS_KEY (client certificates come with HTTPS)');
   // Certificates are checked by the authentication layer: without it they would protect nothing.
@@ -124,6 +130,8 @@ function securityConfig(env: NodeJS.ProcessEnv) {
     tlsCert,
     tlsKey,
     tlsClientCa,
+    tlsClientCrl,
+    tlsCrlRefreshMs: int('TLS_CRL_REFRESH_MS', 60_000, env),
     tlsClientScopes: env.TLS_CLIENT_SCOPES || 'system/*.cruds',
     rateLimit: int('RATE_LIMIT', 0, env),
     corsOrigins,

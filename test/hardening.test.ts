@@ -27,7 +27,7 @@ import { redactUrl } from '../src/http/security.ts';
 import { RateLimiter } from '../src/http/rate-limit.ts';
 import { openDb } from '../src/store/db.ts';
 import { migrate } from '../src/store/migrate.ts';
-import { certificateAuthority, issueCertificate, organisationCertificate, serverCertificate, type Issued } from '../scripts/lib/pki.ts';
+import { certificateAuthority, issueCertificate, organisationCertificate, revocationList, serverCertificate, type Issued } from '../scripts/lib/pki.ts';
 import { thirdPartyIssuer } from './helpers/tokens.ts';
 import { answerOf, freshDatabase, http, type Answer } from './helpers/server.ts';
 
@@ -234,6 +234,47 @@ t.test('mutual TLS over HTTPS', async (t) => {
     t.equal(actual.headers.get('access-control-allow-origin'), '*');
     t.equal(actual.headers.get('vary'), null, 'no Vary: Origin for a wildcard');
   });
+});
+
+t.test('revoked client certificates (TLS_CLIENT_CRL), reloaded without restart', async (t) => {
+  const ca = certificateAuthority('AC de test IGC-Santé');
+  const otherCa = certificateAuthority('AC sans liste');
+  const serverCert = serverCertificate(ca);
+  const good = organisationCertificate(ca, { name: 'DAC', idNatStruct: '1330008178', cn: 'dac.test' });
+  const revoked = organisationCertificate(ca, { name: 'DAC', idNatStruct: '1330008178', cn: 'ancien-dac.test' });
+  const unlisted = organisationCertificate(otherCa, { name: 'DAC', idNatStruct: '1330008178', cn: 'dac-autre-ac.test' });
+  const dir = mkdtempSync(join(tmpdir(), 'fhir-pki-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'server.pem'), serverCert.certPem);
+  writeFileSync(join(dir, 'server-key.pem'), serverCert.keyPem);
+  writeFileSync(join(dir, 'ca.pem'), ca.certPem + otherCa.certPem);
+  writeFileSync(join(dir, 'crl.pem'), revocationList(ca, [revoked]));
+  const s = await start(t, { AUTH: 'on', TLS_CERT: join(dir, 'server.pem'), TLS_KEY: join(dir, 'server-key.pem'), TLS_CLIENT_CA: join(dir, 'ca.pem'), TLS_CLIENT_CRL: join(dir, 'crl.pem'), TLS_CRL_REFRESH_MS: '100' });
+  const token = await systemToken(s, httpsClient(t, ca.certPem));
+  t.equal((await httpsClient(t, ca.certPem)('POST', `${s.url}/Organization`, { resourceType: 'Organization', identifier: [{ system: IDNST, value: '1330008178' }], name: 'DAC' }, { authorization: `Bearer ${token}` })).status, 201);
+  const read = (cert: Issued) => httpsClient(t, ca.certPem, cert)('GET', `${s.url}/Organization?_summary=count`);
+
+  t.equal((await read(good)).status, 200, 'a certificate the list does not name');
+  const refused = await read(revoked);
+  t.equal(refused.status, 401, 'a revoked certificate: 401');
+  t.equal(refused.body?.resourceType, 'OperationOutcome');
+  t.match(refused.body?.issue?.[0]?.details?.text, /has been revoked/);
+  const noList = await read(unlisted);
+  t.equal(noList.status, 401, 'an authority without a list: refused (fail closed)');
+  t.match(noList.body?.issue?.[0]?.details?.text, /no valid revocation list/);
+
+  // The authority revokes the good certificate too: the new list counts at the next handshake.
+  writeFileSync(join(dir, 'crl.pem'), revocationList(ca, [revoked, good]));
+  const deadline = Date.now() + 5_000;
+  let status = 200;
+  while (Date.now() < deadline && (status = (await read(good)).status) === 200) await new Promise((r) => setTimeout(r, 100));
+  t.equal(status, 401, 'revoked in the new list: refused without a restart');
+  t.ok(s.log.some((l) => l.includes('TLS_CLIENT_CRL reloaded')), 'the reload is logged');
+  // A list caught half-written is not loaded: the lists in force stay.
+  writeFileSync(join(dir, 'crl.pem'), '-----BEGIN X509 CRL-----\nnot a list\n');
+  await new Promise((r) => setTimeout(r, 400));
+  t.equal((await read(good)).status, 401, 'a broken file leaves the last good lists in force');
+  t.ok(s.log.some((l) => l.includes('TLS_CLIENT_CRL not reloaded')), 'and says so');
 });
 
 t.test('tokens bound to a client certificate (RFC 8705)', async (t) => {

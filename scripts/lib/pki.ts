@@ -93,3 +93,37 @@ export function organisationCertificate(ca: Issued, opts: { name: string; idNatS
   subject.push({ name: 'CN', value: opts.cn ?? opts.name });
   return issueCertificate({ kind: 'client', issuer: ca, subject, notBefore: opts.notBefore, notAfter: opts.notAfter });
 }
+
+/**
+ * A certificate revocation list (X.509 v2 CRL, PEM) signed by the CA, revoking these certificates.
+ * node-forge reads and writes certificates but not CRLs: the structure (RFC 5280 §5.1) is built here.
+ */
+export function revocationList(ca: Issued, revoked: Issued[], opts: { thisUpdate?: Date; nextUpdate?: Date } = {}): string {
+  const { asn1 } = forge;
+  const U = asn1.Class.UNIVERSAL;
+  const T = asn1.Type;
+  const thisUpdate = opts.thisUpdate ?? new Date(Date.now() - 60_000);
+  const nextUpdate = opts.nextUpdate ?? new Date(Date.now() + 7 * DAY);
+  const time = (d: Date) => asn1.create(U, T.UTCTIME, false, asn1.dateToUtcTime(d));
+  const algorithm = asn1.create(U, T.SEQUENCE, true, [
+    asn1.create(U, T.OID, false, asn1.oidToDer(forge.pki.oids.sha256WithRSAEncryption).getBytes()),
+    asn1.create(U, T.NULL, false, ''),
+  ]);
+  const tbs: forge.asn1.Asn1[] = [
+    asn1.create(U, T.INTEGER, false, asn1.integerToDer(1).getBytes()), // v2
+    algorithm,
+    forge.pki.distinguishedNameToAsn1(ca.cert.subject),
+    time(thisUpdate),
+    time(nextUpdate),
+  ];
+  if (revoked.length) {
+    tbs.push(asn1.create(U, T.SEQUENCE, true, revoked.map((c) =>
+      asn1.create(U, T.SEQUENCE, true, [asn1.create(U, T.INTEGER, false, forge.util.hexToBytes(c.cert.serialNumber)), time(thisUpdate)]))));
+  }
+  const tbsCertList = asn1.create(U, T.SEQUENCE, true, tbs);
+  const md = forge.md.sha256.create();
+  md.update(asn1.toDer(tbsCertList).getBytes());
+  const signature = (ca.key as forge.pki.rsa.PrivateKey).sign(md);
+  const crl = asn1.create(U, T.SEQUENCE, true, [tbsCertList, algorithm, asn1.create(U, T.BITSTRING, false, String.fromCharCode(0) + signature)]);
+  return forge.pem.encode({ type: 'X509 CRL', body: asn1.toDer(crl).getBytes() });
+}

@@ -16,7 +16,8 @@ import type { AuthInfo } from './auth/identity.ts';
 import { JSON_TYPES, XML_TYPES } from './content.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { FHIR_JSON } from './send.ts';
-import { httpsOptions, tlsEnabled } from './tls.ts';
+import type { Server as TlsServer } from 'node:tls';
+import { httpsOptions, tlsEnabled, watchRevocationLists } from './tls.ts';
 
 /** Headers a browser script may read on a cross-origin answer. */
 export const EXPOSED_HEADERS = ['ETag', 'Location', 'Content-Location', 'Last-Modified', 'X-Request-Id', 'WWW-Authenticate', 'Retry-After', 'X-Progress'];
@@ -132,6 +133,14 @@ export async function securityPlugin(app: FastifyInstance, opts: { config: Confi
   const origins = new Set(config.corsOrigins);
   const cors = config.corsOrigins.length > 0;
   const tls = tlsEnabled(config);
+  // Revocation lists reloaded when their file changes, once the HTTPS server exists.
+  if (config.tlsClientCrl) {
+    let stop = () => undefined as void;
+    app.addHook('onReady', async () => {
+      stop = watchRevocationLists(app.server as unknown as TlsServer, config, (msg) => app.log.info(msg));
+    });
+    app.addHook('onClose', async () => stop());
+  }
 
   app.addHook('onRequest', async (request, reply) => {
     const path = pathOf(request);

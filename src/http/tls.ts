@@ -3,7 +3,8 @@
 // authentication layer (auth/certificate.ts) decides per request, so a refused certificate gets a
 // 401 OperationOutcome rather than a bare TLS alert, and clients with bearer tokens need none.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import type { Server as TlsServer } from 'node:tls';
 import type { ServerOptions } from 'node:https';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
@@ -31,11 +32,47 @@ export function httpsOptions(config: Config): ServerOptions | undefined {
   };
   if (config.tlsClientCa) {
     options.ca = read('TLS_CLIENT_CA', config.tlsClientCa);
+    // With revocation lists, OpenSSL checks the client certificate against its authority's list at
+    // the handshake; an authority without a list then fails every certificate it issued (fail closed).
+    if (config.tlsClientCrl) options.crl = read('TLS_CLIENT_CRL', config.tlsClientCrl);
     options.requestCert = true;
     // Verified, but decided per request: see the comment above.
     options.rejectUnauthorized = false;
   }
   return options;
+}
+
+/**
+ * Reloads the TLS context when the TLS_CLIENT_CRL file changes (checked every TLS_CRL_REFRESH_MS),
+ * so that a newly revoked certificate is refused without a restart. New handshakes use the new
+ * lists; a connection already open keeps the verdict of its handshake until it closes (keep-alive:
+ * 72 s idle at most). Returns a function that stops watching.
+ */
+export function watchRevocationLists(server: TlsServer, config: Config, log: (msg: string) => void): () => void {
+  const file = config.tlsClientCrl;
+  if (!file) return () => undefined;
+  const mtimeOf = () => {
+    try {
+      return statSync(file).mtimeMs;
+    } catch {
+      return undefined;
+    }
+  };
+  let seen = mtimeOf();
+  const timer = setInterval(() => {
+    const now = mtimeOf();
+    if (now === undefined || now === seen) return;
+    try {
+      server.setSecureContext(httpsOptions(config)!);
+      seen = now;
+      log('TLS_CLIENT_CRL reloaded');
+    } catch (err) {
+      // A file caught half-written, or unreadable: the lists in force stay, and the next check retries.
+      log(`TLS_CLIENT_CRL not reloaded: ${(err as Error).message}`);
+    }
+  }, config.tlsCrlRefreshMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 export interface PresentedCertificate {

@@ -108,6 +108,9 @@ export class CertificateAuthenticator {
     const { certificate } = presented;
     if (!presented.authorized) {
       const reason = presented.error ?? 'not verified';
+      // OpenSSL's verify codes: CERT_REVOKED, then the list's own faults (UNABLE_TO_GET_CRL, CRL_HAS_EXPIRED…) before CERT_HAS_EXPIRED.
+      if (/REVOKED/.test(reason)) throw certificateRefused('The client certificate has been revoked');
+      if (/CRL/.test(reason)) throw certificateRefused('The client certificate cannot be checked for revocation: the server holds no valid revocation list of its authority');
       if (/EXPIRED/.test(reason)) throw certificateRefused('The client certificate has expired');
       if (/NOT_YET_VALID/.test(reason)) throw certificateRefused('The client certificate is not valid yet');
       if (/PURPOSE/.test(reason)) throw certificateRefused('The client certificate is not meant for client authentication');
