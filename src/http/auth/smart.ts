@@ -51,6 +51,9 @@ export function restSecurity(e: SmartEndpoints): CapabilityStatementRestSecurity
     description:
       `Every interaction but the CapabilityStatement and /.well-known/smart-configuration needs an ` +
       `Authorization: Bearer token from ${[e.issuer, ...e.trustedIssuers].join(', ')}, whose scopes allow the interaction ` +
-      `(c r u d s) on the resource type.`,
+      `(c r u d s) on the resource type. Professionals, patients and aidants reach only what care-team membership, ` +
+      `the habilitation matrix and the patient's objections grant; for them update-as-create is refused (405: ` +
+      `create with POST), so that no answer tells a hidden id from a free one. Tokens bound to a client certificate ` +
+      `(cnf x5t#S256, RFC 8705) are accepted only with that certificate.`,
   };
 }
