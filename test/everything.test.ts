@@ -5,8 +5,10 @@ import t from 'tap';
 import { Client } from 'fhir-kit-client';
 import { http, startServer } from './helpers/server.ts';
 import { tokensFrom } from './helpers/tokens.ts';
+import { DEMO_IDENTITY_GRANT } from '../src/http/auth/grants.ts';
 
 const IDNATPS = 'urn:oid:1.2.250.1.71.4.2.1';
+const INS = 'urn:oid:1.2.250.1.213.1.4.8';
 const G15 = 'https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante';
 const CATEGORY = 'https://fhir-coordination.example/CodeSystem/access-category';
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
@@ -26,8 +28,8 @@ function dataset() {
     { resourceType: 'Practitioner', id: 'ev-dr', active: true, identifier: [{ system: IDNATPS, value: '899700400001' }], name: [{ family: 'Martin' }] },
     { resourceType: 'PractitionerRole', id: 'ev-role', active: true, practitioner: { reference: 'Practitioner/ev-dr' }, organization: { reference: 'Organization/ev-org' }, code: [{ coding: [{ system: G15, code: '10' }] }] },
     { resourceType: 'Practitioner', id: 'ev-other', active: true, identifier: [{ system: IDNATPS, value: '899700400002' }], name: [{ family: 'Durand' }] },
-    { resourceType: 'Patient', id: 'ev-p1', name: [{ family: 'Lefèvre' }], managingOrganization: { reference: 'Organization/ev-org' } },
-    { resourceType: 'Patient', id: 'ev-p2', name: [{ family: 'Moreau' }] },
+    { resourceType: 'Patient', id: 'ev-p1', identifier: [{ system: INS, value: '238043306308701' }], name: [{ family: 'Lefèvre' }], managingOrganization: { reference: 'Organization/ev-org' } },
+    { resourceType: 'Patient', id: 'ev-p2', identifier: [{ system: INS, value: '146112432215402' }], name: [{ family: 'Moreau' }] },
     obs('ev-obs-2023', 'ev-p1', '2023-05-01'),
     obs('ev-obs-2025', 'ev-p1', '2025-01-10T09:00:00Z'),
     obs('ev-obs-p2', 'ev-p2', '2024-03-03'),
@@ -93,6 +95,11 @@ t.test('Patient/$everything: the compartment, what it references, care-date wind
   const viaClient = (await client.operation({ name: '$everything', resourceType: 'Patient', id: 'ev-p2', method: 'GET' })) as { entry?: Entry[] };
   t.same(refs(viaClient), ['Observation/ev-obs-p2', 'Patient/ev-p2'], 'fhir-kit-client: the other patient has only their own data');
 
+  // Patient/$everything names no patient: without a patient in context (no token here), an error.
+  const typeLevel = await http('GET', `${s.url}/Patient/$everything`);
+  t.equal(typeLevel.status, 400, 'Patient/$everything without a patient in context: 400');
+  t.match(typeLevel.body.issue[0].details.text, /patient in context/);
+
   // Errors: OperationOutcomes with the right status.
   const missing = await get('', 'ev-nobody');
   t.equal(missing.status, 404);
@@ -134,6 +141,13 @@ t.test('Patient/$everything under care-team rights: a member sees their patient,
   const left = refs(objected.body);
   t.notOk(left.some((r) => r.startsWith('Observation/')), 'no observation after the objection');
   t.equal(objected.body.total, left.length, 'the total counts only what may be seen');
+
+  // The patient: Patient/$everything is their own record; another patient's is as if missing.
+  const patient = bearer(await tokens.request({ grant_type: DEMO_IDENTITY_GRANT, identity_type: 'patient', identity: '146112432215402' }));
+  const own = await http('GET', `${s.url}/Patient/$everything`, undefined, patient);
+  t.equal(own.status, 200);
+  t.same(refs(own.body), ['Observation/ev-obs-p2', 'Patient/ev-p2'], 'Patient/$everything with a patient token: their own data');
+  t.equal((await http('GET', `${s.url}/Patient/ev-p1/$everything`, undefined, patient)).status, 404, "another patient's: 404");
 
   // Scopes: a token limited to observations may not ask for everything.
   const narrow = bearer(await tokens.request({ grant_type: 'client_credentials', scope: 'system/Observation.rs system/Patient.r' }));

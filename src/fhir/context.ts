@@ -109,6 +109,8 @@ export interface FhirContext {
   baseUrl: string;
   limits: Limits;
   access?: AccessFilter;
+  /** The patient the caller's token is about (SMART launch context, or the patient themselves): "Patient/id". */
+  patientInContext?: string;
   /** True while inside a transaction bundle (no nested transaction is opened). */
   inTransaction: boolean;
 }

@@ -1,5 +1,6 @@
-// Patient/[id]/$everything (R4 OperationDefinition Patient-everything): the patient, every
-// resource in their compartment, and the resources those reference, as a paged searchset.
+// Patient/[id]/$everything, and Patient/$everything for the patient in context (R4 OperationDefinition
+// Patient-everything): the patient, every resource in their compartment, and the resources those
+// reference, as a paged searchset.
 // It is a search with a scope: the compartment, the care-date window, the types and the access
 // filter all apply inside the SQL, page by page, as for any search (search/search.ts).
 //
@@ -75,7 +76,13 @@ function operationQuery(req: FhirRequest): Query {
   return query;
 }
 
-export async function everything(ctx: FhirContext, id: string, req: FhirRequest): Promise<FhirResponse> {
+/**
+ * Patient/[id]/$everything, or Patient/$everything (id undefined): the patient in the token's
+ * context; without one, an error, as R4 allows, rather than every patient the caller may see.
+ */
+export async function everything(ctx: FhirContext, named: string | undefined, req: FhirRequest): Promise<FhirResponse> {
+  const id = named ?? ctx.patientInContext?.replace(/^Patient\//, '');
+  if (!id) throw errors.invalid('Patient/$everything needs a patient in context (a patient token, or a launch with a patient); otherwise name one: Patient/[id]/$everything');
   const query = operationQuery(req);
   const start = dateParam(query, 'start');
   const end = dateParam(query, 'end');
