@@ -101,32 +101,21 @@ export class StaleRights extends Error {
   }
 }
 
-/**
- * Cached rights taken at a stamp not yet read: every decision throws StaleRights until confirm()
- * is given the stamp as read in the same statement as the data, and finds it unchanged.
- */
-export class AssumedAccess implements CareTeamAccess {
-  private confirmed = false;
-  private readonly inner: CareTeamAccess;
+/** Cached rights computed at `stamp`, not yet confirmed: every decision goes through decided(). */
+abstract class CachedRights implements CareTeamAccess {
+  protected readonly inner: CareTeamAccess;
   readonly stamp: string;
   constructor(inner: CareTeamAccess, stamp: string) {
     this.inner = inner;
     this.stamp = stamp;
   }
+  /** The rights to decide with, or StaleRights when they may not be used yet. */
+  protected abstract decided(): CareTeamAccess;
   get rights() {
     return this.inner.rights;
   }
   get storedSets() {
     return this.inner.storedSets;
-  }
-  /** The query that reads the data must also return the stamp (stamps.name = 'access'). */
-  confirm(stampRead: string): void {
-    if (stampRead !== this.stamp) throw new StaleRights();
-    this.confirmed = true;
-  }
-  private decided(): CareTeamAccess {
-    if (!this.confirmed) throw new StaleRights();
-    return this.inner;
   }
   condition(alias: string, params: Parameters<CareTeamAccess['condition']>[1], resourceType?: string): string {
     return this.decided().condition(alias, params, resourceType);
@@ -140,26 +129,34 @@ export class AssumedAccess implements CareTeamAccess {
 }
 
 /**
+ * Cached rights taken at a stamp not yet read: every decision throws StaleRights until confirm()
+ * is given the stamp as read in the same statement as the data, and finds it unchanged.
+ */
+export class AssumedAccess extends CachedRights {
+  private confirmed = false;
+  /** The query that reads the data must also return the stamp (stamps.name = 'access'). */
+  confirm(stampRead: string): void {
+    if (stampRead !== this.stamp) throw new StaleRights();
+    this.confirmed = true;
+  }
+  protected decided(): CareTeamAccess {
+    if (!this.confirmed) throw new StaleRights();
+    return this.inner;
+  }
+}
+
+/**
  * Cached rights used at once, for requests that change nothing (searches, history): a query that
  * returns the `access` stamp with its data (a search page) notes it; settle() then throws
  * StaleRights when a noted stamp differs, or reads the stamp when no query returned it. The answer
  * waits for settle(), and is thrown away and computed again when the rights were stale.
  */
-export class CheckedAccess implements CareTeamAccess {
-  private readonly inner: CareTeamAccess;
+export class CheckedAccess extends CachedRights {
   private readonly db: Db;
   private readonly noted: string[] = [];
-  readonly stamp: string;
   constructor(inner: CareTeamAccess, stamp: string, db: Db) {
-    this.inner = inner;
-    this.stamp = stamp;
+    super(inner, stamp);
     this.db = db;
-  }
-  get rights() {
-    return this.inner.rights;
-  }
-  get storedSets() {
-    return this.inner.storedSets;
   }
   noteStamp(stampRead: string): void {
     this.noted.push(stampRead);
@@ -168,14 +165,8 @@ export class CheckedAccess implements CareTeamAccess {
     const reads = this.noted.length ? this.noted : [await readStamp(this.db, 'access')];
     if (reads.some((read) => read !== this.stamp)) throw new StaleRights();
   }
-  condition(alias: string, params: Parameters<CareTeamAccess['condition']>[1], resourceType?: string): string {
-    return this.inner.condition(alias, params, resourceType);
-  }
-  admits(resourceType: string, compartments: readonly string[], indexMask: number): boolean | undefined {
-    return this.inner.admits?.(resourceType, compartments, indexMask);
-  }
-  checkWrite(resourceType: string, compartments: readonly string[]): void {
-    this.inner.checkWrite?.(resourceType, compartments);
+  protected decided(): CareTeamAccess {
+    return this.inner;
   }
 }
 

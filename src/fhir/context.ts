@@ -19,10 +19,10 @@ export interface AccessFilter {
    */
   admits?(resourceType: string, compartments: readonly string[], indexMask: number): boolean | undefined;
   /**
-   * Set when the filter holds only if the `access` stamp still reads this value (rights taken
-   * from the cache without reading it): the read confirms it, and throws when it has moved.
+   * Set when the filter holds only if the `access` stamp still reads what its rights were computed
+   * at (rights taken from the cache without reading it): the read confirms it with the stamp it
+   * read, and this throws when it has moved.
    */
-  readonly stamp?: string;
   confirm?(stampRead: string): void;
   /**
    * Set when the filter is checked after use (requests that change nothing): a query that can
