@@ -12,7 +12,8 @@
 import { readVisible, type FhirContext } from '../context.ts';
 import { getPatientCompartmentParams, getResourceTypes, getSearchParam } from '../definitions.ts';
 import { errors, FhirError, issue } from '../outcome.ts';
-import { parseQueryString, type FhirRequest } from '../request.ts';
+import type { FhirRequest } from '../request.ts';
+import { bodyParameters, simpleValue } from './operation-input.ts';
 import type { FhirResponse } from '../response.ts';
 import { lastValue, type Query } from '../search/parse.ts';
 import { search } from '../search/search.ts';
@@ -59,19 +60,12 @@ function dateParam(query: Query, name: string): { low: string; high: string } | 
   return range;
 }
 
-/** The query of a GET, or of a POST with form parameters (a Parameters body is read as its primitive parameters). */
+/** The query string, with the primitive parameters of a POST body (a form or a Parameters resource) added. */
 function operationQuery(req: FhirRequest): Query {
   const query: Query = { ...req.query };
-  const body = req.body as unknown;
-  if (typeof body === 'string') {
-    for (const [k, vs] of Object.entries(parseQueryString(body))) query[k] = [...(query[k] ?? []), ...vs];
-  } else if (body && typeof body === 'object') {
-    const params = body as { resourceType?: string; parameter?: { name: string; [k: string]: unknown }[] };
-    if (params.resourceType !== 'Parameters') throw errors.invalid('$everything takes a Parameters resource or form parameters');
-    for (const p of params.parameter ?? []) {
-      const value = Object.entries(p).find(([k]) => k.startsWith('value'))?.[1];
-      if (typeof value === 'string' || typeof value === 'number') query[p.name] = [...(query[p.name] ?? []), String(value)];
-    }
+  for (const p of bodyParameters('$everything', req.body)) {
+    const value = simpleValue(p);
+    if (value !== undefined) query[p.name!] = [...(query[p.name!] ?? []), value];
   }
   return query;
 }

@@ -12,7 +12,8 @@ import type {
 } from '@medplum/fhirtypes';
 import type { FhirContext } from '../context.ts';
 import { errors } from '../outcome.ts';
-import { parseQueryString, type FhirRequest } from '../request.ts';
+import type { FhirRequest } from '../request.ts';
+import { bodyParameters, simpleValue } from './operation-input.ts';
 import type { FhirResponse } from '../response.ts';
 import {
   expandValueSet, lookupCode, MAX_EXPANSION, subsumption, validateCodeInValueSet, type CodeValidation, type CodingToValidate, type LookupResult, type TerminologyContext,
@@ -41,20 +42,7 @@ class OpParams {
       if (name === '_format' || name === '_pretty' || name === '_summary' || name === '_elements') continue;
       for (const v of values) this.push({ name, valueString: v });
     }
-    const body = req.body;
-    if (body === undefined || body === null || body === '') return;
-    if (typeof body === 'string') {
-      for (const [name, values] of Object.entries(parseQueryString(body))) for (const v of values) this.push({ name, valueString: v });
-      return;
-    }
-    const resource = body as Resource;
-    if (resource.resourceType !== 'Parameters') {
-      throw errors.invalid(`${op} takes a Parameters resource in the body, not ${resource.resourceType ?? 'this'}`);
-    }
-    for (const p of resource.parameter ?? []) {
-      if (!p.name) throw errors.invalid(`${op}: every parameter needs a name`, 'Parameters.parameter.name');
-      this.push(p);
-    }
+    for (const p of bodyParameters(op, req.body)) this.push(p);
   }
 
   private push(p: ParametersParameter): void {
@@ -83,14 +71,10 @@ class OpParams {
   str(name: string): string | undefined {
     const p = this.one(name);
     if (!p) return undefined;
-    for (const [k, v] of Object.entries(p)) {
-      if (k.startsWith('value') && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) {
-        const s = String(v);
-        if (s === '') throw errors.invalid(`${this.op}: the parameter ${name} is empty`, name);
-        return s;
-      }
-    }
-    throw errors.invalid(`${this.op}: the parameter ${name} takes a simple value`, name);
+    const s = simpleValue(p);
+    if (s === undefined) throw errors.invalid(`${this.op}: the parameter ${name} takes a simple value`, name);
+    if (s === '') throw errors.invalid(`${this.op}: the parameter ${name} is empty`, name);
+    return s;
   }
 
   int(name: string): number | undefined {
