@@ -43,13 +43,12 @@ function patientCompartmentTypes(): string[] {
   return (compartmentTypes ??= getResourceTypes().filter((t) => t === 'Patient' || getPatientCompartmentParams(t).length > 0));
 }
 
-let careDates: string[] | undefined;
-/** "Type|code" of each compartment type's care-date parameter. */
+/** "Type|code" of each compartment type's care-date parameter (looked up each time: custom SearchParameters may add or change one). */
 function careDateKeys(): string[] {
-  return (careDates ??= patientCompartmentTypes().flatMap((t) => {
+  return patientCompartmentTypes().flatMap((t) => {
     const code = getSearchParam(t, 'date')?.type === 'date' ? 'date' : CARE_DATE_PARAMS[t];
     return code && getSearchParam(t, code)?.type === 'date' ? [`${t}|${code}`] : [];
-  }));
+  });
 }
 
 function dateParam(query: Query, name: string): { low: string; high: string } | undefined {
