@@ -3,7 +3,7 @@
 // the rights were cached just before; a transaction bundle that removes a member counts at its
 // commit and a failed one changes nothing; and, on PostgreSQL, a change made through one server
 // process counts at the next request on another process on the same database.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Client } from 'fhir-kit-client';
 import { covers, type Horizon } from '../src/access/rights.ts';
 import { dbKind, freshDatabase, http, startServer, startServerProcess } from './helpers/server.ts';
@@ -34,6 +34,15 @@ function careTeam(participants: { member: string; period?: { start?: string; end
     resourceType: 'CareTeam', id: 'cache-team', status, subject: { reference: 'Patient/cache-pat' },
     participant: participants.map((p) => ({ member: { reference: p.member }, ...(p.period ? { period: p.period } : {}) })),
   };
+}
+
+/** A server (AUTH=on) holding the dataset with Dr 1's role in the team: a system token and Dr 1's authorization header. */
+async function withDr1InTeam(t: Test) {
+  const s = await startServer(t, { AUTH: 'on' });
+  const tokens = await tokensFrom(s.url, s.config.dataDir);
+  const system = await tokens.system();
+  t.equal((await http('POST', s.url, dataset([{ member: 'PractitionerRole/cache-role1' }]), bearer(system))).status, 200, 'the care team is loaded');
+  return { s, system, dr1: bearer(await tokens.practitioner('899700300001')) };
 }
 
 t.test('covers notes the next period bound in the horizon', async (t) => {
@@ -76,11 +85,7 @@ t.test('cached rights end when a participation ends or begins, to the second', a
 });
 
 t.test('a transaction bundle that removes a member counts at its commit; a failed one changes nothing', async (t) => {
-  const s = await startServer(t, { AUTH: 'on' });
-  const tokens = await tokensFrom(s.url, s.config.dataDir);
-  const system = await tokens.system();
-  t.equal((await http('POST', s.url, dataset([{ member: 'PractitionerRole/cache-role1' }]), bearer(system))).status, 200);
-  const dr1 = bearer(await tokens.practitioner('899700300001'));
+  const { s, system, dr1 } = await withDr1InTeam(t);
   const read = async () => (await http('GET', `${s.url}/Observation/cache-obs`, undefined, dr1)).status;
   t.equal(await read(), 200);
   const removal = (extra: unknown) => ({
@@ -103,10 +108,7 @@ t.test('a transaction bundle that removes a member counts at its commit; a faile
 });
 
 t.test('a member of many teams: the patient set is stored once and read by the filter', async (t) => {
-  const s = await startServer(t, { AUTH: 'on' });
-  const tokens = await tokensFrom(s.url, s.config.dataDir);
-  const system = await tokens.system();
-  t.equal((await http('POST', s.url, dataset([{ member: 'PractitionerRole/cache-role1' }]), bearer(system))).status, 200);
+  const { s, system, dr1 } = await withDr1InTeam(t);
   // 80 more patients in teams of dr1 (more than the 64 sent inline), and one outside them.
   const entries = [];
   for (let i = 0; i <= 80; i++) {
@@ -116,7 +118,6 @@ t.test('a member of many teams: the patient set is stored once and read by the f
     if (i < 80) entries.push({ resource: { resourceType: 'CareTeam', id: `${p}-team`, status: 'active', subject: { reference: `Patient/${p}` }, participant: [{ member: { reference: 'PractitionerRole/cache-role1' } }] }, request: { method: 'PUT', url: `CareTeam/${p}-team` } });
   }
   t.equal((await http('POST', s.url, { resourceType: 'Bundle', type: 'transaction', entry: entries }, bearer(system))).status, 200);
-  const dr1 = bearer(await tokens.practitioner('899700300001'));
   const obs = (await http('GET', `${s.url}/Observation?_total=accurate&_count=200&_elements=id`, undefined, dr1)).body;
   t.equal(obs.total, 81, 'the 80 patients of his teams and the first one');
   t.notOk(obs.entry.some((e: { resource: { id: string } }) => e.resource.id === 'cache-many-80-obs'), 'not the patient outside his teams');
@@ -134,11 +135,7 @@ t.test('a member of many teams: the patient set is stored once and read by the f
 
 if (dbKind === 'postgres') {
   t.test('a read by id on PostgreSQL runs on cached rights its own query confirms: one query, and a moved stamp makes it run again', async (t) => {
-    const s = await startServer(t, { AUTH: 'on' });
-    const tokens = await tokensFrom(s.url, s.config.dataDir);
-    const system = await tokens.system();
-    t.equal((await http('POST', s.url, dataset([{ member: 'PractitionerRole/cache-role1' }]), bearer(system))).status, 200);
-    const dr1 = bearer(await tokens.practitioner('899700300001'));
+    const { s, system, dr1 } = await withDr1InTeam(t);
     const names: (string | undefined)[] = [];
     const query = s.db.query.bind(s.db);
     s.db.query = ((sql: string, params?: unknown[], name?: string) => (names.push(name ?? sql.slice(0, 40)), query(sql, params, name))) as typeof s.db.query;
@@ -163,11 +160,7 @@ if (dbKind === 'postgres') {
   });
 
   t.test('a search on PostgreSQL runs on cached rights its page query confirms, else the stamp is read after, and runs again when they were stale', async (t) => {
-    const s = await startServer(t, { AUTH: 'on' });
-    const tokens = await tokensFrom(s.url, s.config.dataDir);
-    const system = await tokens.system();
-    t.equal((await http('POST', s.url, dataset([{ member: 'PractitionerRole/cache-role1' }]), bearer(system))).status, 200);
-    const dr1 = bearer(await tokens.practitioner('899700300001'));
+    const { s, system, dr1 } = await withDr1InTeam(t);
     // What each query is: the stamp read alone, or a query of the data (carrying the stamp or not).
     const events: string[] = [];
     const query = s.db.query.bind(s.db);
