@@ -4,9 +4,8 @@
 // 401 OperationOutcome rather than a bare TLS alert, and clients with bearer tokens need none.
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import type { Server as TlsServer } from 'node:tls';
 import type { ServerOptions } from 'node:https';
-import type { PeerCertificate, TLSSocket } from 'node:tls';
+import type { PeerCertificate, Server as TlsServer, TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../config.ts';
 

@@ -2,6 +2,7 @@
 // write are one call of a PL/pgSQL function (migrations/002, index fields extended by 003), so every write is atomic on its
 // own and costs one round trip; inside a transaction bundle the same calls run on the tx.
 import type { Executor } from './db.ts';
+import { stampSubquery } from './stamps.ts';
 import type { IndexRows } from '../fhir/search/indexer.ts';
 import { SqlParams } from '../fhir/search/sql.ts';
 
@@ -78,7 +79,7 @@ function toAccessRow(row: Row & { compartments: string[]; index_mask: number }):
  */
 export async function readCurrentForAccessWithStamp(ex: Executor, resourceType: string, id: string): Promise<{ stamp: string; row: AccessRow | undefined }> {
   const r = await ex.query<Row & { compartments: string[]; index_mask: number; access_stamp: string }>(
-    `SELECT coalesce((SELECT n::text FROM stamps WHERE name = 'access'), '0') AS access_stamp, r.${COLUMNS.split(', ').join(', r.')}, r.compartments, r.index_mask
+    `SELECT ${stampSubquery('access')} AS access_stamp, r.${COLUMNS.split(', ').join(', r.')}, r.compartments, r.index_mask
      FROM (VALUES (1)) AS one (x) LEFT JOIN resources r ON r.resource_type = $1 AND r.id = $2`,
     [resourceType, id],
     'read_current_with_access_stamp'

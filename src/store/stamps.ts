@@ -11,6 +11,11 @@ export async function readStamp(ex: Executor, name: StampName): Promise<string> 
   return r.rows[0]?.n ?? '0';
 }
 
+/** The stamp as a scalar subquery, to read it in the same statement (so the same snapshot) as other data; '0' as readStamp when absent. */
+export function stampSubquery(name: StampName): string {
+  return `coalesce((SELECT n::text FROM stamps WHERE name = '${name}'), '0')`;
+}
+
 export async function bumpStamp(ex: Executor, name: StampName): Promise<string> {
   const r = await ex.query<{ n: string }>('UPDATE stamps SET n = n + 1 WHERE name = $1 RETURNING n::text AS n', [name], 'bump_stamp');
   return r.rows[0]?.n ?? '0';

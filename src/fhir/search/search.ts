@@ -9,6 +9,7 @@ import { lastValue, parseSearch, splitOr, type Clause, type Query } from './pars
 import { decodeCursor, encodeCursor, keysetCondition, orderBy, type Cursor, type SortTerm } from './paging.ts';
 import { clauseSql, mergeSameValue, SqlParams, type RidBound } from './sql.ts';
 import { resolveTerminologyModifiers } from '../terminology/search.ts';
+import { stampSubquery } from '../../store/stamps.ts';
 
 interface Row {
   rid: string;
@@ -313,13 +314,13 @@ async function readPage(ctx: FhirContext, q: PageQuery): Promise<KeyedRow[]> {
   const check = q.check ? `, (${q.check})::text AS checked` : '';
   // Rights taken from the cache are confirmed by the stamp read in this statement's snapshot (src/access/cache.ts).
   const noteStamp = ctx.access?.noteStamp;
-  const stamp = noteStamp ? `, (SELECT n::text FROM stamps WHERE name = 'access') AS access_stamp` : '';
+  const stamp = noteStamp ? `, ${stampSubquery('access')} AS access_stamp` : '';
   const sql = `SELECT r.rid, r.resource_type, r.id, r.content, ${keys.map((k) => `r.${k}::text AS ${k}`).join(', ')}${check}${stamp} FROM (
       SELECT r.rid, r.resource_type, r.id, r.content, ${q.terms.map((t, i) => `${t.expr} AS ${keys[i]}`).join(', ')}
       FROM ${q.from ?? 'resources r'} WHERE ${where} ORDER BY ${orderBy(q.terms, keys, q.reverse)} OFFSET ${q.offset} LIMIT ${q.limit}
     ) r ORDER BY ${orderBy(q.terms, keys.map((k) => `r.${k}`), q.reverse)}`;
   const result = await ctx.ex.query<Row & Record<string, string | null>>(sql, params.values);
-  if (noteStamp && result.rows.length) noteStamp.call(ctx.access, result.rows[0].access_stamp ?? '0');
+  if (noteStamp && result.rows.length) noteStamp.call(ctx.access, result.rows[0].access_stamp!);
   return result.rows.map((row) => ({
     rid: row.rid, resource_type: row.resource_type, id: row.id, content: row.content, keys: keys.map((k) => row[k]), checked: row.checked,
   }));
