@@ -70,6 +70,21 @@ async function start(t: Test, overrides: Record<string, string>): Promise<Starte
   return { url: `${origin}/fhir`, origin, server, config, seen, log };
 }
 
+/**
+ * The files of an HTTPS server with mutual TLS, in a folder removed after the test: env gives
+ * TLS_CERT, TLS_KEY and TLS_CLIENT_CA (these client CAs, PEM); file() writes another file there
+ * (or rewrites it) and returns its path.
+ */
+function tlsFiles(t: Test, serverCert: Issued, clientCas: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'fhir-pki-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, text: string) => {
+    writeFileSync(join(dir, name), text);
+    return join(dir, name);
+  };
+  return { env: { TLS_CERT: file('server.pem', serverCert.certPem), TLS_KEY: file('server-key.pem', serverCert.keyPem), TLS_CLIENT_CA: file('ca.pem', clientCas) }, file };
+}
+
 /** An HTTPS client (undici) trusting the test CA, presenting a client certificate when given one. */
 function httpsClient(t: Test, ca: string, cert?: { certPem: string; keyPem: string }) {
   const dispatcher = new Agent({ connect: { ca, ...(cert ? { cert: cert.certPem, key: cert.keyPem } : {}) } });
@@ -136,13 +151,8 @@ t.test('mutual TLS over HTTPS', async (t) => {
   const unknown = organisationCertificate(ca, { name: 'Inconnue', idNatStruct: '1990000001', cn: 'inconnue.test' });
   const inactive = organisationCertificate(ca, { name: 'Fermée', idNatStruct: '1330009999', cn: 'fermee.test' });
   const serverOnly = issueCertificate({ kind: 'server', issuer: ca, subject: [{ name: 'C', value: 'FR' }, { name: 'O', value: dac.name }, { name: 'OU', value: dac.idNatStruct }, { name: 'CN', value: 'srv.test' }] });
-  const dir = mkdtempSync(join(tmpdir(), 'fhir-pki-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'server.pem'), serverCert.certPem);
-  writeFileSync(join(dir, 'server-key.pem'), serverCert.keyPem);
-  writeFileSync(join(dir, 'ca.pem'), ca.certPem);
 
-  const s = await start(t, { AUTH: 'on', TLS_CERT: join(dir, 'server.pem'), TLS_KEY: join(dir, 'server-key.pem'), TLS_CLIENT_CA: join(dir, 'ca.pem'), CORS_ORIGINS: '*' });
+  const s = await start(t, { AUTH: 'on', ...tlsFiles(t, serverCert, ca.certPem).env, CORS_ORIGINS: '*' });
   t.match(s.url, /^https:\/\/127\.0\.0\.1:\d+\/fhir$/);
   const anonymous = httpsClient(t, ca.certPem);
   const token = await systemToken(s, anonymous);
@@ -243,13 +253,9 @@ t.test('revoked client certificates (TLS_CLIENT_CRL), reloaded without restart',
   const good = organisationCertificate(ca, { name: 'DAC', idNatStruct: '1330008178', cn: 'dac.test' });
   const revoked = organisationCertificate(ca, { name: 'DAC', idNatStruct: '1330008178', cn: 'ancien-dac.test' });
   const unlisted = organisationCertificate(otherCa, { name: 'DAC', idNatStruct: '1330008178', cn: 'dac-autre-ac.test' });
-  const dir = mkdtempSync(join(tmpdir(), 'fhir-pki-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'server.pem'), serverCert.certPem);
-  writeFileSync(join(dir, 'server-key.pem'), serverCert.keyPem);
-  writeFileSync(join(dir, 'ca.pem'), ca.certPem + otherCa.certPem);
-  writeFileSync(join(dir, 'crl.pem'), revocationList(ca, [revoked]));
-  const s = await start(t, { AUTH: 'on', TLS_CERT: join(dir, 'server.pem'), TLS_KEY: join(dir, 'server-key.pem'), TLS_CLIENT_CA: join(dir, 'ca.pem'), TLS_CLIENT_CRL: join(dir, 'crl.pem'), TLS_CRL_REFRESH_MS: '100' });
+  const tls = tlsFiles(t, serverCert, ca.certPem + otherCa.certPem);
+  const crl = tls.file('crl.pem', revocationList(ca, [revoked]));
+  const s = await start(t, { AUTH: 'on', ...tls.env, TLS_CLIENT_CRL: crl, TLS_CRL_REFRESH_MS: '100' });
   const token = await systemToken(s, httpsClient(t, ca.certPem));
   t.equal((await httpsClient(t, ca.certPem)('POST', `${s.url}/Organization`, { resourceType: 'Organization', identifier: [{ system: IDNST, value: '1330008178' }], name: 'DAC' }, { authorization: `Bearer ${token}` })).status, 201);
   const read = (cert: Issued) => httpsClient(t, ca.certPem, cert)('GET', `${s.url}/Organization?_summary=count`);
@@ -264,14 +270,14 @@ t.test('revoked client certificates (TLS_CLIENT_CRL), reloaded without restart',
   t.match(noList.body?.issue?.[0]?.details?.text, /no valid revocation list/);
 
   // The authority revokes the good certificate too: the new list counts at the next handshake.
-  writeFileSync(join(dir, 'crl.pem'), revocationList(ca, [revoked, good]));
+  tls.file('crl.pem', revocationList(ca, [revoked, good]));
   const deadline = Date.now() + 5_000;
   let status = 200;
   while (Date.now() < deadline && (status = (await read(good)).status) === 200) await new Promise((r) => setTimeout(r, 100));
   t.equal(status, 401, 'revoked in the new list: refused without a restart');
   t.ok(s.log.some((l) => l.includes('TLS_CLIENT_CRL reloaded')), 'the reload is logged');
   // A list caught half-written is not loaded: the lists in force stay.
-  writeFileSync(join(dir, 'crl.pem'), '-----BEGIN X509 CRL-----\nnot a list\n');
+  tls.file('crl.pem', '-----BEGIN X509 CRL-----\nnot a list\n');
   await new Promise((r) => setTimeout(r, 400));
   t.equal((await read(good)).status, 401, 'a broken file leaves the last good lists in force');
   t.ok(s.log.some((l) => l.includes('TLS_CLIENT_CRL not reloaded')), 'and says so');
@@ -286,12 +292,7 @@ t.test('tokens bound to a client certificate (RFC 8705)', async (t) => {
   const other = organisationCertificate(ca, { name: 'Autre', idNatStruct: '1330008179', cn: 'autre.test' });
   // Self-signed, as a client may register with its authorization server (RFC 8705 §2.2): not from TLS_CLIENT_CA.
   const selfSigned = issueCertificate({ kind: 'client', subject: [{ name: 'C', value: 'FR' }, { name: 'CN', value: 'logiciel-de-cabinet.test' }] });
-  const dir = mkdtempSync(join(tmpdir(), 'fhir-pki-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'server.pem'), serverCert.certPem);
-  writeFileSync(join(dir, 'server-key.pem'), serverCert.keyPem);
-  writeFileSync(join(dir, 'ca.pem'), ca.certPem);
-  const s = await start(t, { AUTH: 'on', AUTH_ISSUERS: third.issuer, TLS_CERT: join(dir, 'server.pem'), TLS_KEY: join(dir, 'server-key.pem'), TLS_CLIENT_CA: join(dir, 'ca.pem') });
+  const s = await start(t, { AUTH: 'on', AUTH_ISSUERS: third.issuer, ...tlsFiles(t, serverCert, ca.certPem).env });
   /** x5t#S256: the base64url SHA-256 of the certificate's DER. */
   const thumbprint = (c: Issued) => createHash('sha256').update(Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(c.cert)).getBytes(), 'binary')).digest('base64url');
   const token = (cnf?: Record<string, string>) =>
