@@ -43,7 +43,7 @@ import { runStep, type StepResult } from './lib/bench/cannon.ts';
 import { CoordinationGenerator, dayNumber, DEFAULT_POOL, makePool, poolBundles, SYS, transaction } from './lib/bench/coordination.ts';
 import { postBundle } from './lib/bench/post-bundle.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
-import { numberArg } from './lib/cli.ts';
+import { numberArg, usageError } from './lib/cli.ts';
 import { readCliCredentials } from '../src/http/auth/keys.ts';
 import { DEMO_IDENTITY_GRANT } from '../src/http/auth/grants.ts';
 
@@ -70,10 +70,7 @@ const { values: args } = parseArgs({
     profile: { type: 'string' },
   },
 });
-if (args.db !== 'pglite' && args.db !== 'postgres') {
-  console.error(`--db must be pglite or postgres, not "${args.db}"`);
-  process.exit(2);
-}
+if (args.db !== 'pglite' && args.db !== 'postgres') usageError(`--db must be pglite or postgres, not "${args.db}"`);
 const opts = {
   db: args.db,
   patients: numberArg('patients', args.patients, 1),
@@ -109,11 +106,7 @@ const ALL_ARMS: Arm[] = [
   { label: 'member-noaudit', auth: 'on', audit: 'off', token: 'member' },
   { label: 'system-noaudit', auth: 'on', audit: 'off', token: 'system' },
 ];
-const ARMS = args.arms ? args.arms.split(',').map((l) => ALL_ARMS.find((a) => a.label === l.trim()) ?? fail(`unknown arm "${l}" (${ALL_ARMS.map((a) => a.label).join(', ')})`)) : ALL_ARMS;
-function fail(message: string): never {
-  console.error(message);
-  process.exit(2);
-}
+const ARMS = args.arms ? args.arms.split(',').map((l) => ALL_ARMS.find((a) => a.label === l.trim()) ?? usageError(`unknown arm "${l}" (${ALL_ARMS.map((a) => a.label).join(', ')})`)) : ALL_ARMS;
 
 /** A token from the embedded provider, as scripts/token.ts gets it. */
 async function tokenFor(fhirBase: string, dataDir: string, kind: 'system' | 'member'): Promise<string> {
