@@ -27,7 +27,7 @@ import { runStep, type StepResult } from './lib/bench/cannon.ts';
 import { loadPatients } from './lib/bench/load.ts';
 import { postmasterPidFromBackend, watchCpu } from './lib/bench/cpu.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
-import { numberArg } from './lib/cli.ts';
+import { numberArg, usageError } from './lib/cli.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const FHIR = 'application/fhir+json';
@@ -45,10 +45,7 @@ const { values: args } = parseArgs({
     arm: { type: 'string', multiple: true },
   },
 });
-if (args.db !== 'pglite' && args.db !== 'postgres') {
-  console.error(`--db must be pglite or postgres, not "${args.db}"`);
-  process.exit(2);
-}
+if (args.db !== 'pglite' && args.db !== 'postgres') usageError(`--db must be pglite or postgres, not "${args.db}"`);
 const opts = {
   db: args.db,
   resources: Math.floor(numberArg('resources', args.resources, 1, false)),

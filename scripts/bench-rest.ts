@@ -26,7 +26,7 @@ import { makePatient, seeded, transactionBundle } from './lib/bench/patients.ts'
 import { postmasterPidFromBackend, watchCpu } from './lib/bench/cpu.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
 import { computeRatios, computeTargets, mb, render, type DbReport, type ServerReport } from './lib/bench/report.ts';
-import { numberArg } from './lib/cli.ts';
+import { numberArg, usageError } from './lib/cli.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 
@@ -46,10 +46,7 @@ if (args.help) {
   console.log('node scripts/bench-rest.ts [--db pglite|postgres|both] [--resources 100000] [--duration 10] [--connections 32] [--warmup 1] [--bundle-size 500] [--load-concurrency 4]');
   process.exit(0);
 }
-if (!['pglite', 'postgres', 'both'].includes(args.db!)) {
-  console.error(`--db must be pglite, postgres or both, not "${args.db}"`);
-  process.exit(2);
-}
+if (!['pglite', 'postgres', 'both'].includes(args.db!)) usageError(`--db must be pglite, postgres or both, not "${args.db}"`);
 const opts = {
   resources: Math.floor(numberArg('resources', args.resources, 1, false)),
   duration: numberArg('duration', args.duration, 1, false),

@@ -42,7 +42,7 @@ import { seeded } from './lib/bench/patients.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
 import { runLoad, type Failure, type LoadResult } from './lib/bench/runner.ts';
 import { collectDeepPages, pagingQueries, sampleDatabase, searchSteps, type Samples } from './lib/bench/search-queries.ts';
-import { anchorDayArg, numberArg } from './lib/cli.ts';
+import { anchorDayArg, numberArg, usageError } from './lib/cli.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const DB_NAME = 'fhir_search_bench';
@@ -77,10 +77,7 @@ if (args.help) {
   console.log(USAGE);
   process.exit(0);
 }
-if (args['pg-data'] && args['database-url']) {
-  console.error('--pg-data and --database-url are exclusive');
-  process.exit(2);
-}
+if (args['pg-data'] && args['database-url']) usageError('--pg-data and --database-url are exclusive');
 const anchorDay = anchorDayArg(args.anchor);
 const opts = {
   patients: numberArg('patients', args.patients, 1),

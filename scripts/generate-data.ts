@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { CoordinationGenerator, makePool, transaction } from './lib/bench/coordination.ts';
 import { ingest } from './lib/bench/ingest.ts';
 import { IngestError } from './lib/bench/post-bundle.ts';
-import { anchorDayArg, numberArg } from './lib/cli.ts';
+import { anchorDayArg, numberArg, usageError } from './lib/cli.ts';
 
 const USAGE = 'node scripts/generate-data.ts --url http://127.0.0.1:8080/fhir --patients 50000 [--seed 1] [--concurrency 4] ' +
   '[--bundle-size 500] [--anchor 2026-11-23] [--organizations 300] [--practitioners 3000] [--first-patient 0] [--skip-pool] ' +
@@ -73,10 +73,7 @@ if (args.print !== undefined || args['dry-run']) {
   process.exit(0);
 }
 
-if (!args.url) {
-  console.error(`--url is required\n${USAGE}`);
-  process.exit(2);
-}
+if (!args.url) usageError(`--url is required\n${USAGE}`);
 const fhirBase = args.url.replace(/\/$/, '');
 log(`loading ${patients} patients (from #${firstPatient}, seed ${seed}) into ${fhirBase}: bundles of ~${args['bundle-size']} entries, ${args.concurrency} in parallel`);
 try {
