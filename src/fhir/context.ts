@@ -2,7 +2,7 @@
 // transaction of a transaction bundle), the public base URL, limits, and the access filter.
 import type { Config } from '../config.ts';
 import type { Db, Executor } from '../store/db.ts';
-import { readCurrent, readCurrentForAccess, readCurrentForAccessWithStamp, readCurrentIf, type StoredResource } from '../store/resources.ts';
+import { readCurrent, readCurrentForAccess, readCurrentForAccessWithStamp, readCurrentIf, type AccessRow, type StoredResource } from '../store/resources.ts';
 import type { Query } from './search/parse.ts';
 import { SqlParams } from './search/sql.ts';
 
@@ -73,6 +73,15 @@ export async function readVisible(ctx: FhirContext, type: string, id: string): P
     if (admitted !== undefined) return admitted ? row.stored : undefined;
   }
   return readCurrentIf(ctx.ex, type, id, (alias, params) => access.condition(alias, params, type));
+}
+
+/**
+ * Whether the caller may see a stored row already read with its compartments and index_mask:
+ * decided in memory when the filter can (admits), else by its SQL condition on the current row.
+ */
+export async function rowVisible(ctx: FhirContext, type: string, id: string, row: AccessRow): Promise<boolean> {
+  if (!ctx.access) return true;
+  return ctx.access.admits?.(type, row.compartments, row.indexMask) ?? (await visibility(ctx, type, id))?.visible === true;
 }
 
 /** True when the caller may not see this resource (a filter applies and the resource is hidden). */

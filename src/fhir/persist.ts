@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
 import { insertResource, readCurrentForAccess, updateResource, type StoredResource } from '../store/resources.ts';
-import { visibility, type FhirContext } from './context.ts';
+import { rowVisible, type FhirContext } from './context.ts';
 import { emptyRows, indexResource } from './search/indexer.ts';
 import { errors, FhirError, issue } from './outcome.ts';
 import { checkSearchParameter, searchParameterWritten } from './search-parameters.ts';
@@ -106,13 +106,13 @@ export async function writeVersion(ctx: FhirContext, w: VersionedWrite): Promise
     const current = row?.stored;
     if (ctx.access) {
       // Before any precondition: a resource the caller may not see is answered as missing.
-      const v = current ? await visibility(ctx, w.resourceType, w.id) : undefined;
+      const visible = row ? await rowVisible(ctx, w.resourceType, w.id, row) : false;
       // Update as create would tell a hidden id (404) from a free one (201): under care-team
       // rights it is refused alike for both (405, as R4 says when client ids are not allowed).
-      if (w.allowCreate && !v?.visible) throw updateAsCreateRefused(w.resourceType);
-      if (current && !current.deleted) {
-        if (v && !v.visible) throw errors.notFound(`${w.resourceType}/${w.id} not found`);
-        if (v) ctx.access.checkWrite?.(w.resourceType, v.compartments);
+      if (w.allowCreate && !visible) throw updateAsCreateRefused(w.resourceType);
+      if (row && !row.stored.deleted) {
+        if (!visible) throw errors.notFound(`${w.resourceType}/${w.id} not found`);
+        ctx.access.checkWrite?.(w.resourceType, row.compartments);
       }
     }
     if (w.ifMatch !== undefined && (!current || current.versionId !== w.ifMatch)) {
