@@ -4,6 +4,7 @@
 //   node scripts/bench-search.ts [--patients 43500] [--duration 10] [--warmup 2] [--connections 16]
 //        [--steps read,token,...] [--bundle-size 500] [--load-concurrency 4] [--ingest-sample 50000]
 //        [--seed 1] [--anchor 2026-11-23] [--keep] [--pg-data DIR] [--database-url URL] [--no-vacuum]
+//        [--audit off|on]
 //
 // By default: start a throwaway PostgreSQL (scripts/lib/postgres.ts) and the real server
 // (`node src/main.ts`, npm start's flags, LOAD_FIXTURES=false) as a child process;
@@ -25,6 +26,8 @@
 //   --database-url URL  use an existing database: loaded when empty, searched as it is otherwise.
 // The ingest comparison runs with a load only, or when --ingest-sample is given explicitly
 // (it creates and drops two databases on the same server).
+// --audit: the servers run with AUDIT=off by default, so the figures are the search engine's own;
+// the audit trail's cost (an AuditEvent committed per request) is measured by bench-access.ts.
 // Exit code 1 when an answer was wrong (status, count, content) or the run failed; the targets
 // are reported PASS/MISS, not enforced.
 import { execFileSync } from 'node:child_process';
@@ -52,7 +55,7 @@ const TARGET_INGEST_RATIO = 0.5;
 
 const USAGE = 'node scripts/bench-search.ts [--patients 43500] [--duration 10] [--warmup 2] [--connections 16] [--steps read,token,...] ' +
   '[--bundle-size 500] [--load-concurrency 4] [--ingest-sample 50000] [--seed 1] [--anchor 2026-11-23] [--keep] [--pg-data DIR] ' +
-  '[--database-url URL] [--no-vacuum]';
+  '[--database-url URL] [--no-vacuum] [--audit off|on]';
 
 const { values: args } = parseArgs({
   options: {
@@ -70,6 +73,7 @@ const { values: args } = parseArgs({
     'pg-data': { type: 'string' },
     'database-url': { type: 'string' },
     'no-vacuum': { type: 'boolean', default: false },
+    audit: { type: 'string', default: 'off' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -78,6 +82,7 @@ if (args.help) {
   process.exit(0);
 }
 if (args['pg-data'] && args['database-url']) usageError('--pg-data and --database-url are exclusive');
+if (args.audit !== 'off' && args.audit !== 'on') usageError(`--audit must be off or on, not "${args.audit}"`);
 const anchorDay = anchorDayArg(args.anchor);
 const opts = {
   patients: numberArg('patients', args.patients, 1),
@@ -92,6 +97,7 @@ const opts = {
   anchor: args.anchor!,
   keep: args.keep,
   vacuum: !args['no-vacuum'],
+  audit: args.audit as 'off' | 'on',
   steps: args.steps?.split(',').map((s) => s.trim()).filter(Boolean),
 };
 
@@ -132,7 +138,7 @@ async function startFhir(databaseUrl: string, extraEnv: Record<string, string> =
     name: `FHIR server ${name}`,
     script: join(root, 'src/main.ts'),
     nodeArgs: serverCommand().args.slice(0, -1), // npm start's Node flags
-    env: { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', DATABASE_URL: databaseUrl, ...extraEnv },
+    env: { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', DATABASE_URL: databaseUrl, AUDIT: opts.audit, ...extraEnv },
     port,
     readyPath: '/readyz',
     logFile: join(logDir, `${name}.log`),
@@ -213,7 +219,7 @@ function render(): string {
   const out: string[] = [''];
   const code = report.code ? `; code ${report.code.commit}${report.code.srcModified ? ' + uncommitted changes in src/' : ''}` : '';
   out.push(`=== search benchmark: PostgreSQL, ${fmt(report.resources?.total)} resources (${fmt(report.resources?.patients)} patients), ` +
-    `${opts.connections} connections, ${opts.duration} s per step after ${opts.warmup} s of checked warm-up${code}`);
+    `${opts.connections} connections, ${opts.duration} s per step after ${opts.warmup} s of checked warm-up, AUDIT=${opts.audit}${code}`);
   const ing = report.ingest;
   if (ing?.main) {
     out.push(`load: ${fmt(ing.main.resources)} resources in ${fmt(ing.main.bundles)} transaction bundles of ~${opts.bundleSize} ` +
