@@ -19,6 +19,8 @@ export interface Config {
   maxConditionalDelete: number;
   /** Searches without _total count their matches up to this many; beyond, Bundle.total is left out. */
   searchTotalLimit: number;
+  /** A search criterion with at most this many index rows drives the search from its index (SEARCH_INDEX_DRIVE_LIMIT). */
+  searchIndexDriveLimit: number;
   loadFixtures: boolean;
   /** Folder of FHIR packages (.tgz or extracted) loaded at start. */
   profilePackagesDir: string;
@@ -94,6 +96,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxBundleEntries: int('MAX_BUNDLE_ENTRIES', 10_000, env),
     maxConditionalDelete: int('MAX_CONDITIONAL_DELETE', 100, env),
     searchTotalLimit: int('SEARCH_TOTAL_LIMIT', 1000, env),
+    searchIndexDriveLimit: int('SEARCH_INDEX_DRIVE_LIMIT', 5000, env),
     loadFixtures: env.LOAD_FIXTURES !== 'false',
     profilePackagesDir: env.PROFILE_PACKAGES_DIR || new URL('../profiles', import.meta.url).pathname,
     storePackageResources: env.STORE_PACKAGE_RESOURCES !== 'false',

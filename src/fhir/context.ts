@@ -99,6 +99,8 @@ export interface Limits {
   maxBundleEntries: number;
   /** Without _total, a search counts at most this many matches (beyond, no Bundle.total). */
   searchTotalLimit: number;
+  /** A criterion with at most this many index rows drives a search from its index (search.ts, indexCandidate). */
+  searchIndexDriveLimit: number;
 }
 
 export function limitsOf(config: Config): Limits {
@@ -108,6 +110,7 @@ export function limitsOf(config: Config): Limits {
     maxConditionalDelete: config.maxConditionalDelete,
     maxBundleEntries: config.maxBundleEntries,
     searchTotalLimit: config.searchTotalLimit,
+    searchIndexDriveLimit: config.searchIndexDriveLimit,
   };
 }
 

@@ -26,12 +26,15 @@ export interface Cursor {
   sort: string;
   /** Bundle.total as the search's first page found it, shown again on the pages after. */
   total?: number;
+  /** The search's criterion was found too broad to drive it from its index: the next pages need not probe again. */
+  broad?: boolean;
 }
 
 export function encodeCursor(c: Cursor): string {
   const d = c.direction === 'after' ? 'a' : 'b';
   const parts: unknown[] = [c.inclusive ? d.toUpperCase() : d, c.sort, c.key];
-  if (c.total !== undefined) parts.push(c.total);
+  if (c.total !== undefined || c.broad) parts.push(c.total ?? null);
+  if (c.broad) parts.push(1);
   return Buffer.from(JSON.stringify(parts)).toString('base64url');
 }
 
@@ -43,13 +46,14 @@ export function decodeCursor(token: string, sort: string, terms: number): Cursor
   } catch {
     throw bad();
   }
-  if (!Array.isArray(parsed) || parsed.length < 3 || parsed.length > 4) throw bad();
-  const [d, s, key, total] = parsed as [unknown, unknown, unknown, unknown];
-  if (total !== undefined && (typeof total !== 'number' || !Number.isInteger(total) || total < 0)) throw bad();
+  if (!Array.isArray(parsed) || parsed.length < 3 || parsed.length > 5) throw bad();
+  const [d, s, key, total, broad] = parsed as [unknown, unknown, unknown, unknown, unknown];
+  if (total !== undefined && total !== null && (typeof total !== 'number' || !Number.isInteger(total) || total < 0)) throw bad();
+  if (broad !== undefined && broad !== 1) throw bad();
   if (typeof d !== 'string' || !['a', 'b', 'A', 'B'].includes(d) || typeof s !== 'string' || !Array.isArray(key) || key.length !== terms) throw bad();
   if (!key.every((k) => k === null || typeof k === 'string')) throw bad();
   if (s !== sort) throw new FhirError(400, issue('error', 'invalid', '_page belongs to a search with another _sort; start again from the first page', '_page'));
-  return { direction: d.toLowerCase() === 'a' ? 'after' : 'before', inclusive: d === 'A' || d === 'B', key: key as (string | null)[], sort, total: total as number | undefined };
+  return { direction: d.toLowerCase() === 'a' ? 'after' : 'before', inclusive: d === 'A' || d === 'B', key: key as (string | null)[], sort, total: (total ?? undefined) as number | undefined, broad: broad === 1 };
 }
 
 /** ORDER BY for the terms; `reverse` flips every direction (and where NULLs go) to read backwards. */

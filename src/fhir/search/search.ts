@@ -7,7 +7,7 @@ import { getResourceTypes, getSearchParam, isResourceType, isSingleValued, typeS
 import { FhirError, issue, outcome } from '../outcome.ts';
 import { lastValue, parseSearch, splitOr, type Clause, type Query } from './parse.ts';
 import { decodeCursor, encodeCursor, keysetCondition, orderBy, type Cursor, type SortTerm } from './paging.ts';
-import { clauseSql, mergeSameValue, SqlParams, type RidBound } from './sql.ts';
+import { clauseSql, drivesFromIndex, indexRowCount, indexSource, mergeSameValue, SqlParams, type RidBound } from './sql.ts';
 import { resolveTerminologyModifiers } from '../terminology/search.ts';
 import { stampSubquery } from '../../store/stamps.ts';
 
@@ -37,15 +37,64 @@ export interface SearchOptions {
 
 type Scope = Pick<SearchOptions, 'compartment' | 'condition'>;
 
+/** The clauses as the SQL applies them: date criteria on one single-valued parameter merged (mergeSameValue). */
+function mergedClauses(types: string[] | undefined, clauses: Clause[]): Clause[] {
+  return mergeSameValue(clauses, (c) => !!types && types.every((t) => isSingleValued(t, c.param!)));
+}
+
 function whereFor(ctx: FhirContext, types: string[] | undefined, clauses: Clause[], params: SqlParams, scope: Scope = {}, ridBound?: RidBound): string {
   const where = ['NOT r.deleted'];
   if (types) where.push(types.length === 1 ? `r.resource_type = ${params.add(types[0])}` : `r.resource_type = ANY(${params.add(types)}::text[])`);
   if (scope.compartment) where.push(`r.compartments @> ARRAY[${params.add(scope.compartment)}]::text[]`);
   if (scope.condition) where.push(scope.condition(params));
-  const merged = mergeSameValue(clauses, (c) => !!types && types.every((t) => isSingleValued(t, c.param!)));
-  for (const c of merged) where.push(clauseSql(c, 'r', params, ctx.access, ridBound));
+  for (const c of mergedClauses(types, clauses)) where.push(clauseSql(c, 'r', params, ctx.access, ridBound));
   if (ctx.access) where.push(ctx.access.condition('r', params, types?.length === 1 ? types[0] : undefined));
   return where.join(' AND ');
+}
+
+/**
+ * Where a page or a count takes its rows from: `resources r` (from undefined) and a condition on
+ * them, or the index rows of one criterion (indexSource) and a condition on their rid.
+ */
+interface Matches {
+  from?: string;
+  where: string;
+}
+
+// A condition on the root alias r that reads more than its rid and resource_type.
+const READS_RESOURCE_ROW = /\br\.(?!rid\b|resource_type\b)/;
+
+/**
+ * The merged clause that may drive the search from its index, or undefined. Only for one type,
+ * without a compartment, an operation's condition or an access filter (they read the resource
+ * row), and when every other criterion and sort key reads only the rid. Whether its index rows
+ * are few enough (limits.searchIndexDriveLimit) is for a probe to tell (indexRowCount): up to that
+ * many, a page and a count read index entries only (a hash of their rids), however the other
+ * criteria and the resources table are laid out; beyond, the resources are walked in rid order,
+ * which stops early when the matches are dense.
+ */
+function indexCandidate(ctx: FhirContext, types: string[] | undefined, clauses: Clause[], sort: string, scope: Scope): number | undefined {
+  if (types?.length !== 1 || scope.compartment || scope.condition || ctx.access) return undefined;
+  const merged = mergedClauses(types, clauses);
+  const index = merged.findIndex(drivesFromIndex);
+  if (index < 0) return undefined;
+  const scratch = new SqlParams();
+  const others = merged.filter((_, i) => i !== index).map((c) => clauseSql(c, 'r', scratch));
+  const keys = sortTerms(types, sort, scratch).map((t) => t.expr);
+  return [...others, ...keys].some((sql) => READS_RESOURCE_ROW.test(sql)) ? undefined : index;
+}
+
+/** The probe of a candidate's index rows, as SQL returning `c`: their number, counted up to the limit + 1. */
+function indexProbe(ctx: FhirContext, types: string[], clauses: Clause[], driver: number, params: SqlParams): string {
+  return indexRowCount(mergedClauses(types, clauses)[driver], types[0], params, ctx.limits.searchIndexDriveLimit);
+}
+
+/** The matches driven by the merged clause at `driver` (indexDriver), the others as conditions on the rid. */
+function indexedMatches(types: string[], clauses: Clause[], driver: number, params: SqlParams, ridBound?: RidBound): Matches {
+  const merged = mergedClauses(types, clauses);
+  const from = indexSource(merged[driver], types[0], params, ridBound);
+  const others = merged.filter((_, i) => i !== driver).map((c) => clauseSql(c, 'r', params, undefined, ridBound));
+  return { from, where: others.length ? others.join(' AND ') : 'true' };
 }
 
 /** The ids of the resources of a type matching a query (conditional create/update/delete/patch). */
@@ -156,40 +205,74 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   const token = lastValue(query, '_page');
   if (token !== undefined && offset > 0) throw new FhirError(400, issue('error', 'invalid', '_page and _offset cannot be combined', '_offset'));
 
-  const params = new SqlParams();
-  const where = whereFor(ctx, types, clauses, params, options);
-  const whereParams = params.values.slice(); // the count reuses the WHERE, before _sort adds its own
+  // The matches are read from one criterion's index rows when they are few (indexCandidate): in
+  // rid order the page query itself probes (a gate), a sorted search or a count probes first.
+  const type = types?.length === 1 ? types[0] : undefined;
+  const sortKeys = sortTerms(types, sort, new SqlParams());
+  const sortLed = sortKeys[0].driver !== undefined;
+  const cursor = token === undefined ? undefined : decodeCursor(token, sort, sortKeys.length);
+  const candidate = indexCandidate(ctx, types, clauses, sort, options);
+  // A link from a page that found the criterion too broad: the same holds for the pages after.
+  let driver = cursor?.broad ? undefined : candidate;
+  // (A search sorted by a parameter counts first: that count carries the probe, see below.)
+  if (driver !== undefined && (summary === 'count' || count === 0 || (sortLed && offset > 0))) {
+    const probe = new SqlParams();
+    const n = Number((await ctx.ex.query<{ c: string }>(indexProbe(ctx, types!, clauses, driver, probe), probe.values)).rows[0].c);
+    if (n > ctx.limits.searchIndexDriveLimit) driver = undefined;
+  }
+  const plan = (viaIndex: number | undefined, ridBound?: RidBound) => {
+    const params = new SqlParams();
+    const m: Matches = viaIndex !== undefined ? indexedMatches(types!, clauses, viaIndex, params, ridBound) : { where: whereFor(ctx, types, clauses, params, options, ridBound) };
+    const countParams = params.values.slice(); // the count reuses the WHERE, before _sort adds its own
+    return { ...m, params, countParams, terms: sortTerms(types, sort, params) };
+  };
+  let all = plan(driver);
   let rows: Row[] = [];
   let counted: number | undefined;
   let page: PagePosition = { hasNext: false, hasPrevious: offset > 0 };
-  const terms = sortTerms(types, sort, params);
-  const cursor = token === undefined ? undefined : decodeCursor(token, sort, terms.length);
+  const limit = ctx.limits.searchTotalLimit;
   if (summary !== 'count' && count > 0) {
     // In rid order (no _sort), the index criteria also learn where the page starts.
-    let pageWhere = where;
-    let pageParams = params;
-    let pageTerms = terms;
-    if (cursor && terms.length === 1 && cursor.key[0] !== null) {
-      pageParams = new SqlParams();
-      const op = ((cursor.direction === 'after' ? '>' : '<') + (cursor.inclusive ? '=' : '')) as RidBound['op'];
-      pageWhere = whereFor(ctx, types, clauses, pageParams, options, { op, rid: cursor.key[0] });
-      pageTerms = sortTerms(types, sort, pageParams);
-    }
+    const op = cursor && ((cursor.direction === 'after' ? '>' : '<') + (cursor.inclusive ? '=' : '')) as RidBound['op'];
+    const ridBound = cursor && op && all.terms.length === 1 && cursor.key[0] !== null ? { op, rid: cursor.key[0] } : undefined;
+    let onPage = ridBound ? plan(driver, ridBound) : all;
     // Sorting by a parameter: a few matches are best sorted directly, many read along the sort's
     // index. Counting up to the total limit tells which, and is the total when it is under it.
-    if (pageTerms[0].driver && offset === 0) counted = await countUpTo(ctx, where, whereParams, ctx.limits.searchTotalLimit);
-    const few = counted !== undefined && counted <= ctx.limits.searchTotalLimit;
-    ({ rows, page } = await fetchPage(ctx, types?.length === 1 ? types[0] : undefined, pageWhere, pageParams, pageTerms, cursor, offset, count, few));
+    if (onPage.terms[0].driver && offset === 0) {
+      const countParams = new SqlParams();
+      countParams.values.push(...all.countParams);
+      const probe = driver !== undefined ? indexProbe(ctx, types!, clauses, driver, countParams) : undefined;
+      counted = await countUpTo(ctx, all.from, all.where, countParams.values, limit, probe);
+      if ((counted === undefined || counted > limit) && driver !== undefined) {
+        // Too broad for the index, or too many to sort directly: read along the sort's index,
+        // which joins the resources table itself, with the plain conditions.
+        driver = undefined;
+        all = onPage = plan(undefined);
+        counted ??= await countUpTo(ctx, all.from, all.where, all.countParams, limit);
+      }
+    }
+    const few = counted !== undefined && counted <= limit;
+    const gate = driver !== undefined && !sortLed ? indexProbe(ctx, types!, clauses, driver, onPage.params) : undefined;
+    let fetched = await fetchPage(ctx, type, onPage, onPage.params, onPage.terms, cursor, offset, count, few, gate);
+    if (!fetched) {
+      // The gate found too many index rows: the resources are walked in rid order instead.
+      driver = undefined;
+      all = plan(undefined);
+      onPage = ridBound ? plan(undefined, ridBound) : all;
+      fetched = (await fetchPage(ctx, type, onPage, onPage.params, onPage.terms, cursor, offset, count, few))!;
+    }
+    ({ rows, page } = fetched);
   }
+  const { from, where, countParams: whereParams } = all;
   let total: number | undefined;
-  if (summary === 'count') total = await countMatches(ctx, where, whereParams, 'accurate');
+  if (summary === 'count') total = await countMatches(ctx, { from, where }, whereParams, 'accurate');
   else if (totalMode !== 'none') {
     const known = count > 0 && !page.hasNext && !page.hasPrevious && token === undefined; // this page holds every match
     if (known) total = offset + rows.length;
     // Pages reached by a link show the total their first page found, as most servers do: one
     // count per search, not per page.
     else if (cursor && totalMode === undefined) total = cursor.total;
-    else total = await countMatches(ctx, where, whereParams, (totalMode ?? 'bounded') as 'accurate' | 'estimate' | 'bounded', counted);
+    else total = await countMatches(ctx, { from, where }, whereParams, (totalMode ?? 'bounded') as 'accurate' | 'estimate' | 'bounded', counted);
   }
 
   const elements = lastValue(query, '_elements');
@@ -208,7 +291,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   }
   const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset' };
   if (total !== undefined) bundle.total = total;
-  bundle.link = pageLinks(ctx, options.path, query, unknown, count, sort, page, total);
+  bundle.link = pageLinks(ctx, options.path, query, unknown, count, sort, page, total, candidate !== undefined && driver === undefined);
   if (entries.length) bundle.entry = entries; // FHIR JSON has no empty arrays
   return splicer ? { text: splicer.text(bundle) } : { bundle };
 }
@@ -219,12 +302,13 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
  * of millions on every page); `estimate` then takes the planner's estimate instead.
  */
 async function countMatches(
-  ctx: FhirContext, where: string, params: unknown[], mode: 'accurate' | 'estimate' | 'bounded', countedUpToLimit?: number
+  ctx: FhirContext, m: Matches, params: unknown[], mode: 'accurate' | 'estimate' | 'bounded', countedUpToLimit?: number
 ): Promise<number | undefined> {
-  if (mode === 'accurate') return Number((await ctx.ex.query<{ c: string }>(`SELECT count(*) AS c FROM resources r WHERE ${where}`, params)).rows[0].c);
+  const from = m.from ?? 'resources r';
+  if (mode === 'accurate') return Number((await ctx.ex.query<{ c: string }>(`SELECT count(*) AS c FROM ${from} WHERE ${m.where}`, params)).rows[0].c);
   const limit = ctx.limits.searchTotalLimit;
   const estimate = async () => {
-    const plan = await ctx.ex.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM resources r WHERE ${where}`, params);
+    const plan = await ctx.ex.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${from} WHERE ${m.where}`, params);
     const json = plan.rows[0]['QUERY PLAN'];
     const rows = Number((typeof json === 'string' ? JSON.parse(json) : json)[0]?.Plan?.['Plan Rows']);
     return Number.isFinite(rows) ? Math.round(rows) : undefined;
@@ -233,9 +317,12 @@ async function countMatches(
   let counted = countedUpToLimit; // a sorted search has counted already (search())
   if (counted === undefined) {
     // Far beyond the limit by the planner's estimate: not worth counting up to the limit either.
-    planned = await estimate();
-    if (planned !== undefined && planned > 10 * limit) return mode === 'estimate' ? planned : undefined;
-    counted = await countUpTo(ctx, where, params, limit);
+    // (Driven from an index, the matches are known to be few: no estimate needed.)
+    if (!m.from) {
+      planned = await estimate();
+      if (planned !== undefined && planned > 10 * limit) return mode === 'estimate' ? planned : undefined;
+    }
+    counted = await countUpTo(ctx, m.from, m.where, params, limit);
   }
   if (counted <= limit) return counted;
   if (mode === 'bounded') return undefined;
@@ -244,9 +331,15 @@ async function countMatches(
 }
 
 /** The number of matches, counting no further than limit + 1. */
-async function countUpTo(ctx: FhirContext, where: string, params: unknown[], limit: number): Promise<number> {
-  const sql = `SELECT count(*) AS c FROM (SELECT 1 FROM resources r WHERE ${where} LIMIT ${limit + 1}) x`;
-  return Number((await ctx.ex.query<{ c: string }>(sql, params)).rows[0].c);
+async function countUpTo(ctx: FhirContext, from: string | undefined, where: string, params: unknown[], limit: number): Promise<number>;
+/** With a probe (indexProbe): undefined when it finds more index rows than limits.searchIndexDriveLimit; the count is then not made. */
+async function countUpTo(ctx: FhirContext, from: string | undefined, where: string, params: unknown[], limit: number, probe?: string): Promise<number | undefined>;
+async function countUpTo(ctx: FhirContext, from: string | undefined, where: string, params: unknown[], limit: number, probe?: string): Promise<number | undefined> {
+  const gated = probe ? ` AND (SELECT c FROM g) <= ${ctx.limits.searchIndexDriveLimit | 0}` : '';
+  const count = `SELECT count(*) FROM (SELECT 1 FROM ${from ?? 'resources r'} WHERE ${where}${gated} LIMIT ${limit + 1}) x`;
+  const sql = probe ? `WITH g AS MATERIALIZED (${probe}) SELECT (SELECT c FROM g) AS gate_rows, (${count}) AS c` : `SELECT (${count}) AS c`;
+  const row = (await ctx.ex.query<{ c: string; gate_rows?: string }>(sql, params)).rows[0];
+  return probe && Number(row.gate_rows) > ctx.limits.searchIndexDriveLimit ? undefined : Number(row.c);
 }
 
 interface PagePosition {
@@ -262,11 +355,16 @@ interface PagePosition {
  * timestamps keep their microseconds) so the next links can continue from them.
  */
 async function fetchPage(
-  ctx: FhirContext, type: string | undefined, where: string, params: SqlParams, terms: SortTerm[], cursor: Cursor | undefined, offset: number, count: number,
-  fewMatches = false
-): Promise<{ rows: Row[]; page: PagePosition }> {
+  ctx: FhirContext, type: string | undefined, m: Matches, params: SqlParams, terms: SortTerm[], cursor: Cursor | undefined, offset: number, count: number,
+  fewMatches = false, gate?: string
+): Promise<{ rows: Row[]; page: PagePosition } | undefined> {
   const backward = cursor?.direction === 'before';
-  const rows = terms[0].driver && offset === 0 && !fewMatches ? await readByLeadingIndex(ctx, type, where, params, terms, cursor, count + 1) : await readPage(ctx, { where, params, terms, cursor, reverse: backward, offset, limit: count + 1 });
+  const { from, where } = m;
+  // The sort's index joins resources r itself: only plain conditions (from undefined) reach it (search()).
+  const rows = terms[0].driver && offset === 0 && !fewMatches && !from
+    ? await readByLeadingIndex(ctx, type, where, params, terms, cursor, count + 1)
+    : await readPage(ctx, { from, where, params, terms, cursor, reverse: backward, offset, limit: count + 1, gate });
+  if (!rows) return undefined;
   const more = rows.length > count;
   const page = rows.slice(0, count);
   if (backward) page.reverse();
@@ -303,10 +401,14 @@ interface PageQuery {
   from?: string;
   /** An expression computed for the rows of the page (after the limit), returned as `checked`. */
   check?: string;
+  /** SQL returning `c` (indexProbe): the page is read only when c <= limits.searchIndexDriveLimit, else readPage returns undefined. */
+  gate?: string;
 }
 
 /** Rows in the order of `terms` (reversed for a backward cursor), strictly beyond the cursor. */
-async function readPage(ctx: FhirContext, q: PageQuery): Promise<KeyedRow[]> {
+async function readPage(ctx: FhirContext, q: PageQuery & { gate?: undefined }): Promise<KeyedRow[]>;
+async function readPage(ctx: FhirContext, q: PageQuery): Promise<KeyedRow[] | undefined>;
+async function readPage(ctx: FhirContext, q: PageQuery): Promise<KeyedRow[] | undefined> {
   const params = copyParams(q.params);
   const keys = q.terms.map((_, i) => `k${i}`);
   const where = q.cursor ? `${q.where} AND ${keysetCondition(q.terms, q.cursor, params)}` : q.where;
@@ -315,13 +417,24 @@ async function readPage(ctx: FhirContext, q: PageQuery): Promise<KeyedRow[]> {
   // Rights taken from the cache are confirmed by the stamp read in this statement's snapshot (src/access/cache.ts).
   const noteStamp = ctx.access?.noteStamp;
   const stamp = noteStamp ? `, ${stampSubquery('access')} AS access_stamp` : '';
-  const sql = `SELECT r.rid, r.resource_type, r.id, r.content, ${keys.map((k) => `r.${k}::text AS ${k}`).join(', ')}${check}${stamp} FROM (
-      SELECT r.rid, r.resource_type, r.id, r.content, ${q.terms.map((t, i) => `${t.expr} AS ${keys[i]}`).join(', ')}
-      FROM ${q.from ?? 'resources r'} WHERE ${where} ORDER BY ${orderBy(q.terms, keys, q.reverse)} OFFSET ${q.offset} LIMIT ${q.limit}
-    ) r ORDER BY ${orderBy(q.terms, keys.map((k) => `r.${k}`), q.reverse)}`;
+  // The page is cut on rids and keys alone, and only its rows are then read whole: the matches'
+  // own rows are not fetched (the criteria are answered from covering indexes, migrations/017),
+  // so a search with thousands of matches reads the JSON of one page.
+  const gated = q.gate ? ` AND (SELECT c FROM g) <= ${ctx.limits.searchIndexDriveLimit | 0}` : '';
+  const cut = `SELECT r.rid, ${q.terms.map((t, i) => `${t.expr} AS ${keys[i]}`).join(', ')}
+      FROM ${q.from ?? 'resources r'} WHERE ${where}${gated} ORDER BY ${orderBy(q.terms, keys, q.reverse)} OFFSET ${q.offset} LIMIT ${q.limit}`;
+  const columns = `r.rid, r.resource_type, r.id, r.content, ${keys.map((k) => `p.${k}::text AS ${k}`).join(', ')}${check}${stamp}`;
+  const order = orderBy(q.terms, keys.map((k) => `p.${k}`), q.reverse);
+  // Gated: the probe's count comes back on every row, and on a row of its own when the page is empty.
+  const sql = q.gate
+    ? `WITH g AS MATERIALIZED (${q.gate}) SELECT (SELECT c FROM g) AS gate_rows, ${columns}
+       FROM g LEFT JOIN ((${cut}) p JOIN resources r ON r.rid = p.rid) ON true ORDER BY ${order}`
+    : `SELECT ${columns} FROM (${cut}) p JOIN resources r ON r.rid = p.rid ORDER BY ${order}`;
   const result = await ctx.ex.query<Row & Record<string, string | null>>(sql, params.values);
-  if (noteStamp && result.rows.length) noteStamp.call(ctx.access, result.rows[0].access_stamp!);
-  return result.rows.map((row) => ({
+  if (q.gate && Number(result.rows[0]?.gate_rows) > ctx.limits.searchIndexDriveLimit) return undefined;
+  const found = q.gate ? result.rows.filter((row) => row.rid !== null) : result.rows;
+  if (noteStamp && found.length) noteStamp.call(ctx.access, found[0].access_stamp!);
+  return found.map((row) => ({
     rid: row.rid, resource_type: row.resource_type, id: row.id, content: row.content, keys: keys.map((k) => row[k]), checked: row.checked,
   }));
 }
@@ -414,7 +527,8 @@ async function readByLeadingIndex(
 }
 
 function pageLinks(
-  ctx: FhirContext, path: string, query: Query, unknown: string[], count: number, sort: string, page: PagePosition, total: number | undefined
+  ctx: FhirContext, path: string, query: Query, unknown: string[], count: number, sort: string, page: PagePosition, total: number | undefined,
+  broad: boolean
 ): BundleLink[] {
   const skip = new Set([...unknown, '_offset', '_page', '_format', '_pretty']);
   const base = new URLSearchParams();
@@ -432,8 +546,8 @@ function pageLinks(
     if (v !== undefined) self[k] = v;
   }
   const links: BundleLink[] = [{ relation: 'self', url: url(self) }];
-  if (page.hasNext && page.last) links.push({ relation: 'next', url: url({ _page: encodeCursor({ ...page.last, sort, total }) }) });
-  if (page.hasPrevious && page.first) links.push({ relation: 'previous', url: url({ _page: encodeCursor({ ...page.first, sort, total }) }) });
+  if (page.hasNext && page.last) links.push({ relation: 'next', url: url({ _page: encodeCursor({ ...page.last, sort, total, broad }) }) });
+  if (page.hasPrevious && page.first) links.push({ relation: 'previous', url: url({ _page: encodeCursor({ ...page.first, sort, total, broad }) }) });
   return links;
 }
 
@@ -497,11 +611,12 @@ async function includeRows(ctx: FhirContext, from: Row[], spec: string, reverse:
       JOIN resources r ON r.resource_type = s.target_type AND r.id = s.target_id
       WHERE s.rid = ANY(${params.add(rids)}::bigint[]) ${codeCond} ${targetCond} AND NOT r.deleted ${access}`;
   } else {
-    const targets = from.map((f) => `${f.resource_type}/${f.id}`);
-    sql = `SELECT DISTINCT r.rid, r.resource_type, r.id, r.content FROM sp_reference s
+    // Pairs of (type, id), which the index on a reference's target finds (a concatenation it cannot).
+    sql = `SELECT DISTINCT r.rid, r.resource_type, r.id, r.content
+      FROM unnest(${params.add(from.map((f) => f.resource_type))}::text[], ${params.add(from.map((f) => f.id))}::text[]) AS t(type, id)
+      JOIN sp_reference s ON s.target_type = t.type AND s.target_id = t.id
       JOIN resources r ON r.rid = s.rid
-      WHERE s.resource_type = ${params.add(sourceType)} ${codeCond} ${targetCond}
-      AND (s.target_type || '/' || s.target_id) = ANY(${params.add(targets)}::text[]) AND NOT r.deleted ${access}`;
+      WHERE s.resource_type = ${params.add(sourceType)} ${codeCond} ${targetCond} AND NOT r.deleted ${access}`;
   }
   return (await ctx.ex.query<Row>(sql, params.values)).rows;
 }

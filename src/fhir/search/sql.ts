@@ -153,16 +153,53 @@ export function clauseSql(clause: Clause, r: string, params: SqlParams, access?:
     return v === 'true' ? `NOT ${exists}` : exists;
   }
   if (type === 'composite') return compositeSql(clause, r, params);
+  const m = indexMatch(clause, params, ridBound);
+  const match = `EXISTS (SELECT 1 FROM ${m.table} ${m.alias} WHERE ${m.alias}.rid = ${r}.rid AND ${m.alias}.resource_type = ${r}.resource_type AND ${m.condition})`;
+  return mod === 'not' ? `NOT ${match}` : match;
+}
+
+/** The index rows that match a plain clause: their table, alias, and condition on them. */
+function indexMatch(clause: Clause, params: SqlParams, ridBound?: RidBound): { table: string; alias: string; condition: string } {
+  const param = clause.param!;
+  const mod = clause.modifier;
+  const type = param.type;
   const s = nextAlias('s');
   let code = param.code;
   if (mod === 'identifier' || mod === 'of-type') code = `${param.code}:${mod}`;
-  const indexTable = mod === 'identifier' ? 'sp_token' : table;
+  const table = mod === 'identifier' ? 'sp_token' : `sp_${type}`;
   const ors = clause.values.map((v) => valueSql(type, mod, s, v, params, clause.raw));
   // Added only where used: a placeholder no statement uses has no type, and PostgreSQL refuses it.
   const bound = ridBound ? ` AND ${s}.rid ${ridBound.op} ${params.add(ridBound.rid)}::bigint` : '';
   const same = (clause.sameValue ?? []).map((c) => ` AND (${c.values.map((v) => valueSql(type, mod, s, v, params, c.raw)).join(' OR ')})`).join('') + rangeHint(clause, s, params);
-  const match = `EXISTS (SELECT 1 FROM ${indexTable} ${s} WHERE ${s}.rid = ${r}.rid AND ${s}.resource_type = ${r}.resource_type AND ${s}.code = ${params.add(code)}${bound} AND (${ors.join(' OR ')})${same})`;
-  return mod === 'not' ? `NOT ${match}` : match;
+  return { table, alias: s, condition: `${s}.code = ${params.add(code)}${bound} AND (${ors.join(' OR ')})${same}` };
+}
+
+/**
+ * A clause that can drive a search from its index alone: a plain criterion that a resource meets
+ * by having a matching index row (not :missing, :not, a chain, _has, composite or a column).
+ * Index rows exist only for the current version of live resources (a deletion clears them), so
+ * these rows' rids are the matches, without reading the resources table.
+ */
+export function drivesFromIndex(clause: Clause): boolean {
+  const type = clause.param?.type;
+  return !!type && type !== 'composite' && !clause.column && !clause.special && !clause.chain.length && !clause.has &&
+    clause.modifier !== 'missing' && clause.modifier !== 'not' &&
+    (clause.modifier === undefined || supportedModifiers(type).includes(clause.modifier) || (type === 'reference' && isResourceType(clause.modifier)));
+}
+
+/**
+ * The matches of a clause that drivesFromIndex(), as a row source aliased `r` with the columns
+ * rid and resource_type: `(SELECT DISTINCT …) r`, to stand for `resources r` in a page or count.
+ */
+export function indexSource(clause: Clause, resourceType: string, params: SqlParams, ridBound?: RidBound): string {
+  const m = indexMatch(clause, params, ridBound);
+  return `(SELECT DISTINCT ${m.alias}.rid, ${m.alias}.resource_type FROM ${m.table} ${m.alias} WHERE ${m.alias}.resource_type = ${params.add(resourceType)} AND ${m.condition}) r`;
+}
+
+/** How many index rows match a clause that drivesFromIndex(), counting no further than limit + 1. */
+export function indexRowCount(clause: Clause, resourceType: string, params: SqlParams, limit: number): string {
+  const m = indexMatch(clause, params);
+  return `SELECT count(*) AS c FROM (SELECT 1 FROM ${m.table} ${m.alias} WHERE ${m.alias}.resource_type = ${params.add(resourceType)} AND ${m.condition} LIMIT ${limit + 1}) x`;
 }
 
 function columnSql(clause: Clause, r: string, params: SqlParams): string {

@@ -1,0 +1,130 @@
+// Searches driven from one criterion's index rows (src/fhir/search/search.ts, indexCandidate):
+// when a criterion has few index rows (SEARCH_INDEX_DRIVE_LIMIT, 5 here), the page and the count
+// take their rids from those rows, and only the page's resources are read; a broader criterion
+// walks the resources in rid order, and the paging links carry that choice. Either way the
+// answer must be the one the plain conditions give: the same resources in the same order, no
+// deleted resource, the other criteria applied. Searches go through fhir-kit-client over HTTP;
+// the SQL each search sends is recorded to tell which way it went.
+import t from 'tap';
+import { harness, type Harness, type Params } from './helpers/search.ts';
+import { http } from './helpers/server.ts';
+
+const LIMIT = 5;
+
+const patient = (id: string, family: string, birthDate: string, gender = 'female') => ({ resourceType: 'Patient', id, name: [{ family }], birthDate, gender });
+
+/** The SQL statements the server runs while fn runs. */
+async function recording<T>(h: Harness, fn: () => Promise<T>): Promise<{ result: T; sql: string[] }> {
+  const sql: string[] = [];
+  const query = h.s.db.query.bind(h.s.db);
+  h.s.db.query = ((text: string, params?: unknown[], name?: string) => (sql.push(text), query(text, params, name))) as typeof h.s.db.query;
+  try {
+    return { result: await fn(), sql };
+  } finally {
+    h.s.db.query = query;
+  }
+}
+
+/** Ids of the matches in the order the server gave them (not sorted). */
+const inOrder = (bundle: any): string[] => (bundle.entry ?? []).filter((e: any) => e.search?.mode === 'match').map((e: any) => e.resource.id);
+
+/** Every page of a search, following the next links: the ids in order, and each page's SQL. */
+async function allPages(h: Harness, type: string, params: Params): Promise<{ ids: string[]; pages: string[][]; links: string[] }> {
+  const ids: string[] = [];
+  const pages: string[][] = [];
+  const links: string[] = [];
+  let { result: bundle, sql } = await recording(h, () => h.search(type, params));
+  for (let i = 0; i < 20; i++) {
+    ids.push(...inOrder(bundle));
+    pages.push(sql);
+    const next = bundle.link?.find((l: any) => l.relation === 'next')?.url;
+    if (!next) break;
+    links.push(next);
+    ({ result: bundle, sql } = await recording(h, async () => (await http('GET', next)).body));
+  }
+  return { ids, pages, links };
+}
+
+/** The decoded paging cursor of a next link. */
+const cursorOf = (url: string) => JSON.parse(Buffer.from(new URL(url).searchParams.get('_page')!, 'base64url').toString('utf8'));
+
+// _lastUpdated reads the resource row: a search with it never goes through the index alone, so
+// it gives the plain conditions' answer to compare with.
+const PLAIN = { _lastUpdated: 'gt2000-01-01' };
+
+t.test('few index rows: the page and its rids come from the index; the answer is the plain one', async (t) => {
+  const h = await harness(t, { SEARCH_INDEX_DRIVE_LIMIT: String(LIMIT) });
+  await h.put(
+    patient('dup-1', 'Dupont', '1950-01-01'), patient('dup-2', 'Dupont', '1960-01-01', 'male'), patient('dup-3', 'Dupond', '1940-01-01'),
+    patient('dup-4', 'Dupuis', '1970-01-01'), patient('dur-1', 'Durand', '1980-01-01'),
+  );
+  const { result, sql } = await recording(h, () => h.search('Patient', { family: 'dup' }));
+  t.same(inOrder(result), ['dup-1', 'dup-2', 'dup-3', 'dup-4'], 'the four, in the order they were created');
+  t.equal(result.total, 4);
+  t.equal(sql.length, 1, 'one query');
+  t.match(sql[0], /WITH g AS MATERIALIZED/, 'which probes the criterion');
+  t.match(sql[0], /SELECT DISTINCT s\d+\.rid, s\d+\.resource_type FROM sp_string/, 'and takes the rids from its index rows');
+  t.same(inOrder(await h.search('Patient', { family: 'dup', ...PLAIN })), inOrder(result), 'the plain conditions give the same');
+
+  // The other criteria apply to the index's rids; a sort key too.
+  t.same(inOrder(await h.search('Patient', { family: 'dup', gender: 'female' })), ['dup-1', 'dup-3', 'dup-4']);
+  t.same(inOrder(await h.search('Patient', { family: 'dup', gender: 'female', birthdate: 'lt1965' })), ['dup-1', 'dup-3']);
+  const sorted = await recording(h, () => h.search('Patient', { family: 'dup', _sort: '-birthdate' }));
+  t.same(inOrder(sorted.result), ['dup-4', 'dup-2', 'dup-1', 'dup-3'], 'sorted by birth date, latest first');
+  t.ok(sorted.sql.some((q) => /WITH g AS MATERIALIZED/.test(q) && /count\(\*\)/.test(q)), 'a sorted search probes within its count');
+  t.same(inOrder(await h.search('Patient', { family: 'dup', _sort: '-birthdate', ...PLAIN })), inOrder(sorted.result));
+  t.equal((await h.search('Patient', { family: 'dup', _summary: 'count' })).total, 4, '_summary=count');
+  t.equal((await h.search('Patient', { family: 'dup', _total: 'accurate', _count: '1' })).total, 4, '_total=accurate past the page');
+
+  // Pages by link: the criterion's index stays in use, and pages neither overlap nor skip.
+  const paged = await allPages(h, 'Patient', { family: 'dup', _count: '3' });
+  t.same(paged.ids, ['dup-1', 'dup-2', 'dup-3', 'dup-4']);
+  t.notOk(cursorOf(paged.links[0])[4], 'the link does not mark the search as broad');
+  t.match(paged.pages[1].join('\n'), /WITH g AS MATERIALIZED/, 'the next page probes again');
+
+  // A deleted resource has no index rows: never a match, in the page or the count.
+  t.equal((await h.client.delete({ resourceType: 'Patient', id: 'dup-2' }), 'deleted'), 'deleted');
+  const after = await h.search('Patient', { family: 'dup', _total: 'accurate' });
+  t.same(inOrder(after), ['dup-1', 'dup-3', 'dup-4']);
+  t.equal(after.total, 3);
+  // An update moves its index rows: found by its new name only.
+  await h.put(patient('dup-1', 'Martin', '1950-01-01'));
+  t.same(inOrder(await h.search('Patient', { family: 'dup' })), ['dup-3', 'dup-4']);
+  t.same(inOrder(await h.search('Patient', { family: 'mar' })), ['dup-1']);
+  t.same(inOrder(await h.search('Patient', { family: 'nobody' })), [], 'no index rows: an empty page');
+});
+
+t.test('many index rows: the resources are walked, and the links remember it', async (t) => {
+  const h = await harness(t, { SEARCH_INDEX_DRIVE_LIMIT: String(LIMIT) });
+  const births = ['1990', '1950', '1970', '1930', '1980', '1960', '1940', '1920'];
+  const entries = births.map((year, i) => patient(`dur-${i}`, 'Durand', `${year}-06-01`, i % 2 ? 'male' : 'female'));
+  await h.put(...entries, patient('dup-1', 'Dupont', '1950-01-01'));
+  const expected = entries.map((e) => e.id);
+
+  const paged = await allPages(h, 'Patient', { family: 'dur', _count: '3' });
+  t.same(paged.ids, expected, 'all eight, once each, in the order they were created');
+  t.equal(paged.pages.length, 3);
+  t.match(paged.pages[0].join('\n'), /WITH g AS MATERIALIZED/, 'the first page probed');
+  t.ok(paged.pages[0].some((q) => /FROM resources r WHERE NOT r\.deleted/.test(q)), 'and, finding the criterion broad, walked the resources');
+  t.equal(cursorOf(paged.links[0])[4], 1, 'its next link says so');
+  t.notMatch(paged.pages[1].join('\n'), /WITH g AS MATERIALIZED/, 'so the next page does not probe again');
+  t.equal(cursorOf(paged.links[1])[4], 1, 'and passes it on');
+  t.same((await allPages(h, 'Patient', { family: 'dur', _count: '3', ...PLAIN })).ids, expected, 'the plain conditions give the same pages');
+
+  const sorted = await allPages(h, 'Patient', { family: 'dur', _sort: 'birthdate', _count: '3' });
+  t.same(sorted.ids, [...entries].sort((a, b) => a.birthDate.localeCompare(b.birthDate)).map((e) => e.id), 'sorted by birth date across the pages');
+  t.same(inOrder(await h.search('Patient', { family: 'dur', gender: 'male' })), ['dur-1', 'dur-3', 'dur-5', 'dur-7']);
+  t.equal((await h.search('Patient', { family: 'dur', _summary: 'count' })).total, 8);
+});
+
+t.test('a paging link with a forged or damaged cursor is refused', async (t) => {
+  const h = await harness(t, { SEARCH_INDEX_DRIVE_LIMIT: String(LIMIT) });
+  await h.put(patient('p-1', 'Dupont', '1950-01-01'), patient('p-2', 'Dupont', '1951-01-01'));
+  const forge = (parts: unknown[]) => Buffer.from(JSON.stringify(parts)).toString('base64url');
+  const res = await http('GET', `${h.s.url}/Patient?family=dup&_count=1&_page=${forge(['a', '', ['1'], null, 2])}`);
+  t.equal(res.status, 400, 'a broad mark other than 1');
+  t.equal(res.body.resourceType, 'OperationOutcome');
+  const ok = await http('GET', `${h.s.url}/Patient?family=dup&_count=1&_page=${forge(['a', '', ['0'], null, 1])}`);
+  t.equal(ok.status, 200, 'a well-formed cursor marked broad is followed');
+  t.equal(ok.body.entry?.length, 1);
+});
