@@ -62,8 +62,9 @@ t.test('few index rows: the page and its rids come from the index; the answer is
   t.same(inOrder(result), ['dup-1', 'dup-2', 'dup-3', 'dup-4'], 'the four, in the order they were created');
   t.equal(result.total, 4);
   t.equal(sql.length, 1, 'one query');
-  t.match(sql[0], /WITH g AS MATERIALIZED/, 'which probes the criterion');
-  t.match(sql[0], /SELECT DISTINCT s\d+\.rid, s\d+\.resource_type FROM sp_string/, 'and takes the rids from its index rows');
+  t.match(sql[0], /WITH driven AS MATERIALIZED/, 'which reads the criterion\'s rows first');
+  t.match(sql[0], /WITH driven AS MATERIALIZED \(SELECT \* FROM \(SELECT s\d+\.rid, s\d+\.resource_type FROM sp_string/, 'of its index rows');
+  t.match(sql[0], /FROM \(SELECT DISTINCT d\.rid, d\.resource_type FROM driven d\) r WHERE/, 'whose rids are the matches');
   t.same(inOrder(await h.search('Patient', { family: 'dup', ...PLAIN })), inOrder(result), 'the plain conditions give the same');
 
   // The other criteria apply to the index's rids; a sort key too.
@@ -71,7 +72,7 @@ t.test('few index rows: the page and its rids come from the index; the answer is
   t.same(inOrder(await h.search('Patient', { family: 'dup', gender: 'female', birthdate: 'lt1965' })), ['dup-1', 'dup-3']);
   const sorted = await recording(h, () => h.search('Patient', { family: 'dup', _sort: '-birthdate' }));
   t.same(inOrder(sorted.result), ['dup-4', 'dup-2', 'dup-1', 'dup-3'], 'sorted by birth date, latest first');
-  t.ok(sorted.sql.some((q) => /WITH g AS MATERIALIZED/.test(q) && /count\(\*\)/.test(q)), 'a sorted search probes within its count');
+  t.ok(sorted.sql.some((q) => /WITH driven AS MATERIALIZED/.test(q) && /count\(\*\)/.test(q)), 'a sorted search probes within its count');
   t.same(inOrder(await h.search('Patient', { family: 'dup', _sort: '-birthdate', ...PLAIN })), inOrder(sorted.result));
   t.equal((await h.search('Patient', { family: 'dup', _summary: 'count' })).total, 4, '_summary=count');
   t.equal((await h.search('Patient', { family: 'dup', _total: 'accurate', _count: '1' })).total, 4, '_total=accurate past the page');
@@ -80,7 +81,7 @@ t.test('few index rows: the page and its rids come from the index; the answer is
   const paged = await allPages(h, 'Patient', { family: 'dup', _count: '3' });
   t.same(paged.ids, ['dup-1', 'dup-2', 'dup-3', 'dup-4']);
   t.notOk(cursorOf(paged.links[0])[4], 'the link does not mark the search as broad');
-  t.match(paged.pages[1].join('\n'), /WITH g AS MATERIALIZED/, 'the next page probes again');
+  t.match(paged.pages[1].join('\n'), /WITH driven AS MATERIALIZED/, 'the next page probes again');
 
   // A deleted resource has no index rows: never a match, in the page or the count.
   t.equal((await h.client.delete({ resourceType: 'Patient', id: 'dup-2' }), 'deleted'), 'deleted');
@@ -94,6 +95,34 @@ t.test('few index rows: the page and its rids come from the index; the answer is
   t.same(inOrder(await h.search('Patient', { family: 'nobody' })), [], 'no index rows: an empty page');
 });
 
+t.test('chains and _has drive from the references they follow, with the plain answer', async (t) => {
+  const h = await harness(t, { SEARCH_INDEX_DRIVE_LIMIT: String(LIMIT) });
+  const obs = (id: string, subject: string, code: string) => ({ resourceType: 'Observation', id, status: 'final', code: { coding: [{ system: 'http://loinc.org', code }] }, subject: { reference: `Patient/${subject}` } });
+  await h.put(
+    patient('dup-1', 'Dupont', '1950-01-01'), patient('dup-2', 'Dupond', '1960-01-01'), patient('dur-1', 'Durand', '1970-01-01'),
+    obs('o-1', 'dup-1', '29463-7'), obs('o-2', 'dur-1', '29463-7'), obs('o-3', 'dup-2', '8302-2'), obs('o-4', 'dup-1', '8302-2'), obs('o-5', 'dur-1', '8302-2'),
+  );
+  const chain = await recording(h, () => h.search('Observation', { 'subject:Patient.family': 'dup' }));
+  t.same(inOrder(chain.result), ['o-1', 'o-3', 'o-4'], 'the observations of the Dupont and Dupond patients');
+  t.equal(chain.sql.length, 1, 'one query');
+  t.match(chain.sql[0], /WITH driven AS MATERIALIZED \(SELECT \* FROM \(SELECT c\d+\.rid/, 'driven by the chain\'s references');
+  t.same(inOrder(await h.search('Observation', { 'subject:Patient.family': 'dup', ...PLAIN })), inOrder(chain.result), 'as the plain conditions');
+  t.same(inOrder(await h.search('Observation', { 'subject:Patient.family': 'dup', code: '8302-2' })), ['o-3', 'o-4'], 'with another criterion');
+
+  const has = await recording(h, () => h.search('Patient', { '_has:Observation:subject:code': '8302-2' }));
+  t.same(inOrder(has.result), ['dup-1', 'dup-2', 'dur-1'], 'each patient once, though dup-1 has two');
+  t.match(has.sql[0], /WITH driven AS MATERIALIZED \(SELECT \* FROM \(SELECT ht\d+\.rid/, 'driven by the references to the patients');
+  t.same(inOrder(await h.search('Patient', { '_has:Observation:subject:code': '8302-2', ...PLAIN })), inOrder(has.result), 'as the plain conditions');
+  t.same(inOrder(await h.search('Patient', { '_has:Observation:subject:code': '8302-2', family: 'dur' })), ['dur-1']);
+
+  // A deleted source or target no longer counts.
+  await h.client.delete({ resourceType: 'Observation', id: 'o-3' });
+  t.same(inOrder(await h.search('Patient', { '_has:Observation:subject:code': '8302-2' })), ['dup-1', 'dur-1'], 'dup-2 lost its only 8302-2');
+  await h.client.delete({ resourceType: 'Patient', id: 'dup-1' });
+  t.same(inOrder(await h.search('Observation', { 'subject:Patient.family': 'dup' })), [], 'the observations of a deleted patient are not reached through it');
+  t.same(inOrder(await h.search('Patient', { '_has:Observation:subject:code': '8302-2' })), ['dur-1']);
+});
+
 t.test('many index rows: the resources are walked, and the links remember it', async (t) => {
   const h = await harness(t, { SEARCH_INDEX_DRIVE_LIMIT: String(LIMIT) });
   const births = ['1990', '1950', '1970', '1930', '1980', '1960', '1940', '1920'];
@@ -104,10 +133,10 @@ t.test('many index rows: the resources are walked, and the links remember it', a
   const paged = await allPages(h, 'Patient', { family: 'dur', _count: '3' });
   t.same(paged.ids, expected, 'all eight, once each, in the order they were created');
   t.equal(paged.pages.length, 3);
-  t.match(paged.pages[0].join('\n'), /WITH g AS MATERIALIZED/, 'the first page probed');
+  t.match(paged.pages[0].join('\n'), /WITH driven AS MATERIALIZED/, 'the first page probed');
   t.ok(paged.pages[0].some((q) => /FROM resources r WHERE NOT r\.deleted/.test(q)), 'and, finding the criterion broad, walked the resources');
   t.equal(cursorOf(paged.links[0])[4], 1, 'its next link says so');
-  t.notMatch(paged.pages[1].join('\n'), /WITH g AS MATERIALIZED/, 'so the next page does not probe again');
+  t.notMatch(paged.pages[1].join('\n'), /WITH driven AS MATERIALIZED/, 'so the next page does not probe again');
   t.equal(cursorOf(paged.links[1])[4], 1, 'and passes it on');
   t.same((await allPages(h, 'Patient', { family: 'dur', _count: '3', ...PLAIN })).ids, expected, 'the plain conditions give the same pages');
 

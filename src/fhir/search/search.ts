@@ -7,7 +7,7 @@ import { getResourceTypes, getSearchParam, isResourceType, isSingleValued, typeS
 import { FhirError, issue, outcome } from '../outcome.ts';
 import { lastValue, parseSearch, splitOr, type Clause, type Query } from './parse.ts';
 import { decodeCursor, encodeCursor, keysetCondition, orderBy, type Cursor, type SortTerm } from './paging.ts';
-import { clauseSql, drivesFromIndex, indexRowCount, indexSource, mergeSameValue, SqlParams, type RidBound } from './sql.ts';
+import { clauseSql, drivesFromIndex, matchRows, mergeSameValue, SqlParams, type RidBound } from './sql.ts';
 import { resolveTerminologyModifiers } from '../terminology/search.ts';
 import { stampSubquery } from '../../store/stamps.ts';
 
@@ -54,24 +54,43 @@ function whereFor(ctx: FhirContext, types: string[] | undefined, clauses: Clause
 
 /**
  * Where a page or a count takes its rows from: `resources r` (from undefined) and a condition on
- * them, or the index rows of one criterion (indexSource) and a condition on their rid.
+ * them, or the rows of one criterion (`driven`, a CTE: its first index rows, see indexedMatches)
+ * and a condition on their rid.
  */
 interface Matches {
   from?: string;
   where: string;
+  /** `driven AS MATERIALIZED (…)`: the criterion's rows, up to limits.searchIndexDriveLimit + 1. */
+  driven?: string;
 }
+
+/** A driven query found more rows than limits.searchIndexDriveLimit: the search runs on the plain conditions. */
+const CLOSED = Symbol('too many index rows');
+
+/** The gate's count, read with the query's own rows, and the condition it opens the query with. */
+function gateSql(ctx: FhirContext, m: Matches): { column: string; condition: string; prefix: string } {
+  if (!m.driven) return { column: '', condition: '', prefix: '' };
+  return {
+    prefix: `WITH ${m.driven} `,
+    column: '(SELECT count(*) FROM driven) AS gate_rows, ',
+    condition: ` AND (SELECT count(*) FROM driven) <= ${ctx.limits.searchIndexDriveLimit | 0}`,
+  };
+}
+
+const gateClosed = (ctx: FhirContext, m: Pick<Matches, 'driven'>, row: Record<string, unknown> | undefined) =>
+  !!m.driven && Number(row?.gate_rows) > ctx.limits.searchIndexDriveLimit;
 
 // A condition on the root alias r that reads more than its rid and resource_type.
 const READS_RESOURCE_ROW = /\br\.(?!rid\b|resource_type\b)/;
 
 /**
- * The merged clause that may drive the search from its index, or undefined. Only for one type,
- * without a compartment, an operation's condition or an access filter (they read the resource
- * row), and when every other criterion and sort key reads only the rid. Whether its index rows
- * are few enough (limits.searchIndexDriveLimit) is for a probe to tell (indexRowCount): up to that
- * many, a page and a count read index entries only (a hash of their rids), however the other
- * criteria and the resources table are laid out; beyond, the resources are walked in rid order,
- * which stops early when the matches are dense.
+ * The merged clause that may drive the search from index rows (drivesFromIndex), or undefined.
+ * Only for one type, without a compartment, an operation's condition or an access filter (they
+ * read the resource row), and when every other criterion and sort key reads only the rid.
+ * Whether its index rows are few enough is learnt by each query itself (Matches.driven): up to
+ * limits.searchIndexDriveLimit, a page and a count read index entries only (their rids,
+ * deduplicated), however the other criteria and the resources table are laid out; beyond, the
+ * resources are walked in rid order, which stops early when the matches are dense.
  */
 function indexCandidate(ctx: FhirContext, types: string[] | undefined, clauses: Clause[], sort: string, scope: Scope): number | undefined {
   if (types?.length !== 1 || scope.compartment || scope.condition || ctx.access) return undefined;
@@ -84,17 +103,16 @@ function indexCandidate(ctx: FhirContext, types: string[] | undefined, clauses: 
   return [...others, ...keys].some((sql) => READS_RESOURCE_ROW.test(sql)) ? undefined : index;
 }
 
-/** The probe of a candidate's index rows, as SQL returning `c`: their number, counted up to the limit + 1. */
-function indexProbe(ctx: FhirContext, types: string[], clauses: Clause[], driver: number, params: SqlParams): string {
-  return indexRowCount(mergedClauses(types, clauses)[driver], types[0], params, ctx.limits.searchIndexDriveLimit);
-}
-
-/** The matches driven by the merged clause at `driver` (indexDriver), the others as conditions on the rid. */
-function indexedMatches(types: string[], clauses: Clause[], driver: number, params: SqlParams, ridBound?: RidBound): Matches {
+/** The matches driven by the merged clause at `driver` (indexCandidate), the others as conditions on the rid. */
+function indexedMatches(ctx: FhirContext, types: string[], clauses: Clause[], driver: number, params: SqlParams, ridBound?: RidBound): Matches {
   const merged = mergedClauses(types, clauses);
-  const from = indexSource(merged[driver], types[0], params, ridBound);
+  const rows = matchRows(merged[driver], types[0], params, ridBound);
   const others = merged.filter((_, i) => i !== driver).map((c) => clauseSql(c, 'r', params, undefined, ridBound));
-  return { from, where: others.length ? others.join(' AND ') : 'true' };
+  return {
+    driven: `driven AS MATERIALIZED (SELECT * FROM (${rows}) x LIMIT ${(ctx.limits.searchIndexDriveLimit | 0) + 1})`,
+    from: '(SELECT DISTINCT d.rid, d.resource_type FROM driven d) r',
+    where: others.length ? others.join(' AND ') : 'true',
+  };
 }
 
 /** The ids of the resources of a type matching a query (conditional create/update/delete/patch). */
@@ -205,75 +223,60 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   const token = lastValue(query, '_page');
   if (token !== undefined && offset > 0) throw new FhirError(400, issue('error', 'invalid', '_page and _offset cannot be combined', '_offset'));
 
-  // The matches are read from one criterion's index rows when they are few (indexCandidate): in
-  // rid order the page query itself probes (a gate), a sorted search or a count probes first.
   const type = types?.length === 1 ? types[0] : undefined;
   const sortKeys = sortTerms(types, sort, new SqlParams());
-  const sortLed = sortKeys[0].driver !== undefined;
   const cursor = token === undefined ? undefined : decodeCursor(token, sort, sortKeys.length);
-  const candidate = indexCandidate(ctx, types, clauses, sort, options);
-  // A link from a page that found the criterion too broad: the same holds for the pages after.
-  let driver = cursor?.broad ? undefined : candidate;
-  // (A search sorted by a parameter counts first: that count carries the probe, see below.)
-  if (driver !== undefined && (summary === 'count' || count === 0 || (sortLed && offset > 0))) {
-    const probe = new SqlParams();
-    const n = Number((await ctx.ex.query<{ c: string }>(indexProbe(ctx, types!, clauses, driver, probe), probe.values)).rows[0].c);
-    if (n > ctx.limits.searchIndexDriveLimit) driver = undefined;
-  }
-  const plan = (viaIndex: number | undefined, ridBound?: RidBound) => {
-    const params = new SqlParams();
-    const m: Matches = viaIndex !== undefined ? indexedMatches(types!, clauses, viaIndex, params, ridBound) : { where: whereFor(ctx, types, clauses, params, options, ridBound) };
-    const countParams = params.values.slice(); // the count reuses the WHERE, before _sort adds its own
-    return { ...m, params, countParams, terms: sortTerms(types, sort, params) };
-  };
-  let all = plan(driver);
-  let rows: Row[] = [];
-  let counted: number | undefined;
-  let page: PagePosition = { hasNext: false, hasPrevious: offset > 0 };
   const limit = ctx.limits.searchTotalLimit;
-  if (summary !== 'count' && count > 0) {
-    // In rid order (no _sort), the index criteria also learn where the page starts.
-    const op = cursor && ((cursor.direction === 'after' ? '>' : '<') + (cursor.inclusive ? '=' : '')) as RidBound['op'];
-    const ridBound = cursor && op && all.terms.length === 1 && cursor.key[0] !== null ? { op, rid: cursor.key[0] } : undefined;
-    let onPage = ridBound ? plan(driver, ridBound) : all;
-    // Sorting by a parameter: a few matches are best sorted directly, many read along the sort's
-    // index. Counting up to the total limit tells which, and is the total when it is under it.
-    if (onPage.terms[0].driver && offset === 0) {
-      const countParams = new SqlParams();
-      countParams.values.push(...all.countParams);
-      const probe = driver !== undefined ? indexProbe(ctx, types!, clauses, driver, countParams) : undefined;
-      counted = await countUpTo(ctx, all.from, all.where, countParams.values, limit, probe);
-      if ((counted === undefined || counted > limit) && driver !== undefined) {
-        // Too broad for the index, or too many to sort directly: read along the sort's index,
-        // which joins the resources table itself, with the plain conditions.
-        driver = undefined;
-        all = onPage = plan(undefined);
-        counted ??= await countUpTo(ctx, all.from, all.where, all.countParams, limit);
-      }
+  const candidate = indexCandidate(ctx, types, clauses, sort, options);
+
+  /**
+   * The page and the total, the matches driven by the clause at `driver` (indexCandidate) or,
+   * undefined, by the plain conditions. Driven, every query carries the criterion's first index
+   * rows and their number (a gate): undefined when they are too many, and the search runs plain.
+   */
+  const run = async (driver: number | undefined): Promise<{ rows: Row[]; page: PagePosition; total?: number } | undefined> => {
+    const plan = (ridBound?: RidBound) => {
+      const params = new SqlParams();
+      const m: Matches = driver !== undefined ? indexedMatches(ctx, types!, clauses, driver, params, ridBound) : { where: whereFor(ctx, types, clauses, params, options, ridBound) };
+      const countParams = params.values.slice(); // the count reuses the WHERE, before _sort adds its own
+      return { m, params, countParams, terms: sortTerms(types, sort, params) };
+    };
+    const all = plan();
+    let rows: Row[] = [];
+    let counted: number | undefined;
+    let page: PagePosition = { hasNext: false, hasPrevious: offset > 0 };
+    if (summary !== 'count' && count > 0) {
+      // In rid order (no _sort), the index criteria also learn where the page starts.
+      const op = cursor && (((cursor.direction === 'after' ? '>' : '<') + (cursor.inclusive ? '=' : '')) as RidBound['op']);
+      const onPage = op && all.terms.length === 1 && cursor!.key[0] !== null ? plan({ op, rid: cursor!.key[0] }) : all;
+      // Sorting by a parameter: a few matches are best sorted directly, many read along the sort's
+      // index. Counting up to the total limit tells which, and is the total when it is under it.
+      // Driven matches are few (the gate): sorted directly, and counted by the page query itself.
+      if (onPage.terms[0].driver && offset === 0 && driver === undefined) counted = (await countUpTo(ctx, all.m, all.countParams, limit))!;
+      const few = driver !== undefined || (counted !== undefined && counted <= limit);
+      const countTo = driver !== undefined && onPage === all ? limit : undefined;
+      const fetched = await fetchPage(ctx, type, onPage.m, onPage.params, onPage.terms, cursor, offset, count, few, countTo);
+      if (!fetched) return undefined;
+      ({ rows, page } = fetched);
+      counted ??= fetched.counted;
     }
-    const few = counted !== undefined && counted <= limit;
-    const gate = driver !== undefined && !sortLed ? indexProbe(ctx, types!, clauses, driver, onPage.params) : undefined;
-    let fetched = await fetchPage(ctx, type, onPage, onPage.params, onPage.terms, cursor, offset, count, few, gate);
-    if (!fetched) {
-      // The gate found too many index rows: the resources are walked in rid order instead.
-      driver = undefined;
-      all = plan(undefined);
-      onPage = ridBound ? plan(undefined, ridBound) : all;
-      fetched = (await fetchPage(ctx, type, onPage, onPage.params, onPage.terms, cursor, offset, count, few))!;
+    if (summary === 'count') {
+      const n = await countMatches(ctx, all.m, all.countParams, 'accurate');
+      return n === CLOSED ? undefined : { rows, page, total: n };
     }
-    ({ rows, page } = fetched);
-  }
-  const { from, where, countParams: whereParams } = all;
-  let total: number | undefined;
-  if (summary === 'count') total = await countMatches(ctx, { from, where }, whereParams, 'accurate');
-  else if (totalMode !== 'none') {
-    const known = count > 0 && !page.hasNext && !page.hasPrevious && token === undefined; // this page holds every match
-    if (known) total = offset + rows.length;
+    if (totalMode === 'none') return { rows, page };
+    // This page holds every match.
+    if (count > 0 && !page.hasNext && !page.hasPrevious && token === undefined) return { rows, page, total: offset + rows.length };
     // Pages reached by a link show the total their first page found, as most servers do: one
     // count per search, not per page.
-    else if (cursor && totalMode === undefined) total = cursor.total;
-    else total = await countMatches(ctx, { from, where }, whereParams, (totalMode ?? 'bounded') as 'accurate' | 'estimate' | 'bounded', counted);
-  }
+    if (cursor && totalMode === undefined) return { rows, page, total: cursor.total };
+    const total = await countMatches(ctx, all.m, all.countParams, (totalMode ?? 'bounded') as 'accurate' | 'estimate' | 'bounded', counted);
+    return total === CLOSED ? undefined : { rows, page, total };
+  };
+  // A link from a page that found the criterion too broad: the same holds for the pages after.
+  const driven = candidate !== undefined && !cursor?.broad ? await run(candidate) : undefined;
+  const broad = candidate !== undefined && !driven;
+  const { rows, page, total } = driven ?? (await run(undefined))!;
 
   const elements = lastValue(query, '_elements');
   const splicer = (!summary || summary === 'false') && !elements ? new Splicer() : undefined;
@@ -291,7 +294,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   }
   const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset' };
   if (total !== undefined) bundle.total = total;
-  bundle.link = pageLinks(ctx, options.path, query, unknown, count, sort, page, total, candidate !== undefined && driver === undefined);
+  bundle.link = pageLinks(ctx, options.path, query, unknown, count, sort, page, total, broad);
   if (entries.length) bundle.entry = entries; // FHIR JSON has no empty arrays
   return splicer ? { text: splicer.text(bundle) } : { bundle };
 }
@@ -303,10 +306,16 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
  */
 async function countMatches(
   ctx: FhirContext, m: Matches, params: unknown[], mode: 'accurate' | 'estimate' | 'bounded', countedUpToLimit?: number
-): Promise<number | undefined> {
+): Promise<number | undefined | typeof CLOSED> {
   const from = m.from ?? 'resources r';
-  if (mode === 'accurate') return Number((await ctx.ex.query<{ c: string }>(`SELECT count(*) AS c FROM ${from} WHERE ${m.where}`, params)).rows[0].c);
   const limit = ctx.limits.searchTotalLimit;
+  if (countedUpToLimit !== undefined && (countedUpToLimit <= limit || mode === 'bounded')) return countedUpToLimit <= limit ? countedUpToLimit : undefined;
+  // Driven from an index, the matches are few (the gate): counted exactly, whatever the mode.
+  if (mode === 'accurate' || m.driven) {
+    const n = await countUpTo(ctx, m, params, mode === 'bounded' ? limit : undefined);
+    if (n === undefined) return CLOSED;
+    return mode === 'bounded' && n > limit ? undefined : n;
+  }
   const estimate = async () => {
     const plan = await ctx.ex.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${from} WHERE ${m.where}`, params);
     const json = plan.rows[0]['QUERY PLAN'];
@@ -317,12 +326,9 @@ async function countMatches(
   let counted = countedUpToLimit; // a sorted search has counted already (search())
   if (counted === undefined) {
     // Far beyond the limit by the planner's estimate: not worth counting up to the limit either.
-    // (Driven from an index, the matches are known to be few: no estimate needed.)
-    if (!m.from) {
-      planned = await estimate();
-      if (planned !== undefined && planned > 10 * limit) return mode === 'estimate' ? planned : undefined;
-    }
-    counted = await countUpTo(ctx, m.from, m.where, params, limit);
+    planned = await estimate();
+    if (planned !== undefined && planned > 10 * limit) return mode === 'estimate' ? planned : undefined;
+    counted = (await countUpTo(ctx, m, params, limit))!;
   }
   if (counted <= limit) return counted;
   if (mode === 'bounded') return undefined;
@@ -330,16 +336,16 @@ async function countMatches(
   return Math.max(limit + 1, planned ?? 0);
 }
 
-/** The number of matches, counting no further than limit + 1. */
-async function countUpTo(ctx: FhirContext, from: string | undefined, where: string, params: unknown[], limit: number): Promise<number>;
-/** With a probe (indexProbe): undefined when it finds more index rows than limits.searchIndexDriveLimit; the count is then not made. */
-async function countUpTo(ctx: FhirContext, from: string | undefined, where: string, params: unknown[], limit: number, probe?: string): Promise<number | undefined>;
-async function countUpTo(ctx: FhirContext, from: string | undefined, where: string, params: unknown[], limit: number, probe?: string): Promise<number | undefined> {
-  const gated = probe ? ` AND (SELECT c FROM g) <= ${ctx.limits.searchIndexDriveLimit | 0}` : '';
-  const count = `SELECT count(*) FROM (SELECT 1 FROM ${from ?? 'resources r'} WHERE ${where}${gated} LIMIT ${limit + 1}) x`;
-  const sql = probe ? `WITH g AS MATERIALIZED (${probe}) SELECT (SELECT c FROM g) AS gate_rows, (${count}) AS c` : `SELECT (${count}) AS c`;
+/**
+ * The number of matches, counting no further than limit + 1 (all without a limit); undefined
+ * when the matches are driven and the gate closed.
+ */
+async function countUpTo(ctx: FhirContext, m: Matches, params: unknown[], limit?: number): Promise<number | undefined> {
+  const gate = gateSql(ctx, m);
+  const cap = limit === undefined ? '' : ` LIMIT ${limit + 1}`;
+  const sql = `${gate.prefix}SELECT ${gate.column}(SELECT count(*) FROM (SELECT 1 FROM ${m.from ?? 'resources r'} WHERE ${m.where}${gate.condition}${cap}) x) AS c`;
   const row = (await ctx.ex.query<{ c: string; gate_rows?: string }>(sql, params)).rows[0];
-  return probe && Number(row.gate_rows) > ctx.limits.searchIndexDriveLimit ? undefined : Number(row.c);
+  return gateClosed(ctx, m, row) ? undefined : Number(row.c);
 }
 
 interface PagePosition {
@@ -356,14 +362,14 @@ interface PagePosition {
  */
 async function fetchPage(
   ctx: FhirContext, type: string | undefined, m: Matches, params: SqlParams, terms: SortTerm[], cursor: Cursor | undefined, offset: number, count: number,
-  fewMatches = false, gate?: string
-): Promise<{ rows: Row[]; page: PagePosition } | undefined> {
+  fewMatches = false, countTo?: number
+): Promise<{ rows: Row[]; page: PagePosition; counted?: number } | undefined> {
   const backward = cursor?.direction === 'before';
   const { from, where } = m;
   // The sort's index joins resources r itself: only plain conditions (from undefined) reach it (search()).
   const rows = terms[0].driver && offset === 0 && !fewMatches && !from
     ? await readByLeadingIndex(ctx, type, where, params, terms, cursor, count + 1)
-    : await readPage(ctx, { from, where, params, terms, cursor, reverse: backward, offset, limit: count + 1, gate });
+    : await readPage(ctx, { from, where, driven: m.driven, params, terms, cursor, reverse: backward, offset, limit: count + 1, countTo });
   if (!rows) return undefined;
   const more = rows.length > count;
   const page = rows.slice(0, count);
@@ -380,7 +386,7 @@ async function fetchPage(
     position.last = { direction: 'after', inclusive: true, key: cursor.key, sort };
     position.hasNext = backward;
   }
-  return { rows: page, page: position };
+  return { rows: page, page: position, counted: (rows as { counted?: number }).counted };
 }
 
 interface KeyedRow extends Row {
@@ -401,14 +407,16 @@ interface PageQuery {
   from?: string;
   /** An expression computed for the rows of the page (after the limit), returned as `checked`. */
   check?: string;
-  /** SQL returning `c` (indexProbe): the page is read only when c <= limits.searchIndexDriveLimit, else readPage returns undefined. */
-  gate?: string;
+  /** Matches.driven: the page is read only when those rows are few, else readPage returns undefined. */
+  driven?: string;
+  /** Also count the matches up to this many (+ 1), in the same query (driven pages without a cursor). */
+  countTo?: number;
 }
 
 /** Rows in the order of `terms` (reversed for a backward cursor), strictly beyond the cursor. */
-async function readPage(ctx: FhirContext, q: PageQuery & { gate?: undefined }): Promise<KeyedRow[]>;
-async function readPage(ctx: FhirContext, q: PageQuery): Promise<KeyedRow[] | undefined>;
-async function readPage(ctx: FhirContext, q: PageQuery): Promise<KeyedRow[] | undefined> {
+async function readPage(ctx: FhirContext, q: PageQuery & { driven?: undefined }): Promise<KeyedRow[]>;
+async function readPage(ctx: FhirContext, q: PageQuery): Promise<(KeyedRow[] & { counted?: number }) | undefined>;
+async function readPage(ctx: FhirContext, q: PageQuery): Promise<(KeyedRow[] & { counted?: number }) | undefined> {
   const params = copyParams(q.params);
   const keys = q.terms.map((_, i) => `k${i}`);
   const where = q.cursor ? `${q.where} AND ${keysetCondition(q.terms, q.cursor, params)}` : q.where;
@@ -420,23 +428,27 @@ async function readPage(ctx: FhirContext, q: PageQuery): Promise<KeyedRow[] | un
   // The page is cut on rids and keys alone, and only its rows are then read whole: the matches'
   // own rows are not fetched (the criteria are answered from covering indexes, migrations/017),
   // so a search with thousands of matches reads the JSON of one page.
-  const gated = q.gate ? ` AND (SELECT c FROM g) <= ${ctx.limits.searchIndexDriveLimit | 0}` : '';
+  const gate = gateSql(ctx, q);
   const cut = `SELECT r.rid, ${q.terms.map((t, i) => `${t.expr} AS ${keys[i]}`).join(', ')}
-      FROM ${q.from ?? 'resources r'} WHERE ${where}${gated} ORDER BY ${orderBy(q.terms, keys, q.reverse)} OFFSET ${q.offset} LIMIT ${q.limit}`;
-  const columns = `r.rid, r.resource_type, r.id, r.content, ${keys.map((k) => `p.${k}::text AS ${k}`).join(', ')}${check}${stamp}`;
+      FROM ${q.from ?? 'resources r'} WHERE ${where}${gate.condition} ORDER BY ${orderBy(q.terms, keys, q.reverse)} OFFSET ${q.offset} LIMIT ${q.limit}`;
+  const counting = q.countTo !== undefined && !q.cursor
+    ? `, (SELECT count(*) FROM (SELECT 1 FROM ${q.from ?? 'resources r'} WHERE ${q.where}${gate.condition} LIMIT ${(q.countTo | 0) + 1}) c) AS counted`
+    : '';
+  const columns = `r.rid, r.resource_type, r.id, r.content, ${keys.map((k) => `p.${k}::text AS ${k}`).join(', ')}${check}${stamp}${counting}`;
   const order = orderBy(q.terms, keys.map((k) => `p.${k}`), q.reverse);
-  // Gated: the probe's count comes back on every row, and on a row of its own when the page is empty.
-  const sql = q.gate
-    ? `WITH g AS MATERIALIZED (${q.gate}) SELECT (SELECT c FROM g) AS gate_rows, ${columns}
-       FROM g LEFT JOIN ((${cut}) p JOIN resources r ON r.rid = p.rid) ON true ORDER BY ${order}`
+  // Driven: the gate's count comes back on every row, and on a row of its own when the page is empty.
+  const sql = q.driven
+    ? `${gate.prefix}SELECT ${gate.column}${columns} FROM (SELECT 1) one LEFT JOIN ((${cut}) p JOIN resources r ON r.rid = p.rid) ON true ORDER BY ${order}`
     : `SELECT ${columns} FROM (${cut}) p JOIN resources r ON r.rid = p.rid ORDER BY ${order}`;
   const result = await ctx.ex.query<Row & Record<string, string | null>>(sql, params.values);
-  if (q.gate && Number(result.rows[0]?.gate_rows) > ctx.limits.searchIndexDriveLimit) return undefined;
-  const found = q.gate ? result.rows.filter((row) => row.rid !== null) : result.rows;
+  if (gateClosed(ctx, q, result.rows[0])) return undefined;
+  const found = q.driven ? result.rows.filter((row) => row.rid !== null) : result.rows;
   if (noteStamp && found.length) noteStamp.call(ctx.access, found[0].access_stamp!);
-  return found.map((row) => ({
+  const keyed: KeyedRow[] & { counted?: number } = found.map((row) => ({
     rid: row.rid, resource_type: row.resource_type, id: row.id, content: row.content, keys: keys.map((k) => row[k]), checked: row.checked,
   }));
+  if (counting) keyed.counted = Number(result.rows[0]?.counted);
+  return keyed;
 }
 
 function copyParams(from: SqlParams): SqlParams {

@@ -175,31 +175,53 @@ function indexMatch(clause: Clause, params: SqlParams, ridBound?: RidBound): { t
 }
 
 /**
- * A clause that can drive a search from its index alone: a plain criterion that a resource meets
- * by having a matching index row (not :missing, :not, a chain, _has, composite or a column).
- * Index rows exist only for the current version of live resources (a deletion clears them), so
- * these rows' rids are the matches, without reading the resources table.
+ * A clause that can drive a search from index rows: a criterion a resource meets by having a
+ * matching index row (not :missing, :not, composite or a column), a chain (its references to
+ * the targets that match) or _has (the references to it from the sources that match). Index rows
+ * exist only for the current version of live resources (a deletion clears them), so their rids
+ * are the matches without reading the resources table. Without an access filter only: the
+ * caller's rights read the resource rows (search.ts, indexCandidate).
  */
 export function drivesFromIndex(clause: Clause): boolean {
+  if (clause.has) return true;
+  if (clause.chain.length) return clause.chain[0].targetTypes.length > 0;
   const type = clause.param?.type;
-  return !!type && type !== 'composite' && !clause.column && !clause.special && !clause.chain.length && !clause.has &&
+  return !!type && type !== 'composite' && !clause.column && !clause.special &&
     clause.modifier !== 'missing' && clause.modifier !== 'not' &&
     (clause.modifier === undefined || supportedModifiers(type).includes(clause.modifier) || (type === 'reference' && isResourceType(clause.modifier)));
 }
 
-/**
- * The matches of a clause that drivesFromIndex(), as a row source aliased `r` with the columns
- * rid and resource_type: `(SELECT DISTINCT …) r`, to stand for `resources r` in a page or count.
- */
-export function indexSource(clause: Clause, resourceType: string, params: SqlParams, ridBound?: RidBound): string {
+/** The rid and resource_type of the resources of `resourceType` a clause that drivesFromIndex() matches, once or more each. */
+export function matchRows(clause: Clause, resourceType: string, params: SqlParams, ridBound?: RidBound): string {
+  const bound = (column: string) => (ridBound ? ` AND ${column} ${ridBound.op} ${params.add(ridBound.rid)}::bigint` : '');
+  if (clause.has) {
+    const h = clause.has;
+    const s = nextAlias('h');
+    const r2 = nextAlias('hr');
+    const target = nextAlias('ht');
+    const hasType = params.add(h.type);
+    const type = params.add(resourceType);
+    const inner = clauseSql(h.clause, r2, params);
+    return `SELECT ${target}.rid, ${target}.resource_type FROM sp_reference ${s} JOIN resources ${r2} ON ${r2}.rid = ${s}.rid
+      JOIN resources ${target} ON ${target}.resource_type = ${s}.target_type AND ${target}.id = ${s}.target_id
+      WHERE ${s}.resource_type = ${hasType} AND ${r2}.resource_type = ${hasType} AND ${s}.code = ${params.add(h.param.code)}
+      AND ${s}.target_type = ${type} AND ${target}.resource_type = ${type} AND NOT ${r2}.deleted AND NOT ${target}.deleted${bound(`${target}.rid`)} AND ${inner}`;
+  }
+  if (clause.chain.length) {
+    const [link, ...rest] = clause.chain;
+    const code = params.add(link.param.code);
+    const type = params.add(resourceType);
+    return link.targetTypes.map((targetType) => {
+      const s = nextAlias('c');
+      const r2 = nextAlias('cr');
+      const t = params.add(targetType);
+      const inner = clauseSql({ ...clause, chain: rest }, r2, params);
+      return `SELECT ${s}.rid, ${s}.resource_type FROM sp_reference ${s} JOIN resources ${r2} ON ${r2}.resource_type = ${s}.target_type AND ${r2}.id = ${s}.target_id
+        WHERE ${s}.resource_type = ${type} AND ${s}.code = ${code} AND ${s}.target_type = ${t} AND ${r2}.resource_type = ${t} AND NOT ${r2}.deleted${bound(`${s}.rid`)} AND ${inner}`;
+    }).join(' UNION ALL ');
+  }
   const m = indexMatch(clause, params, ridBound);
-  return `(SELECT DISTINCT ${m.alias}.rid, ${m.alias}.resource_type FROM ${m.table} ${m.alias} WHERE ${m.alias}.resource_type = ${params.add(resourceType)} AND ${m.condition}) r`;
-}
-
-/** How many index rows match a clause that drivesFromIndex(), counting no further than limit + 1. */
-export function indexRowCount(clause: Clause, resourceType: string, params: SqlParams, limit: number): string {
-  const m = indexMatch(clause, params);
-  return `SELECT count(*) AS c FROM (SELECT 1 FROM ${m.table} ${m.alias} WHERE ${m.alias}.resource_type = ${params.add(resourceType)} AND ${m.condition} LIMIT ${limit + 1}) x`;
+  return `SELECT ${m.alias}.rid, ${m.alias}.resource_type FROM ${m.table} ${m.alias} WHERE ${m.alias}.resource_type = ${params.add(resourceType)} AND ${m.condition}`;
 }
 
 function columnSql(clause: Clause, r: string, params: SqlParams): string {
