@@ -201,11 +201,16 @@ export function matchRows(clause: Clause, resourceType: string, params: SqlParam
     const target = nextAlias('ht');
     const hasType = params.add(h.type);
     const type = params.add(resourceType);
-    const inner = clauseSql(h.clause, r2, params);
-    return `SELECT ${target}.rid, ${target}.resource_type FROM sp_reference ${s} JOIN resources ${r2} ON ${r2}.rid = ${s}.rid
+    let inner = clauseSql(h.clause, r2, params);
+    // The source is live, as it has index rows: its own row is joined only for what the inner
+    // criterion reads of it beyond its rid and type (a nested _has reads its id).
+    const readsSource = new RegExp(`\\b${r2}\\.(?!rid\\b|resource_type\\b)`).test(inner);
+    if (!readsSource) inner = inner.replace(new RegExp(`\\b${r2}\\.`, 'g'), `${s}.`);
+    const source = readsSource ? ` JOIN resources ${r2} ON ${r2}.rid = ${s}.rid AND ${r2}.resource_type = ${hasType} AND NOT ${r2}.deleted` : '';
+    return `SELECT ${target}.rid, ${target}.resource_type FROM sp_reference ${s}${source}
       JOIN resources ${target} ON ${target}.resource_type = ${s}.target_type AND ${target}.id = ${s}.target_id
-      WHERE ${s}.resource_type = ${hasType} AND ${r2}.resource_type = ${hasType} AND ${s}.code = ${params.add(h.param.code)}
-      AND ${s}.target_type = ${type} AND ${target}.resource_type = ${type} AND NOT ${r2}.deleted AND NOT ${target}.deleted${bound(`${target}.rid`)} AND ${inner}`;
+      WHERE ${s}.resource_type = ${hasType} AND ${s}.code = ${params.add(h.param.code)}
+      AND ${s}.target_type = ${type} AND ${target}.resource_type = ${type} AND NOT ${target}.deleted${bound(`${target}.rid`)} AND ${inner}`;
   }
   if (clause.chain.length) {
     const [link, ...rest] = clause.chain;
