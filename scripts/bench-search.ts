@@ -28,6 +28,9 @@
 // (it creates and drops two databases on the same server).
 // --audit: the servers run with AUDIT=off by default, so the figures are the search engine's own;
 // the audit trail's cost (an AuditEvent committed per request) is measured by bench-access.ts.
+// They also run with REQUIRED_PROFILES=none: the generated data declares no profiles and is not
+// written to FR Core's constraints (a PractitionerRole's specialty has text only), and profile
+// enforcement's cost is measured by bench-validation.ts. Both ingest arms are the same in this.
 // Exit code 1 when an answer was wrong (status, count, content) or the run failed; the targets
 // are reported PASS/MISS, not enforced.
 import { execFileSync } from 'node:child_process';
@@ -138,7 +141,7 @@ async function startFhir(databaseUrl: string, extraEnv: Record<string, string> =
     name: `FHIR server ${name}`,
     script: join(root, 'src/main.ts'),
     nodeArgs: serverCommand().args.slice(0, -1), // npm start's Node flags
-    env: { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', DATABASE_URL: databaseUrl, AUDIT: opts.audit, ...extraEnv },
+    env: { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', DATABASE_URL: databaseUrl, AUDIT: opts.audit, REQUIRED_PROFILES: 'none', ...extraEnv },
     port,
     readyPath: '/readyz',
     logFile: join(logDir, `${name}.log`),

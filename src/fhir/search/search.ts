@@ -67,14 +67,13 @@ interface Matches {
 /** A driven query found more rows than limits.searchIndexDriveLimit: the search runs on the plain conditions. */
 const CLOSED = Symbol('too many index rows');
 
-/** The gate's count, read with the query's own rows, and the condition it opens the query with. */
-function gateSql(ctx: FhirContext, m: Matches): { column: string; condition: string; prefix: string } {
-  if (!m.driven) return { column: '', condition: '', prefix: '' };
-  return {
-    prefix: `WITH ${m.driven} `,
-    column: '(SELECT count(*) FROM driven) AS gate_rows, ',
-    condition: ` AND (SELECT count(*) FROM driven) <= ${ctx.limits.searchIndexDriveLimit | 0}`,
-  };
+/**
+ * The gate: the criterion's rows, and their number read with the query's own rows. When they are
+ * too many, the CTE holds only the first of them and the query's answer is dropped (gateClosed).
+ */
+function gateSql(m: Matches): { column: string; prefix: string } {
+  if (!m.driven) return { column: '', prefix: '' };
+  return { prefix: `WITH ${m.driven} `, column: '(SELECT count(*) FROM driven) AS gate_rows, ' };
 }
 
 const gateClosed = (ctx: FhirContext, m: Pick<Matches, 'driven'>, row: Record<string, unknown> | undefined) =>
@@ -244,6 +243,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
     const all = plan();
     let rows: Row[] = [];
     let counted: number | undefined;
+    let exact: number | undefined; // every match counted by a driven page
     let page: PagePosition = { hasNext: false, hasPrevious: offset > 0 };
     if (summary !== 'count' && count > 0) {
       // In rid order (no _sort), the index criteria also learn where the page starts.
@@ -254,12 +254,12 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
       // Driven matches are few (the gate): sorted directly, and counted by the page query itself.
       if (onPage.terms[0].driver && offset === 0 && driver === undefined) counted = (await countUpTo(ctx, all.m, all.countParams, limit))!;
       const few = driver !== undefined || (counted !== undefined && counted <= limit);
-      const countTo = driver !== undefined && onPage === all ? limit : undefined;
-      const fetched = await fetchPage(ctx, type, onPage.m, onPage.params, onPage.terms, cursor, offset, count, few, countTo);
+      const fetched = await fetchPage(ctx, type, onPage.m, onPage.params, onPage.terms, cursor, offset, count, few, driver !== undefined && onPage === all);
       if (!fetched) return undefined;
       ({ rows, page } = fetched);
-      counted ??= fetched.counted;
+      exact = fetched.counted;
     }
+    if (exact !== undefined && (totalMode !== undefined || exact <= limit)) return { rows, page, total: totalMode === 'none' ? undefined : exact };
     if (summary === 'count') {
       const n = await countMatches(ctx, all.m, all.countParams, 'accurate');
       return n === CLOSED ? undefined : { rows, page, total: n };
@@ -270,6 +270,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
     // Pages reached by a link show the total their first page found, as most servers do: one
     // count per search, not per page.
     if (cursor && totalMode === undefined) return { rows, page, total: cursor.total };
+    if (exact !== undefined) return { rows, page }; // more than the limit, and no _total asked for
     const total = await countMatches(ctx, all.m, all.countParams, (totalMode ?? 'bounded') as 'accurate' | 'estimate' | 'bounded', counted);
     return total === CLOSED ? undefined : { rows, page, total };
   };
@@ -341,9 +342,9 @@ async function countMatches(
  * when the matches are driven and the gate closed.
  */
 async function countUpTo(ctx: FhirContext, m: Matches, params: unknown[], limit?: number): Promise<number | undefined> {
-  const gate = gateSql(ctx, m);
+  const gate = gateSql(m);
   const cap = limit === undefined ? '' : ` LIMIT ${limit + 1}`;
-  const sql = `${gate.prefix}SELECT ${gate.column}(SELECT count(*) FROM (SELECT 1 FROM ${m.from ?? 'resources r'} WHERE ${m.where}${gate.condition}${cap}) x) AS c`;
+  const sql = `${gate.prefix}SELECT ${gate.column}(SELECT count(*) FROM (SELECT 1 FROM ${m.from ?? 'resources r'} WHERE ${m.where}${cap}) x) AS c`;
   const row = (await ctx.ex.query<{ c: string; gate_rows?: string }>(sql, params)).rows[0];
   return gateClosed(ctx, m, row) ? undefined : Number(row.c);
 }
@@ -362,14 +363,14 @@ interface PagePosition {
  */
 async function fetchPage(
   ctx: FhirContext, type: string | undefined, m: Matches, params: SqlParams, terms: SortTerm[], cursor: Cursor | undefined, offset: number, count: number,
-  fewMatches = false, countTo?: number
+  fewMatches = false, countAll = false
 ): Promise<{ rows: Row[]; page: PagePosition; counted?: number } | undefined> {
   const backward = cursor?.direction === 'before';
   const { from, where } = m;
   // The sort's index joins resources r itself: only plain conditions (from undefined) reach it (search()).
   const rows = terms[0].driver && offset === 0 && !fewMatches && !from
     ? await readByLeadingIndex(ctx, type, where, params, terms, cursor, count + 1)
-    : await readPage(ctx, { from, where, driven: m.driven, params, terms, cursor, reverse: backward, offset, limit: count + 1, countTo });
+    : await readPage(ctx, { from, where, driven: m.driven, params, terms, cursor, reverse: backward, offset, limit: count + 1, countAll });
   if (!rows) return undefined;
   const more = rows.length > count;
   const page = rows.slice(0, count);
@@ -409,8 +410,8 @@ interface PageQuery {
   check?: string;
   /** Matches.driven: the page is read only when those rows are few, else readPage returns undefined. */
   driven?: string;
-  /** Also count the matches up to this many (+ 1), in the same query (driven pages without a cursor). */
-  countTo?: number;
+  /** Also count every match, in the same pass (driven pages without a cursor, whose matches are few). */
+  countAll?: boolean;
 }
 
 /** Rows in the order of `terms` (reversed for a backward cursor), strictly beyond the cursor. */
@@ -428,13 +429,13 @@ async function readPage(ctx: FhirContext, q: PageQuery): Promise<(KeyedRow[] & {
   // The page is cut on rids and keys alone, and only its rows are then read whole: the matches'
   // own rows are not fetched (the criteria are answered from covering indexes, migrations/017),
   // so a search with thousands of matches reads the JSON of one page.
-  const gate = gateSql(ctx, q);
-  const cut = `SELECT r.rid, ${q.terms.map((t, i) => `${t.expr} AS ${keys[i]}`).join(', ')}
-      FROM ${q.from ?? 'resources r'} WHERE ${where}${gate.condition} ORDER BY ${orderBy(q.terms, keys, q.reverse)} OFFSET ${q.offset} LIMIT ${q.limit}`;
-  const counting = q.countTo !== undefined && !q.cursor
-    ? `, (SELECT count(*) FROM (SELECT 1 FROM ${q.from ?? 'resources r'} WHERE ${q.where}${gate.condition} LIMIT ${(q.countTo | 0) + 1}) c) AS counted`
-    : '';
-  const columns = `r.rid, r.resource_type, r.id, r.content, ${keys.map((k) => `p.${k}::text AS ${k}`).join(', ')}${check}${stamp}${counting}`;
+  const gate = gateSql(q);
+  // Counting the matches in the same pass (a window over the rows before the limit): a driven
+  // page has read them all anyway, to deduplicate their rids.
+  const counting = q.countAll && !q.cursor ? ', count(*) OVER () AS counted' : '';
+  const cut = `SELECT r.rid, ${q.terms.map((t, i) => `${t.expr} AS ${keys[i]}`).join(', ')}${counting}
+      FROM ${q.from ?? 'resources r'} WHERE ${where} ORDER BY ${orderBy(q.terms, keys, q.reverse)} OFFSET ${q.offset} LIMIT ${q.limit}`;
+  const columns = `r.rid, r.resource_type, r.id, r.content, ${keys.map((k) => `p.${k}::text AS ${k}`).join(', ')}${check}${stamp}${counting ? ', p.counted' : ''}`;
   const order = orderBy(q.terms, keys.map((k) => `p.${k}`), q.reverse);
   // Driven: the gate's count comes back on every row, and on a row of its own when the page is empty.
   const sql = q.driven
@@ -447,7 +448,7 @@ async function readPage(ctx: FhirContext, q: PageQuery): Promise<(KeyedRow[] & {
   const keyed: KeyedRow[] & { counted?: number } = found.map((row) => ({
     rid: row.rid, resource_type: row.resource_type, id: row.id, content: row.content, keys: keys.map((k) => row[k]), checked: row.checked,
   }));
-  if (counting) keyed.counted = Number(result.rows[0]?.counted);
+  if (counting) keyed.counted = Number(result.rows[0]?.counted ?? 0);
   return keyed;
 }
 
