@@ -7,7 +7,7 @@ import { getResourceTypes, getSearchParam, isResourceType, isSingleValued, typeS
 import { FhirError, issue, outcome } from '../outcome.ts';
 import { lastValue, parseSearch, splitOr, type Clause, type Query } from './parse.ts';
 import { decodeCursor, encodeCursor, keysetCondition, orderBy, type Cursor, type SortTerm } from './paging.ts';
-import { clauseSql, drivesFromIndex, matchRows, mergeSameValue, SqlParams, type RidBound } from './sql.ts';
+import { clauseSql, drivesFromIndex, matchRows, mergeSameValue, readsBeyondRid, SqlParams, type RidBound } from './sql.ts';
 import { resolveTerminologyModifiers } from '../terminology/search.ts';
 import { stampSubquery } from '../../store/stamps.ts';
 
@@ -79,8 +79,11 @@ function gateSql(m: Matches): { column: string; prefix: string } {
 const gateClosed = (ctx: FhirContext, m: Pick<Matches, 'driven'>, row: Record<string, unknown> | undefined) =>
   !!m.driven && Number(row?.gate_rows) > ctx.limits.searchIndexDriveLimit;
 
-// A condition on the root alias r that reads more than its rid and resource_type.
-const READS_RESOURCE_ROW = /\br\.(?!rid\b|resource_type\b)/;
+/** A search's merged clauses (mergedClauses) and the one that drives it from index rows. */
+interface Driver {
+  merged: Clause[];
+  index: number;
+}
 
 /**
  * The merged clause that may drive the search from index rows (drivesFromIndex), or undefined.
@@ -91,22 +94,20 @@ const READS_RESOURCE_ROW = /\br\.(?!rid\b|resource_type\b)/;
  * deduplicated), however the other criteria and the resources table are laid out; beyond, the
  * resources are walked in rid order, which stops early when the matches are dense.
  */
-function indexCandidate(ctx: FhirContext, types: string[] | undefined, clauses: Clause[], sort: string, scope: Scope): number | undefined {
+function indexCandidate(ctx: FhirContext, types: string[] | undefined, clauses: Clause[], sortKeys: SortTerm[], scope: Scope): Driver | undefined {
   if (types?.length !== 1 || scope.compartment || scope.condition || ctx.access) return undefined;
   const merged = mergedClauses(types, clauses);
   const index = merged.findIndex(drivesFromIndex);
   if (index < 0) return undefined;
   const scratch = new SqlParams();
   const others = merged.filter((_, i) => i !== index).map((c) => clauseSql(c, 'r', scratch));
-  const keys = sortTerms(types, sort, scratch).map((t) => t.expr);
-  return [...others, ...keys].some((sql) => READS_RESOURCE_ROW.test(sql)) ? undefined : index;
+  return [...others, ...sortKeys.map((t) => t.expr)].some((sql) => readsBeyondRid(sql, 'r')) ? undefined : { merged, index };
 }
 
-/** The matches driven by the merged clause at `driver` (indexCandidate), the others as conditions on the rid. */
-function indexedMatches(ctx: FhirContext, types: string[], clauses: Clause[], driver: number, params: SqlParams, ridBound?: RidBound): Matches {
-  const merged = mergedClauses(types, clauses);
-  const rows = matchRows(merged[driver], types[0], params, ridBound);
-  const others = merged.filter((_, i) => i !== driver).map((c) => clauseSql(c, 'r', params, undefined, ridBound));
+/** The matches driven by the driver's clause (indexCandidate), the other clauses as conditions on the rid. */
+function indexedMatches(ctx: FhirContext, types: string[], { merged, index }: Driver, params: SqlParams, ridBound?: RidBound): Matches {
+  const rows = matchRows(merged[index], types[0], params, ridBound);
+  const others = merged.filter((_, i) => i !== index).map((c) => clauseSql(c, 'r', params, undefined, ridBound));
   return {
     driven: `driven AS MATERIALIZED (SELECT * FROM (${rows}) x LIMIT ${(ctx.limits.searchIndexDriveLimit | 0) + 1})`,
     from: '(SELECT DISTINCT d.rid, d.resource_type FROM driven d) r',
@@ -226,17 +227,17 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   const sortKeys = sortTerms(types, sort, new SqlParams());
   const cursor = token === undefined ? undefined : decodeCursor(token, sort, sortKeys.length);
   const limit = ctx.limits.searchTotalLimit;
-  const candidate = indexCandidate(ctx, types, clauses, sort, options);
+  const candidate = indexCandidate(ctx, types, clauses, sortKeys, options);
 
   /**
    * The page and the total, the matches driven by the clause at `driver` (indexCandidate) or,
    * undefined, by the plain conditions. Driven, every query carries the criterion's first index
    * rows and their number (a gate): undefined when they are too many, and the search runs plain.
    */
-  const run = async (driver: number | undefined): Promise<{ rows: Row[]; page: PagePosition; total?: number } | undefined> => {
+  const run = async (driver: Driver | undefined): Promise<{ rows: Row[]; page: PagePosition; total?: number } | undefined> => {
     const plan = (ridBound?: RidBound) => {
       const params = new SqlParams();
-      const m: Matches = driver !== undefined ? indexedMatches(ctx, types!, clauses, driver, params, ridBound) : { where: whereFor(ctx, types, clauses, params, options, ridBound) };
+      const m: Matches = driver !== undefined ? indexedMatches(ctx, types!, driver, params, ridBound) : { where: whereFor(ctx, types, clauses, params, options, ridBound) };
       const countParams = params.values.slice(); // the count reuses the WHERE, before _sort adds its own
       return { m, params, countParams, terms: sortTerms(types, sort, params) };
     };
@@ -310,7 +311,9 @@ async function countMatches(
 ): Promise<number | undefined | typeof CLOSED> {
   const from = m.from ?? 'resources r';
   const limit = ctx.limits.searchTotalLimit;
-  if (countedUpToLimit !== undefined && (countedUpToLimit <= limit || mode === 'bounded')) return countedUpToLimit <= limit ? countedUpToLimit : undefined;
+  // Counted already (a sorted search, search()): exact up to the limit; beyond, a bounded count stops there.
+  if (countedUpToLimit !== undefined && countedUpToLimit <= limit) return countedUpToLimit;
+  if (countedUpToLimit !== undefined && mode === 'bounded') return undefined;
   // Driven from an index, the matches are few (the gate): counted exactly, whatever the mode.
   if (mode === 'accurate' || m.driven) {
     const n = await countUpTo(ctx, m, params, mode === 'bounded' ? limit : undefined);

@@ -118,18 +118,9 @@ export function clauseSql(clause: Clause, r: string, params: SqlParams, access?:
     // One EXISTS per target type, each naming its type as a constant: the planner can then find
     // the few targets by the inner criterion's index, then what refers to them (0.4 ms), where a
     // type known only through the join made it walk every reference (5 s at 1M resources).
-    const [link, ...rest] = clause.chain;
-    const code = params.add(link.param.code);
-    const branches = link.targetTypes.map((target) => {
-      const s = nextAlias('c');
-      const r2 = nextAlias('cr');
-      const t = params.add(target);
-      const inner = clauseSql({ ...clause, chain: rest }, r2, params, access);
-      return `EXISTS (SELECT 1 FROM sp_reference ${s} JOIN resources ${r2}
-          ON ${r2}.resource_type = ${s}.target_type AND ${r2}.id = ${s}.target_id
-        WHERE ${s}.rid = ${r}.rid AND ${s}.resource_type = ${r}.resource_type AND ${s}.code = ${code}
-        AND ${s}.target_type = ${t} AND ${r2}.resource_type = ${t} AND NOT ${r2}.deleted${accessSql(access, r2, params, target)} AND ${inner})`;
-    });
+    const branches = chainLinks(clause, params, access).map(
+      (l) => `EXISTS (SELECT 1 ${l.body} AND ${l.alias}.rid = ${r}.rid AND ${l.alias}.resource_type = ${r}.resource_type)`
+    );
     if (!branches.length) return 'false';
     return branches.length === 1 ? branches[0] : `(${branches.join(' OR ')})`;
   }
@@ -138,7 +129,7 @@ export function clauseSql(clause: Clause, r: string, params: SqlParams, access?:
   const param = clause.param!;
   const mod = clause.modifier;
   const type = param.type;
-  if (mod !== undefined && !supportedModifiers(type).includes(mod) && !(type === 'reference' && isResourceType(mod))) {
+  if (mod !== undefined && !modifierSupported(type, mod)) {
     throw invalid(`Modifier ":${mod}" is not supported on ${type} parameter "${param.code}"`, clause.raw);
   }
   const table = `sp_${type}`;
@@ -158,6 +149,43 @@ export function clauseSql(clause: Clause, r: string, params: SqlParams, access?:
   return mod === 'not' ? `NOT ${match}` : match;
 }
 
+/**
+ * A chain's first link, one per target type: `FROM sp_reference <alias> JOIN resources … WHERE …`,
+ * the references of the parameter to the targets of that type that meet the rest of the chain.
+ * The caller ties the references to their resources (an EXISTS on r) or selects them (matchRows).
+ */
+function chainLinks(clause: Clause, params: SqlParams, access?: AccessFilter): { alias: string; body: string }[] {
+  const [link, ...rest] = clause.chain;
+  const code = params.add(link.param.code);
+  return link.targetTypes.map((target) => {
+    const s = nextAlias('c');
+    const r2 = nextAlias('cr');
+    const t = params.add(target);
+    const inner = clauseSql({ ...clause, chain: rest }, r2, params, access);
+    return {
+      alias: s,
+      body: `FROM sp_reference ${s} JOIN resources ${r2} ON ${r2}.resource_type = ${s}.target_type AND ${r2}.id = ${s}.target_id
+        WHERE ${s}.code = ${code} AND ${s}.target_type = ${t} AND ${r2}.resource_type = ${t} AND NOT ${r2}.deleted${accessSql(access, r2, params, target)} AND ${inner}`,
+    };
+  });
+}
+
+/** `AND <column> <op> <rid>` when a page starts beyond a rid (keyset paging in rid order), else nothing. */
+function ridBoundSql(column: string, params: SqlParams, ridBound?: RidBound): string {
+  // Added only where used: a placeholder no statement uses has no type, and PostgreSQL refuses it.
+  return ridBound ? ` AND ${column} ${ridBound.op} ${params.add(ridBound.rid)}::bigint` : '';
+}
+
+/** Whether an SQL condition reads more of the row aliased `alias` than its rid and resource_type. */
+export function readsBeyondRid(sql: string, alias: string): boolean {
+  return new RegExp(`\\b${alias}\\.(?!rid\\b|resource_type\\b)`).test(sql);
+}
+
+/** The modifiers a parameter type takes: the implemented ones, and a resource type on a reference. */
+function modifierSupported(type: string, mod: string): boolean {
+  return supportedModifiers(type).includes(mod) || (type === 'reference' && isResourceType(mod));
+}
+
 /** The index rows that match a plain clause: their table, alias, and condition on them. */
 function indexMatch(clause: Clause, params: SqlParams, ridBound?: RidBound): { table: string; alias: string; condition: string } {
   const param = clause.param!;
@@ -168,8 +196,7 @@ function indexMatch(clause: Clause, params: SqlParams, ridBound?: RidBound): { t
   if (mod === 'identifier' || mod === 'of-type') code = `${param.code}:${mod}`;
   const table = mod === 'identifier' ? 'sp_token' : `sp_${type}`;
   const ors = clause.values.map((v) => valueSql(type, mod, s, v, params, clause.raw));
-  // Added only where used: a placeholder no statement uses has no type, and PostgreSQL refuses it.
-  const bound = ridBound ? ` AND ${s}.rid ${ridBound.op} ${params.add(ridBound.rid)}::bigint` : '';
+  const bound = ridBoundSql(`${s}.rid`, params, ridBound);
   const same = (clause.sameValue ?? []).map((c) => ` AND (${c.values.map((v) => valueSql(type, mod, s, v, params, c.raw)).join(' OR ')})`).join('') + rangeHint(clause, s, params);
   return { table, alias: s, condition: `${s}.code = ${params.add(code)}${bound} AND (${ors.join(' OR ')})${same}` };
 }
@@ -187,13 +214,11 @@ export function drivesFromIndex(clause: Clause): boolean {
   if (clause.chain.length) return clause.chain[0].targetTypes.length > 0;
   const type = clause.param?.type;
   return !!type && type !== 'composite' && !clause.column && !clause.special &&
-    clause.modifier !== 'missing' && clause.modifier !== 'not' &&
-    (clause.modifier === undefined || supportedModifiers(type).includes(clause.modifier) || (type === 'reference' && isResourceType(clause.modifier)));
+    clause.modifier !== 'missing' && clause.modifier !== 'not' && (clause.modifier === undefined || modifierSupported(type, clause.modifier));
 }
 
 /** The rid and resource_type of the resources of `resourceType` a clause that drivesFromIndex() matches, once or more each. */
 export function matchRows(clause: Clause, resourceType: string, params: SqlParams, ridBound?: RidBound): string {
-  const bound = (column: string) => (ridBound ? ` AND ${column} ${ridBound.op} ${params.add(ridBound.rid)}::bigint` : '');
   if (clause.has) {
     const h = clause.has;
     const s = nextAlias('h');
@@ -204,26 +229,19 @@ export function matchRows(clause: Clause, resourceType: string, params: SqlParam
     let inner = clauseSql(h.clause, r2, params);
     // The source is live, as it has index rows: its own row is joined only for what the inner
     // criterion reads of it beyond its rid and type (a nested _has reads its id).
-    const readsSource = new RegExp(`\\b${r2}\\.(?!rid\\b|resource_type\\b)`).test(inner);
+    const readsSource = readsBeyondRid(inner, r2);
     if (!readsSource) inner = inner.replace(new RegExp(`\\b${r2}\\.`, 'g'), `${s}.`);
     const source = readsSource ? ` JOIN resources ${r2} ON ${r2}.rid = ${s}.rid AND ${r2}.resource_type = ${hasType} AND NOT ${r2}.deleted` : '';
     return `SELECT ${target}.rid, ${target}.resource_type FROM sp_reference ${s}${source}
       JOIN resources ${target} ON ${target}.resource_type = ${s}.target_type AND ${target}.id = ${s}.target_id
       WHERE ${s}.resource_type = ${hasType} AND ${s}.code = ${params.add(h.param.code)}
-      AND ${s}.target_type = ${type} AND ${target}.resource_type = ${type} AND NOT ${target}.deleted${bound(`${target}.rid`)} AND ${inner}`;
+      AND ${s}.target_type = ${type} AND ${target}.resource_type = ${type} AND NOT ${target}.deleted${ridBoundSql(`${target}.rid`, params, ridBound)} AND ${inner}`;
   }
   if (clause.chain.length) {
-    const [link, ...rest] = clause.chain;
-    const code = params.add(link.param.code);
     const type = params.add(resourceType);
-    return link.targetTypes.map((targetType) => {
-      const s = nextAlias('c');
-      const r2 = nextAlias('cr');
-      const t = params.add(targetType);
-      const inner = clauseSql({ ...clause, chain: rest }, r2, params);
-      return `SELECT ${s}.rid, ${s}.resource_type FROM sp_reference ${s} JOIN resources ${r2} ON ${r2}.resource_type = ${s}.target_type AND ${r2}.id = ${s}.target_id
-        WHERE ${s}.resource_type = ${type} AND ${s}.code = ${code} AND ${s}.target_type = ${t} AND ${r2}.resource_type = ${t} AND NOT ${r2}.deleted${bound(`${s}.rid`)} AND ${inner}`;
-    }).join(' UNION ALL ');
+    return chainLinks(clause, params)
+      .map((l) => `SELECT ${l.alias}.rid, ${l.alias}.resource_type ${l.body} AND ${l.alias}.resource_type = ${type}${ridBoundSql(`${l.alias}.rid`, params, ridBound)}`)
+      .join(' UNION ALL ');
   }
   const m = indexMatch(clause, params, ridBound);
   return `SELECT ${m.alias}.rid, ${m.alias}.resource_type FROM ${m.table} ${m.alias} WHERE ${m.alias}.resource_type = ${params.add(resourceType)} AND ${m.condition}`;
