@@ -123,6 +123,45 @@ t.test('chains and _has drive from the references they follow, with the plain an
   t.same(inOrder(await h.search('Patient', { '_has:Observation:subject:code': '8302-2' })), ['dur-1']);
 });
 
+t.test('a date window reads values of a day or less from both sides of their start, longer ones apart (migration 018)', async (t) => {
+  const h = await harness(t, { SEARCH_INDEX_DRIVE_LIMIT: String(LIMIT) });
+  const encounter = (id: string, start?: string, end?: string) => ({
+    resourceType: 'Encounter', id, status: 'finished', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' },
+    period: { ...(start && { start }), ...(end && { end }) },
+  });
+  await h.put(
+    encounter('hour', '2026-03-10T10:00:00Z', '2026-03-10T11:00:00Z'),
+    encounter('overnight', '2026-03-10T12:00:00Z', '2026-03-11T06:00:00Z'), // 18 h: starts before a window from the 11th
+    encounter('day', '2026-03-11', '2026-03-11'), // exactly one day: the longest value kept with the short ones
+    encounter('week', '2026-03-05', '2026-03-13'),
+    encounter('open', '2026-03-01'), // no end
+  );
+  const { rows } = await h.s.db.query<{ id: string; short: boolean }>(
+    `SELECT r.id, s.short FROM sp_date s JOIN resources r ON r.rid = s.rid WHERE s.resource_type = 'Encounter' AND s.code = 'date' ORDER BY r.id`
+  );
+  t.same(rows.map((r) => `${r.id}:${r.short}`), ['day:true', 'hour:true', 'open:false', 'overnight:true', 'week:false'], 'a day or less is short');
+
+  const gt = await recording(h, () => h.search('Encounter', { date: 'gt2026-03-10' }));
+  t.same(inOrder(gt.result), ['overnight', 'day', 'week', 'open'], 'ends after the 10th: the overnight stay starts before the window');
+  t.match(gt.sql[0], /WITH driven AS MATERIALIZED/, 'driven by the date');
+  t.match(gt.sql[0], /AND s\d+\.short AND s\d+\.low >= \$\d+::timestamptz UNION ALL SELECT .* AND NOT s\d+\.short\)/s, 'short values by their start, the others apart');
+  for (const date of [['ge2026-03-10', 'lt2026-03-12'], '2026-03-11', '2026-03', 'sa2026-03-09', 'le2026-03-10T12:00:00Z', 'eb2026-03-12', 'ge2026-03-11T06:00:00Z', 'lt2026-03-05']) {
+    t.same(inOrder(await h.search('Encounter', { date })), inOrder(await h.search('Encounter', { date, ...PLAIN })), `date=${date}: as the plain conditions`);
+  }
+  t.same(inOrder(await h.search('Encounter', { date: ['ge2026-03-10', 'lt2026-03-12'] })), ['hour', 'overnight', 'day', 'week', 'open']);
+  t.same(inOrder(await h.search('Encounter', { date: '2026-03-11' })), ['day'], 'within the 11th');
+
+  // Sorted by the driving date: each row carries its key, and pages follow it.
+  for (const sort of ['date', '-date']) {
+    const sorted = await allPages(h, 'Encounter', { date: 'ge2026-03-01', _sort: sort, _count: '2' });
+    t.match(sorted.pages[0].join('\n'), /\.(low|high) AS sort_key/, `_sort=${sort}: the key comes with the driving rows`);
+    t.same(sorted.ids, (await allPages(h, 'Encounter', { date: 'ge2026-03-01', _sort: sort, _count: '2', ...PLAIN })).ids, `_sort=${sort}: the plain order, page after page`);
+    t.equal(sorted.ids.length, 5);
+  }
+  const later = (await allPages(h, 'Encounter', { date: 'ge2026-03-01', _sort: '-date', _count: '2' })).ids;
+  t.same(later, ['open', 'week', 'day', 'overnight', 'hour'], 'latest end first');
+});
+
 t.test('many index rows: the resources are walked, and the links remember it', async (t) => {
   const h = await harness(t, { SEARCH_INDEX_DRIVE_LIMIT: String(LIMIT) });
   const births = ['1990', '1950', '1970', '1930', '1980', '1960', '1940', '1920'];

@@ -217,8 +217,11 @@ export function drivesFromIndex(clause: Clause): boolean {
     clause.modifier !== 'missing' && clause.modifier !== 'not' && (clause.modifier === undefined || modifierSupported(type, clause.modifier));
 }
 
-/** The rid and resource_type of the resources of `resourceType` a clause that drivesFromIndex() matches, once or more each. */
-export function matchRows(clause: Clause, resourceType: string, params: SqlParams, ridBound?: RidBound): string {
+/**
+ * The rid and resource_type of the resources of `resourceType` a clause that drivesFromIndex() matches, once or more each;
+ * for a plain clause, also its index row's column `sortKey` as sort_key.
+ */
+export function matchRows(clause: Clause, resourceType: string, params: SqlParams, ridBound?: RidBound, sortKey?: string): string {
   if (clause.has) {
     const h = clause.has;
     const s = nextAlias('h');
@@ -244,7 +247,11 @@ export function matchRows(clause: Clause, resourceType: string, params: SqlParam
       .join(' UNION ALL ');
   }
   const m = indexMatch(clause, params, ridBound);
-  return `SELECT ${m.alias}.rid, ${m.alias}.resource_type FROM ${m.table} ${m.alias} WHERE ${m.alias}.resource_type = ${params.add(resourceType)} AND ${m.condition}`;
+  const type = params.add(resourceType);
+  const carried = sortKey ? `, ${m.alias}.${sortKey} AS sort_key` : '';
+  const select = (arm: string) => `SELECT ${m.alias}.rid, ${m.alias}.resource_type${carried} FROM ${m.table} ${m.alias} WHERE ${m.alias}.resource_type = ${type} AND ${m.condition}${arm}`;
+  const arms = windowArms(clause, m.alias, params);
+  return arms ? arms.map(select).join(' UNION ALL ') : select('');
 }
 
 function columnSql(clause: Clause, r: string, params: SqlParams): string {
@@ -276,29 +283,60 @@ function once(add: () => string): () => string {
 }
 
 /**
- * For a date range merged onto one index row: the same criteria restated as the overlap of the
- * value's range with a window (implied by them, so it changes no result). PostgreSQL estimates
- * such an overlap from the range histogram of migration 007 (about 4,000 rows for a week where the
- * bounds alone, taken as independent, suggest 67,000), and then starts from the index.
+ * The closed window [lo, hi] (epoch ms, either side infinite) a date clause's value must touch:
+ * the intersection of its criteria's windows (dateCondition), with its merged ones (sameValue).
+ * Undefined when a criterion has several values (their windows are a union), when it bounds
+ * nothing (ne, ap), or when no value can meet every criterion.
  */
-function rangeHint(clause: Clause, s: string, params: SqlParams): string {
-  if (!clause.sameValue?.length || clause.param?.type !== 'date') return '';
+function dateWindow(clause: Clause): [number, number] | undefined {
+  if (clause.param?.type !== 'date' || clause.modifier) return undefined;
   let lo = -Infinity;
   let hi = Infinity;
-  for (const c of [clause, ...clause.sameValue]) {
-    if (c.values.length !== 1) return '';
+  for (const c of [clause, ...(clause.sameValue ?? [])]) {
+    if (c.values.length !== 1) return undefined;
     const [prefix, rest] = splitPrefix(c.values[0], true);
     const range = toRange(rest);
-    if (!range) return '';
+    if (!range) return undefined;
     const [l, h] = overlapWindow(prefix, Date.parse(range.low), Date.parse(range.high));
     lo = Math.max(lo, l);
     hi = Math.min(hi, h);
   }
   // Touching every half-line [A, ∞) and (-∞, B] means touching [A, B] only when A <= B: a period
   // can span the gap (starts before B, ends after A) and meet both criteria.
-  if ((lo === -Infinity && hi === Infinity) || lo > hi) return '';
-  const bound = (t: number) => (Number.isFinite(t) ? `${params.add(new Date(t).toISOString())}::timestamptz` : 'NULL::timestamptz');
-  return ` AND tstzrange(${s}.low, ${s}.high, '[]') && tstzrange(${bound(lo)}, ${bound(hi)}, '[]')`;
+  if ((lo === -Infinity && hi === Infinity) || lo > hi) return undefined;
+  return [lo, hi];
+}
+
+const timestamp = (t: number, params: SqlParams) => (Number.isFinite(t) ? `${params.add(new Date(t).toISOString())}::timestamptz` : 'NULL::timestamptz');
+
+/**
+ * For a date range merged onto one index row: the same criteria restated as the overlap of the
+ * value's range with a window (implied by them, so it changes no result). PostgreSQL estimates
+ * such an overlap from the range histogram of migration 007 (about 4,000 rows for a week where the
+ * bounds alone, taken as independent, suggest 67,000), and then starts from the index.
+ */
+function rangeHint(clause: Clause, s: string, params: SqlParams): string {
+  const window = clause.sameValue?.length ? dateWindow(clause) : undefined;
+  if (!window) return '';
+  return ` AND tstzrange(${s}.low, ${s}.high, '[]') && tstzrange(${timestamp(window[0], params)}, ${timestamp(window[1], params)}, '[]')`;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * A date clause's index rows as two sets, each read from its own partial index (migration 018):
+ * the rows spanning a day or less, whose start then lies within a day before the window and no
+ * later than its end (a range scan bounded on both sides, where sp_date_range bounds the start
+ * from above only), and the others. Conditions implied by the clause, so the union is its rows.
+ * Undefined when the clause has no window bounded on the side of its start (see dateWindow).
+ */
+function windowArms(clause: Clause, s: string, params: SqlParams): [string, string] | undefined {
+  const window = dateWindow(clause);
+  if (!window) return undefined;
+  const [lo, hi] = window;
+  const from = Number.isFinite(lo) ? ` AND ${s}.low >= ${timestamp(lo - DAY_MS, params)}` : '';
+  const to = Number.isFinite(hi) ? ` AND ${s}.low <= ${timestamp(hi, params)}` : '';
+  return [` AND ${s}.short${from}${to}`, ` AND NOT ${s}.short`];
 }
 
 /** The closed window a value's range must touch when a criterion holds (see dateCondition). */
