@@ -1,11 +1,14 @@
 // The embedded database (PGlite) has no autovacuum, so nothing refreshes the planner's
 // statistics: they stay those of the empty database the migrations analyzed. At 121,000
 // resources a care-team search then chose a nested loop that read 4 million index rows (36 s
-// instead of a few ms). This applies autovacuum's analyze rule (analyze when more than 10% of
-// the rows plus 50 changed) at start and every ANALYZE_CHECK_MS, with resource creations as the
-// measure of change: the highest rid (one per resource, however often updated) against the one
-// noted in the `analyzed` stamp at the last ANALYZE. Tables are analyzed one at a time, so
-// requests run in between (each ANALYZE samples at most 30,000 rows of its table).
+// instead of a few ms). Nor does anything set the visibility map, so every index-only scan (the
+// covering search indexes of migration 017) read the heap for each entry, and nothing reclaims
+// the dead rows updates and deletes leave. This applies autovacuum's analyze rule (when more
+// than 10% of the rows plus 50 changed) at start and every ANALYZE_CHECK_MS, with resource
+// creations as the measure of change: the highest rid (one per resource, however often updated)
+// against the one noted in the `analyzed` stamp at the last pass, and then does what autovacuum
+// would: VACUUM (ANALYZE), one table at a time, so requests run in between (a vacuum skips the
+// pages the visibility map marks all-visible; each ANALYZE samples at most 30,000 rows).
 import type { Db } from './db.ts';
 
 const SCALE_FACTOR = 0.1;
@@ -15,6 +18,15 @@ export interface AutoAnalyze {
   /** Checks now; resolves when done (true when it analyzed). */
   check(): Promise<boolean>;
   stop(): Promise<void>;
+}
+
+/** VACUUM (ANALYZE) of each table, one at a time, so requests run in between (`until`: false stops before the next). */
+export async function vacuumTables(db: Db, tables: string[], until: () => boolean = () => true): Promise<boolean> {
+  for (const t of tables) {
+    if (!until()) return false;
+    await db.query(`VACUUM (ANALYZE) ${JSON.stringify(t)}`);
+  }
+  return true;
 }
 
 export function startAutoAnalyze(db: Db, everyMs: number, log: (msg: string, detail: object) => void): AutoAnalyze {
@@ -28,12 +40,9 @@ export function startAutoAnalyze(db: Db, everyMs: number, log: (msg: string, det
       if (rid - analyzed <= SCALE_FACTOR * analyzed + THRESHOLD) return false;
       const started = performance.now();
       const tables = await db.query<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename");
-      for (const { t } of tables.rows) {
-        if (stopped) return false;
-        await db.query(`ANALYZE ${JSON.stringify(t)}`);
-      }
+      if (!(await vacuumTables(db, tables.rows.map((r) => r.t), () => !stopped))) return false;
       await db.query("INSERT INTO stamps (name, n) VALUES ('analyzed', $1) ON CONFLICT (name) DO UPDATE SET n = EXCLUDED.n", [rid]);
-      log('planner statistics refreshed (ANALYZE)', { resourcesSince: rid - analyzed, ms: Math.round(performance.now() - started) });
+      log('tables vacuumed and planner statistics refreshed (VACUUM ANALYZE)', { resourcesSince: rid - analyzed, ms: Math.round(performance.now() - started) });
       return true;
     })().finally(() => (running = undefined)));
   const timer = everyMs > 0 ? setInterval(() => void check().catch((err) => log('ANALYZE failed', { err: String(err) })), everyMs) : undefined;

@@ -6,6 +6,7 @@
 -- rows (computed by PostgreSQL, so no writer can get it wrong; CASE because infinite bounds
 -- cannot be subtracted); the search (sql.ts, windowArms) reads short rows from the first index
 -- below and the rest (long or open periods, a few percent) from the second.
+-- vacuum-after: sp_date
 ALTER TABLE sp_date ADD COLUMN short boolean NOT NULL
   GENERATED ALWAYS AS (CASE WHEN isfinite(low) AND isfinite(high) THEN high - low <= interval '1 day' ELSE false END) STORED;
 CREATE INDEX sp_date_short ON sp_date (resource_type, code, low) INCLUDE (high, rid) WHERE short;

@@ -1,0 +1,76 @@
+// Table maintenance. An index-only scan (the covering search indexes, migrations 017 and 018)
+// reads the table's row for every entry whose page the visibility map does not mark all-visible,
+// and only VACUUM sets that map. A migration that rewrites a table vacuums it once committed
+// (src/store/migrate.ts, `-- vacuum-after:`); the embedded database, which has no autovacuum,
+// gets VACUUM (ANALYZE) from the server as its data grows (src/store/analyze.ts). Both are
+// checked by what the planner's executor reports: the heap fetches of an index-only scan.
+import t from 'tap';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Client } from 'fhir-kit-client';
+import { migrate, vacuumAfter } from '../src/store/migrate.ts';
+import { startAutoAnalyze } from '../src/store/analyze.ts';
+import type { Db } from '../src/store/db.ts';
+import { dbKind, startServer } from './helpers/server.ts';
+
+/** The heap fetches of an index-only scan of `sql`, planned with table and bitmap scans turned off. */
+async function heapFetches(db: Db, sql: string): Promise<number> {
+  return db.transaction(async (tx) => {
+    await tx.query('SET LOCAL enable_seqscan = off');
+    await tx.query('SET LOCAL enable_bitmapscan = off');
+    const plan = (await tx.query<Record<string, string>>(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) ${sql}`)).rows.map((r) => Object.values(r)[0]).join('\n');
+    const m = /Index Only Scan[\s\S]*?Heap Fetches: (\d+)/.exec(plan);
+    if (!m) throw new Error(`not an index-only scan:\n${plan}`);
+    return Number(m[1]);
+  });
+}
+
+t.test('the tables a migration names in vacuum-after', async (t) => {
+  const own = readFileSync(new URL('../src/store/migrations/018_short_dates.sql', import.meta.url), 'utf8');
+  t.same(vacuumAfter(own), ['sp_date'], 'migration 018 rewrites sp_date');
+  t.same(vacuumAfter('-- vacuum-after: a, b_2\nALTER TABLE a ADD COLUMN x int;'), ['a', 'b_2']);
+  t.same(vacuumAfter('-- a comment\nCREATE TABLE a (x int);'), [], 'none named');
+  t.same(vacuumAfter('-- vacuum-after: a; DROP TABLE b'), [], 'a name only, nothing else');
+});
+
+t.test('a table a migration rewrites is vacuumed once it is applied; another is not', async (t) => {
+  const s = await startServer(t);
+  const dir = mkdtempSync(join(tmpdir(), 'fhir-migrations-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // Few rows: under autovacuum's insert threshold (1,000), so on PostgreSQL the daemon leaves them alone.
+  const table = (name: string) => `CREATE TABLE ${name} (a int NOT NULL, b int NOT NULL);
+INSERT INTO ${name} SELECT g, g FROM generate_series(1, 500) g;
+CREATE INDEX ${name}_a ON ${name} (a) INCLUDE (b);`;
+  writeFileSync(join(dir, '901_tables.sql'), `${table('mt_named')}\n${table('mt_unnamed')}\n`);
+  writeFileSync(join(dir, '902_rewrite.sql'), `-- vacuum-after: mt_named
+ALTER TABLE mt_named ADD COLUMN big boolean NOT NULL GENERATED ALWAYS AS (a > 250) STORED;
+ALTER TABLE mt_unnamed ADD COLUMN big boolean NOT NULL GENERATED ALWAYS AS (a > 250) STORED;
+`);
+  t.same(await migrate(s.db, pathToFileURL(dir + '/')), ['901_tables.sql', '902_rewrite.sql']);
+  t.equal(await heapFetches(s.db, 'SELECT b FROM mt_named WHERE a BETWEEN 10 AND 110'), 0, 'the named table: entries alone');
+  t.equal(await heapFetches(s.db, 'SELECT b FROM mt_unnamed WHERE a BETWEEN 10 AND 110'), 101, 'the other: a row read per entry');
+  t.same(await migrate(s.db, pathToFileURL(dir + '/')), [], 'applied once');
+});
+
+// The embedded database only: the server starts this there (src/serve.ts), a PostgreSQL server has autovacuum.
+if (dbKind === 'pglite') t.test('the server does autovacuum\'s work on the embedded database as its data grows', async (t) => {
+  const s = await startServer(t);
+  const client = new Client({ baseUrl: s.url });
+  for (let i = 0; i < 60; i++) {
+    await client.create({ resourceType: 'Patient', body: { resourceType: 'Patient', identifier: [{ system: 'urn:test:maintenance', value: `p-${i}` }], name: [{ family: `Famille${i}` }] } as any });
+  }
+  const lookup = "SELECT rid FROM sp_token WHERE resource_type = 'Patient' AND code = 'identifier'";
+  const before = await heapFetches(s.db, lookup);
+  t.ok(before >= 60, `before: a row read per entry (${before})`);
+  const logged: string[] = [];
+  const maintenance = startAutoAnalyze(s.db, 0, (msg) => logged.push(msg));
+  t.teardown(() => maintenance.stop());
+  t.equal(await maintenance.check(), true, 'resources grew: a pass runs');
+  t.match(logged.join('\n'), /VACUUM ANALYZE/);
+  t.equal(await heapFetches(s.db, lookup), 0, 'after: index entries alone');
+  t.equal(await maintenance.check(), false, 'nothing new: no second pass');
+  const found = await client.search({ resourceType: 'Patient', searchParams: { identifier: 'urn:test:maintenance|p-7' } });
+  t.equal((found as { total?: number }).total, 1, 'searches answer as before');
+});
