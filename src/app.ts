@@ -45,7 +45,7 @@ export async function buildApp(db: Db, config: Config, logger: boolean | object 
   // FHIR packages (profiles/), stored conformance resources, and the validation policy.
   await startConformance(db, config, server.log);
   // Custom SearchParameters stored in the database, and the runner of reindex jobs.
-  const searchParameters = await startSearchParameters(db, server.log);
+  const searchParameters = await startSearchParameters(db, server.log, config.reindexShare);
   server.addHook('onClose', () => searchParameters.stop());
   await server.register(healthRoutes, { db, state });
   // Security headers, CORS, rate limits, strict content types: before authentication, whose refusals it counts.

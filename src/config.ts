@@ -21,6 +21,8 @@ export interface Config {
   searchTotalLimit: number;
   /** A search criterion with at most this many index rows drives the search from its index (SEARCH_INDEX_DRIVE_LIMIT). */
   searchIndexDriveLimit: number;
+  /** The share of a reindex runner's time its batches may take (REINDEX_SHARE, in (0, 1]); undefined: the database's default. */
+  reindexShare?: number;
   loadFixtures: boolean;
   /** Folder of FHIR packages (.tgz or extracted) loaded at start. */
   profilePackagesDir: string;
@@ -73,6 +75,15 @@ function int(name: string, fallback: number, env: NodeJS.ProcessEnv): number {
   return n;
 }
 
+/** A fraction in (0, 1], or undefined when unset. */
+function share(name: string, env: NodeJS.ProcessEnv): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!(n > 0 && n <= 1)) throw new Error(`${name} must be a number greater than 0 and at most 1, not "${v}"`);
+  return n;
+}
+
 function oneOf<T extends string>(name: string, values: readonly T[], env: NodeJS.ProcessEnv): T {
   const v = env[name];
   if (v === undefined || v === '') return values[0];
@@ -97,6 +108,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxConditionalDelete: int('MAX_CONDITIONAL_DELETE', 100, env),
     searchTotalLimit: int('SEARCH_TOTAL_LIMIT', 1000, env),
     searchIndexDriveLimit: int('SEARCH_INDEX_DRIVE_LIMIT', 5000, env),
+    reindexShare: share('REINDEX_SHARE', env),
     loadFixtures: env.LOAD_FIXTURES !== 'false',
     profilePackagesDir: env.PROFILE_PACKAGES_DIR || new URL('../profiles', import.meta.url).pathname,
     storePackageResources: env.STORE_PACKAGE_RESOURCES !== 'false',

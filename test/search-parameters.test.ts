@@ -12,6 +12,7 @@ import { idsOf as ids } from './helpers/search.ts';
 import { dbKind, freshDatabase, http, startServer, startServerProcess } from './helpers/server.ts';
 import { openDb } from '../src/store/db.ts';
 import { migrate } from '../src/store/migrate.ts';
+import { runnerFor } from '../src/fhir/reindex-jobs.ts';
 
 const SPEC = new URL('../../shared/spec/', import.meta.url);
 const spec = (path: string) => {
@@ -439,3 +440,17 @@ if (dbKind === 'postgres') {
     await Promise.all([stopProcess(a), stopProcess(b)]);
   });
 }
+
+t.test('REINDEX_SHARE: a throttled runner pauses between batches and still completes the job', async (t) => {
+  const s = await startServer(t, { REINDEX_SHARE: '0.25' });
+  t.equal(runnerFor(s.db)?.share, 0.25, 'the runner has the configured share');
+  const client = new Client({ baseUrl: s.url });
+  // More than one batch on the embedded database (50 per batch), so the runner pauses in between.
+  for (let i = 0; i < 120; i++) await client.update({ resourceType: 'Patient', id: `tp${i}`, body: patient(`tp${i}`, i % 3 ? 'Nantes' : 'Brest') });
+  const sp = spec(BIRTHPLACE);
+  t.equal((await http('PUT', `${s.url}/SearchParameter/${sp.id}`, sp)).status, 201);
+  const { final } = await waitForJob(statusUrl(s.url, sp.id, 1));
+  t.equal(value(final.body, 'status'), 'completed');
+  t.equal(value(final.body, 'reindexed'), 120);
+  t.equal((await http('GET', `${s.url}/Patient?birthplace=brest&_summary=count`)).body.total, 40, 'every batch indexed');
+});

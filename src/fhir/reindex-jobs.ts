@@ -27,9 +27,24 @@ export interface Logger {
 }
 
 // Each batch is one transaction. The embedded database is one connection that requests wait
-// for meanwhile: there, batches are smaller and each is followed by a pause as long as it took,
-// so that requests keep at least half of the database's time while a job runs.
+// for meanwhile: there, batches are smaller.
 const batchSize = (db: Db) => (db.kind === 'pglite' ? 50 : 500);
+/** A pause stays well under STALE_SECONDS: the job's heartbeat moves with its batches. */
+const MAX_PAUSE_MS = 10_000;
+
+/**
+ * The share of a runner's time its batches may take (REINDEX_SHARE): by default half on the
+ * embedded database, so requests keep at least half of its one connection while a job runs, and
+ * all of it on PostgreSQL, where requests have other connections. An operator lowers it to spread
+ * a large reindex (a new SearchParameter over millions of resources) over a longer time.
+ */
+export const defaultReindexShare = (db: Db) => (db.kind === 'pglite' ? 0.5 : 1);
+
+/** The pause after a batch that took `ms`, so that batches take `share` of the time (at most MAX_PAUSE_MS). */
+export function pauseAfterBatch(ms: number, share: number): number {
+  if (share >= 1) return 0;
+  return Math.min(Math.round(ms * (1 / share - 1)), MAX_PAUSE_MS);
+}
 /** How often each process checks for changed SearchParameters on PostgreSQL (search-parameters.ts). */
 export const SYNC_MS = Math.max(100, Number(process.env.SEARCH_PARAMETER_SYNC_MS) || 2000);
 /** A running job whose heartbeat is older than this is taken over by another runner. */
@@ -138,9 +153,13 @@ export class ReindexRunner {
   private timer: NodeJS.Timeout | undefined;
   private wake: (() => void) | undefined;
 
-  constructor(db: Db, log: Logger) {
+  /** The share of its time batches may take (pauseAfterBatch). */
+  readonly share: number;
+
+  constructor(db: Db, log: Logger, share = defaultReindexShare(db)) {
     this.db = db;
     this.log = log;
+    this.share = share;
   }
 
   start(): void {
@@ -213,11 +232,11 @@ export class ReindexRunner {
       let pause = 0;
       for (;;) {
         // Let requests in between batches (PGlite resolves queries without returning to the event loop).
-        await new Promise((resolve) => (pause ? setTimeout(resolve, pause) : setImmediate(resolve)));
+        await (pause ? this.sleep(pause) : new Promise((resolve) => setImmediate(resolve)));
         if (this.stopping) return await this.release(job);
         const started = Date.now();
         const step = await this.batch(job);
-        if (this.db.kind === 'pglite') pause = Math.min(Date.now() - started, 1000);
+        pause = pauseAfterBatch(Date.now() - started, this.share);
         if (step === 'lost' || step === 'done') {
           this.log.info({ job: job.id, outcome: step === 'done' ? 'completed' : 'cancelled or taken over' }, 'reindex job ended');
           return;
@@ -325,16 +344,21 @@ export class ReindexRunner {
       );
       const wait = Number(r.rows[0]?.wait ?? 0);
       if (wait <= 0) return;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(wait, 2000));
-        this.wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.wake = undefined;
+      await this.sleep(Math.min(wait, 2000));
       await this.db.query('UPDATE reindex_jobs SET heartbeat = now() WHERE id = $1 AND owner = $2', [job.id, this.owner]);
     }
+  }
+
+  /** Waits `ms`, or less when stop() wakes it. */
+  private async sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+    this.wake = undefined;
   }
 }
 
@@ -345,8 +369,8 @@ export function runnerFor(db: Db): ReindexRunner | undefined {
   return runners.get(db);
 }
 
-export function startReindexRunner(db: Db, log: Logger): ReindexRunner {
-  const runner = new ReindexRunner(db, log);
+export function startReindexRunner(db: Db, log: Logger, share?: number): ReindexRunner {
+  const runner = new ReindexRunner(db, log, share);
   runners.set(db, runner);
   runner.start();
   return runner;

@@ -311,7 +311,7 @@ export interface SearchParameterService {
  * reindex a crash may have kept from being queued, starts this process's reindex runner and,
  * on PostgreSQL (several processes may share it), the periodic check for changes.
  */
-export async function startSearchParameters(db: Db, log: Logger): Promise<SearchParameterService> {
+export async function startSearchParameters(db: Db, log: Logger, reindexShare?: number): Promise<SearchParameterService> {
   logger = log;
   await syncSearchParameters(db);
   const missing = await db.query<{ id: string; content: string }>(
@@ -323,7 +323,7 @@ export async function startSearchParameters(db: Db, log: Logger): Promise<Search
     if (!registered.has(refOf(sp))) continue;
     await enqueueReindex(db, { id: reindexJobId(sp), types: reindexTypes(sp), reason: `${refOf(sp)} (${sp.code}) found at start without its reindex job`, catchup: true });
   }
-  const runner = startReindexRunner(db, log);
+  const runner = startReindexRunner(db, log, reindexShare);
   const timer =
     db.kind === 'postgres'
       ? setInterval(() => syncSearchParameters(db).catch((err: Error) => log.warn({ err: err.message }, 'SearchParameter sync failed')), SYNC_MS)
