@@ -10,6 +10,7 @@ import { errors, FhirError, issue } from '../outcome.ts';
 import { ifNoneExistQuery, parseQueryString, preferReturn, type FhirRequest, type Method } from '../request.ts';
 import { bodyOf, type FhirResponse } from '../response.ts';
 import { matchIds } from '../search/search.ts';
+import { IndexBatch } from '../../store/resources.ts';
 import { create } from './create.ts';
 
 export type Dispatch = (ctx: FhirContext, req: FhirRequest) => Promise<FhirResponse>;
@@ -52,7 +53,9 @@ export async function processBundle(ctx: FhirContext, req: FhirRequest, dispatch
   // Transaction: check every entry before touching the database.
   const planned = entries.map((e, i) => plan(ctx, e, i));
   const results = await ctx.db.transaction(async (tx) => {
-    const c = withExecutor(ctx, tx);
+    // New resources' index rows are written together (IndexBatch), before anything reads them.
+    const batch = new IndexBatch(tx);
+    const c = withExecutor(ctx, batch);
     const ids = await assignIds(c, planned);
     const references = await resolveConditionalReferences(c, planned);
     for (const p of planned) if (p.req.body !== undefined && p.entry.resource) p.req.body = rewrite(p.req.body, ids, references);
@@ -65,6 +68,7 @@ export async function processBundle(ctx: FhirContext, req: FhirRequest, dispatch
         throw atEntry(err, p.index);
       }
     }
+    await batch.flush();
     return out;
   });
   return { status: 200, resource: { resourceType: 'Bundle', type: 'transaction-response', entry: results }, headers: {} };
