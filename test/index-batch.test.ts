@@ -6,6 +6,7 @@ import t from 'tap';
 import { Client } from 'fhir-kit-client';
 import type { Executor } from '../src/store/db.ts';
 import { startServer, type TestServer } from './helpers/server.ts';
+import { seeded, transactionBundle } from '../scripts/lib/bench/patients.ts';
 
 /** The statements run inside transactions while fn runs. */
 async function recording<T>(s: TestServer, fn: () => Promise<T>): Promise<{ result: T; sql: string[] }> {
@@ -136,4 +137,22 @@ t.test('inside the transaction, what reads or changes index rows sees the new on
   const { rows } = await s.db.query<{ n: string }>(`SELECT count(*)::text AS n FROM sp_string x WHERE NOT EXISTS (SELECT 1 FROM resources r WHERE r.rid = x.rid)`);
   t.equal(rows[0].n, '0', 'no index row without its resource');
   t.equal((await client.search({ resourceType: 'Patient', searchParams: { _id: 'p-four' } }) as any).total, 0, 'nothing of the failed transaction');
+});
+
+t.test('with FR Core enforcement, a Bundle of patients still writes its index rows in one statement', async (t) => {
+  // Enforcement reads the conformance stamp for each resource: a statement that reads no index
+  // rows, which must not make the batch write the rows it holds at every entry.
+  const s = await startServer(t, { REQUIRED_PROFILES: 'default' });
+  const client = new Client({ baseUrl: s.url });
+  const bundle = transactionBundle(seeded(7), 20);
+  const { result, sql } = await recording(s, () => client.transaction({ body: bundle as any }));
+  const statuses = (result as any).entry.map((e: any) => e.response.status.slice(0, 3));
+  t.same(statuses, Array(20).fill('201'), 'twenty FR Core patients created');
+  t.ok(sql.some((q) => /FROM stamps/.test(q)), 'enforcement read the conformance stamp');
+  t.equal(sql.filter((q) => /fhir_write_index_batch/.test(q)).length, 1, 'one statement for the index rows of the twenty');
+  const ids = (result as any).entry.map((e: any) => /Patient\/([^/]+)/.exec(e.response.location)![1]);
+  const found: any = await client.search({ resourceType: 'Patient', searchParams: { _id: ids.join(','), _summary: 'count' } });
+  t.equal(found.total, 20, 'found by id');
+  const byName: any = await client.search({ resourceType: 'Patient', searchParams: { family: (bundle as any).entry[0].resource.name[0].family, _summary: 'count' } });
+  t.ok(byName.total >= 1, 'found by name: their string rows were written');
 });

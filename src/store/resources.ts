@@ -2,7 +2,7 @@
 // write are one call of a PL/pgSQL function (migrations/002, index fields extended by 003), so every write is atomic on its
 // own and costs one round trip; inside a transaction bundle the same calls run on the tx.
 import type { Executor, QueryResult } from './db.ts';
-import { stampSubquery } from './stamps.ts';
+import { READ_STAMP, stampSubquery } from './stamps.ts';
 import { emptyRows, type IndexRows } from '../fhir/search/indexer.ts';
 import { SqlParams } from '../fhir/search/sql.ts';
 
@@ -204,8 +204,8 @@ const NO_ROWS = emptyRows();
  * A transaction whose new resources get their index rows later, all at once (migration 019:
  * one set-wise call instead of one per resource, whose half dozen INSERTs cost more in
  * per-statement overhead than in rows). The rows are written before any statement of the
- * transaction other than those known not to read or write index rows (INDEX_FREE: inserting a
- * resource, reading one by id), and by flush() before the transaction commits, so everything
+ * transaction other than those known not to read or write index rows (INDEX_FREE), and by
+ * flush() before the transaction commits, so everything
  * the transaction reads or changes afterwards sees them, as if they had been written at once.
  */
 export class IndexBatch implements Executor {
@@ -237,8 +237,11 @@ export class IndexBatch implements Executor {
   }
 }
 
-/** Statements that neither read nor write index rows (IndexBatch). */
-const INDEX_FREE = new Set([INSERT.name, READ_FOR_ACCESS]);
+/**
+ * Statements that neither read nor write index rows (IndexBatch), by name: inserting a resource,
+ * reading one by id, reading a change stamp (profile enforcement does, per resource).
+ */
+const INDEX_FREE = new Set([INSERT.name, READ_FOR_ACCESS, READ_STAMP]);
 
 // fhir_write_index_batch's 55 parameters: the rids and types, then each table's columns with an
 // owner column first (the ordinal, from 1, of the resource in the batch), then the texts.

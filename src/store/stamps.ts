@@ -6,8 +6,11 @@ import type { Executor } from './db.ts';
 
 export type StampName = 'conformance' | 'access';
 
+/** The statement name of readStamp (resources.ts lists it among those that read no index rows). */
+export const READ_STAMP = 'read_stamp';
+
 export async function readStamp(ex: Executor, name: StampName): Promise<string> {
-  const r = await ex.query<{ n: string }>('SELECT n::text AS n FROM stamps WHERE name = $1', [name], 'read_stamp');
+  const r = await ex.query<{ n: string }>('SELECT n::text AS n FROM stamps WHERE name = $1', [name], READ_STAMP);
   return r.rows[0]?.n ?? '0';
 }
 
