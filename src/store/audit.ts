@@ -4,7 +4,7 @@
 // commit for the whole batch (src/audit/writer.ts groups them), set-wise (migrations/010).
 import type { IndexRows } from '../fhir/search/indexer.ts';
 import type { Executor } from './db.ts';
-import { callArgs, indexMask, indexParams } from './resources.ts';
+import { callArgs, indexMask, indexParams, ownedColumns, ownedTypes, type IndexTable } from './resources.ts';
 
 export interface AuditRecord {
   id: string;
@@ -35,13 +35,10 @@ function setWise(r: AuditRecord): boolean {
   return !x.number.code.length && !x.quantity.code.length && !x.composite.code.length && x.text.narrative === null && x.text.content === null;
 }
 
+// The index tables an AuditEvent has rows in, in fhir_insert_audit_events' order (migrations/010).
+const AUDIT_TABLES: IndexTable[] = ['string', 'token', 'date', 'reference', 'uri'];
 const SET_WISE = `SELECT fhir_insert_audit_events(${[
-  'text[]', 'timestamptz[]', 'text[]', 'text[]', 'smallint[]',
-  'integer[]', 'text[]', 'text[]', 'text[]',
-  'integer[]', 'text[]', 'text[]', 'text[]', 'text[]',
-  'integer[]', 'text[]', 'timestamptz[]', 'timestamptz[]',
-  'integer[]', 'text[]', 'text[]', 'text[]', 'text[]',
-  'integer[]', 'text[]', 'text[]',
+  'text[]', 'timestamptz[]', 'text[]', 'text[]', 'smallint[]', ...AUDIT_TABLES.flatMap(ownedTypes),
 ].map((t, i) => `$${i + 1}::${t}`).join(', ')}) AS n`;
 
 /**
@@ -51,29 +48,12 @@ const SET_WISE = `SELECT fhir_insert_audit_events(${[
 export async function insertAuditRecords(ex: Executor, records: AuditRecord[]): Promise<void> {
   if (records.length === 0) return;
   if (records.every(setWise)) {
-    const owner = { s: [] as number[], t: [] as number[], d: [] as number[], r: [] as number[], u: [] as number[] };
-    const rows = { s: [[], [], []] as unknown[][], t: [[], [], [], []] as unknown[][], d: [[], [], []] as unknown[][], r: [[], [], [], []] as unknown[][], u: [[], []] as unknown[][] };
-    const add = (key: keyof typeof owner, n: number, cols: unknown[][]) => {
-      const len = (cols[0] as unknown[]).length;
-      for (let i = 0; i < len; i++) {
-        owner[key].push(n);
-        cols.forEach((c, j) => rows[key][j].push(c[i]));
-      }
-    };
-    records.forEach((rec, k) => {
-      const x = rec.rows;
-      const n = k + 1;
-      add('s', n, [x.string.code, x.string.value, x.string.norm]);
-      add('t', n, [x.token.code, x.token.system, x.token.value, x.token.display]);
-      add('d', n, [x.date.code, x.date.low, x.date.high]);
-      add('r', n, [x.reference.code, x.reference.targetType, x.reference.targetId, x.reference.url]);
-      add('u', n, [x.uri.code, x.uri.value]);
-    });
+    const rows = records.map((x) => x.rows);
     const r = await ex.query<{ n: number }>(
       SET_WISE,
       [
-        records.map((x) => x.id), records.map((x) => x.lastUpdated), records.map((x) => x.content), records.map((x) => x.rows.compartments.join(' ')), records.map((x) => indexMask(x.rows)),
-        owner.s, ...rows.s, owner.t, ...rows.t, owner.d, ...rows.d, owner.r, ...rows.r, owner.u, ...rows.u,
+        records.map((x) => x.id), records.map((x) => x.lastUpdated), records.map((x) => x.content), rows.map((x) => x.compartments.join(' ')), rows.map(indexMask),
+        ...AUDIT_TABLES.flatMap((table) => ownedColumns(rows, table)),
       ],
       'fhir_audit_insert'
     );

@@ -243,48 +243,60 @@ export class IndexBatch implements Executor {
  */
 const INDEX_FREE = new Set([INSERT.name, READ_FOR_ACCESS, READ_STAMP]);
 
-// fhir_write_index_batch's 55 parameters: the rids and types, then each table's columns with an
-// owner column first (the ordinal, from 1, of the resource in the batch), then the texts.
-const BATCH_COLUMNS: { table: keyof Omit<IndexRows, 'text' | 'compartments'>; columns: string[]; types: string[] }[] = [
-  { table: 'string', columns: ['code', 'value', 'norm'], types: ['text', 'text', 'text'] },
-  { table: 'token', columns: ['code', 'system', 'value', 'display'], types: ['text', 'text', 'text', 'text'] },
-  { table: 'date', columns: ['code', 'low', 'high'], types: ['text', 'timestamptz', 'timestamptz'] },
-  { table: 'number', columns: ['code', 'value', 'low', 'high'], types: ['text', 'numeric', 'numeric', 'numeric'] },
-  {
-    table: 'quantity',
+/** The columns of each index table's rows, in the order the set-wise write functions take them (migrations 010, 019). */
+export const INDEX_COLUMNS = {
+  string: { columns: ['code', 'value', 'norm'], types: ['text', 'text', 'text'] },
+  token: { columns: ['code', 'system', 'value', 'display'], types: ['text', 'text', 'text', 'text'] },
+  date: { columns: ['code', 'low', 'high'], types: ['text', 'timestamptz', 'timestamptz'] },
+  number: { columns: ['code', 'value', 'low', 'high'], types: ['text', 'numeric', 'numeric', 'numeric'] },
+  quantity: {
     columns: ['code', 'value', 'low', 'high', 'system', 'unit', 'cValue', 'cUnit'],
     types: ['text', 'numeric', 'numeric', 'numeric', 'text', 'text', 'numeric', 'text'],
   },
-  { table: 'reference', columns: ['code', 'targetType', 'targetId', 'url'], types: ['text', 'text', 'text', 'text'] },
-  { table: 'uri', columns: ['code', 'value'], types: ['text', 'text'] },
-  {
-    table: 'composite',
+  reference: { columns: ['code', 'targetType', 'targetId', 'url'], types: ['text', 'text', 'text', 'text'] },
+  uri: { columns: ['code', 'value'], types: ['text', 'text'] },
+  composite: {
     columns: ['code', 'aSystem', 'aValue', 'bSystem', 'bValue', 'bUrl', 'bNum', 'bCnum', 'bCunit', 'bLow', 'bHigh', 'cNum'],
     types: ['text', 'text', 'text', 'text', 'text', 'text', 'numeric', 'numeric', 'text', 'timestamptz', 'timestamptz', 'numeric'],
   },
-];
-const BATCH_TYPES = ['bigint', 'text', ...BATCH_COLUMNS.flatMap((t) => ['integer', ...t.types]), 'text', 'text'];
+} as const;
+export type IndexTable = keyof typeof INDEX_COLUMNS;
+
+/**
+ * One index table's rows of several resources as flat column arrays, led by the owner column
+ * (each row's resource, its ordinal from 1 in `resources`): the parameters of a set-wise write.
+ */
+export function ownedColumns(resources: IndexRows[], table: IndexTable): unknown[][] {
+  const { columns } = INDEX_COLUMNS[table];
+  const owner: number[] = [];
+  const values: unknown[][] = columns.map(() => []);
+  resources.forEach((r, i) => {
+    const rows = r[table] as unknown as Record<string, unknown[]>;
+    for (let k = 0; k < rows.code.length; k++) {
+      owner.push(i + 1);
+      columns.forEach((c, j) => values[j].push(rows[c][k]));
+    }
+  });
+  return [owner, ...values];
+}
+
+/** The SQL array types of ownedColumns(…, table), owner first. */
+export const ownedTypes = (table: IndexTable): string[] => ['integer[]', ...INDEX_COLUMNS[table].types.map((t) => `${t}[]`)];
+
+// fhir_write_index_batch's parameters: the rids and types, then every table's ownedColumns, then the texts.
+const BATCH_TABLES = Object.keys(INDEX_COLUMNS) as IndexTable[];
 const WRITE_BATCH = {
   name: 'fhir_index_batch',
-  text: `SELECT fhir_write_index_batch(${BATCH_TYPES.map((type, i) => `$${i + 1}::${type}[]`).join(', ')})`,
+  text: `SELECT fhir_write_index_batch(${['bigint[]', 'text[]', ...BATCH_TABLES.flatMap(ownedTypes), 'text[]', 'text[]'].map((type, i) => `$${i + 1}::${type}`).join(', ')})`,
 };
 
 function indexBatchParams(batch: { rid: string; resourceType: string; rows: IndexRows }[]): unknown[] {
-  const params: unknown[] = [batch.map((b) => b.rid), batch.map((b) => b.resourceType)];
-  for (const { table, columns } of BATCH_COLUMNS) {
-    const owner: number[] = [];
-    const values: unknown[][] = columns.map(() => []);
-    batch.forEach((b, i) => {
-      const rows = b.rows[table] as unknown as Record<string, unknown[]>;
-      for (let k = 0; k < rows.code.length; k++) {
-        owner.push(i + 1);
-        columns.forEach((c, j) => values[j].push(rows[c][k]));
-      }
-    });
-    params.push(owner, ...values);
-  }
-  params.push(batch.map((b) => b.rows.text.narrative), batch.map((b) => b.rows.text.content));
-  return params;
+  const rows = batch.map((b) => b.rows);
+  return [
+    batch.map((b) => b.rid), batch.map((b) => b.resourceType),
+    ...BATCH_TABLES.flatMap((table) => ownedColumns(rows, table)),
+    rows.map((r) => r.text.narrative), rows.map((r) => r.text.content),
+  ];
 }
 
 export interface UpdateInput {
