@@ -328,15 +328,15 @@ const DAY_MS = 86_400_000;
  * the rows spanning a day or less, whose start then lies within a day before the window and no
  * later than its end (a range scan bounded on both sides, where sp_date_range bounds the start
  * from above only), and the others. Conditions implied by the clause, so the union is its rows.
- * Undefined when the clause has no window bounded on the side of its start (see dateWindow).
+ * Undefined when the window has no start (lt, le, eb alone): sp_date_range already bounds the
+ * start from above, and a second scan would gain nothing.
  */
 function windowArms(clause: Clause, s: string, params: SqlParams): [string, string] | undefined {
   const window = dateWindow(clause);
-  if (!window) return undefined;
+  if (!window || !Number.isFinite(window[0])) return undefined;
   const [lo, hi] = window;
-  const from = Number.isFinite(lo) ? ` AND ${s}.low >= ${timestamp(lo - DAY_MS, params)}` : '';
   const to = Number.isFinite(hi) ? ` AND ${s}.low <= ${timestamp(hi, params)}` : '';
-  return [` AND ${s}.short${from}${to}`, ` AND NOT ${s}.short`];
+  return [` AND ${s}.short AND ${s}.low >= ${timestamp(lo - DAY_MS, params)}${to}`, ` AND NOT ${s}.short`];
 }
 
 /** The closed window a value's range must touch when a criterion holds (see dateCondition). */
