@@ -9,6 +9,7 @@ const MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
 /** `dir`: the folder of migrations (the project's own; another in tests). */
 export async function migrate(db: Db, dir: URL = MIGRATIONS_DIR): Promise<string[]> {
   const files = readdirSync(dir).filter((f) => /^\d+_.*\.sql$/.test(f)).sort();
+  const rewritten = new Set<string>(); // the tables the applied migrations name in vacuum-after
   const applied = await db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock(72731)');
     // Committed synchronously whatever the server's setting: a VACUUM marks a rewritten table's
@@ -21,14 +22,14 @@ export async function migrate(db: Db, dir: URL = MIGRATIONS_DIR): Promise<string
       if (done.has(file)) continue;
       const sql = readFileSync(new URL(file, dir), 'utf8');
       for (const statement of splitStatements(sql)) await tx.query(statement);
+      for (const table of vacuumAfter(sql)) rewritten.add(table);
       await tx.query('INSERT INTO schema_migrations (name) VALUES ($1)', [file]);
       applied.push(file);
     }
     return applied;
   });
   // VACUUM cannot run in a transaction: after the commit, by the process that applied them.
-  const tables = [...new Set(applied.flatMap((file) => vacuumAfter(readFileSync(new URL(file, dir), 'utf8'))))];
-  if (tables.length) await vacuumTables(db, tables);
+  if (rewritten.size) await vacuumTables(db, [...rewritten]);
   return applied;
 }
 
