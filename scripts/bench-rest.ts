@@ -1,12 +1,15 @@
 // REST benchmark of the FHIR server against its bare limits, on PGlite and/or PostgreSQL.
 //
 //   node scripts/bench-rest.ts [--db pglite|postgres|both] [--resources 100000] [--duration 10]
-//                              [--connections 32] [--warmup 1] [--bundle-size 500] [--load-concurrency 4]
+//                              [--connections 32] [--tx-connections 4] [--warmup 1] [--bundle-size 500]
+//                              [--load-concurrency 4]
 //
 // For each database: start the real server (`node src/main.ts`) as a child process on a fresh
 // database (a temporary DATA_DIR for PGlite, a new database on a throwaway PostgreSQL for
 // PostgreSQL), sample its RSS from /proc throughout; load --resources French patients through
-// transaction bundles; measure with autocannon read, create, update and a 100-entry transaction;
+// transaction bundles; measure with autocannon read, create, update and a 100-entry transaction
+// (at --tx-connections: a bundle takes about 0.5 s of the server's CPU, so at 32 connections
+// none would complete within a 10 s window, and autocannon counts only completed requests);
 // then stop it and start the bare server (scripts/lib/bench/bare-server.ts) on the same data
 // to measure a fixed JSON route, a bare SELECT and a bare INSERT with the same settings.
 // Prints a table per database and writes bench-results/rest-<db>-<date>.json.
@@ -36,6 +39,7 @@ const { values: args } = parseArgs({
     resources: { type: 'string', default: '100000' },
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '32' },
+    'tx-connections': { type: 'string', default: '4' },
     warmup: { type: 'string', default: '1' },
     'bundle-size': { type: 'string', default: '500' },
     'load-concurrency': { type: 'string', default: '4' },
@@ -43,7 +47,7 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log('node scripts/bench-rest.ts [--db pglite|postgres|both] [--resources 100000] [--duration 10] [--connections 32] [--warmup 1] [--bundle-size 500] [--load-concurrency 4]');
+  console.log('node scripts/bench-rest.ts [--db pglite|postgres|both] [--resources 100000] [--duration 10] [--connections 32] [--tx-connections 4] [--warmup 1] [--bundle-size 500] [--load-concurrency 4]');
   process.exit(0);
 }
 if (!['pglite', 'postgres', 'both'].includes(args.db!)) usageError(`--db must be pglite, postgres or both, not "${args.db}"`);
@@ -51,6 +55,7 @@ const opts = {
   resources: Math.floor(numberArg('resources', args.resources, 1, false)),
   duration: numberArg('duration', args.duration, 1, false),
   connections: Math.floor(numberArg('connections', args.connections, 1, false)),
+  txConnections: Math.floor(numberArg('tx-connections', args['tx-connections'], 1, false)),
   warmup: numberArg('warmup', args.warmup, 0, false),
   bundleSize: Math.floor(numberArg('bundle-size', args['bundle-size'], 1, false)),
   loadConcurrency: Math.floor(numberArg('load-concurrency', args['load-concurrency'], 1, false)),
@@ -118,6 +123,7 @@ function fhirSteps(ids: string[]) {
       step: 'transaction',
       label: `transaction ${TX_SIZE} creates POST /fhir`,
       resourcesPerRequest: TX_SIZE,
+      connections: opts.txConnections,
       requests: [{ method: 'POST', path: '/fhir', headers: { accept: FHIR, 'content-type': FHIR }, setupRequest: (r: object) => ({ ...r, body: pickFrom(txBodies) }) }],
     },
   ];
@@ -144,13 +150,14 @@ type Step = ReturnType<typeof fhirSteps>[number] | ReturnType<typeof bareSteps>[
 async function measure(server: ServerProcess, steps: Step[], results: StepResult[]): Promise<void> {
   for (const s of steps) {
     server.rss.enter(s.step);
-    log(`  ${s.label}: ${opts.warmup} s warm-up + ${opts.duration} s at ${opts.connections} connections`);
+    const connections = ('connections' in s ? s.connections : undefined) ?? opts.connections;
+    log(`  ${s.label}: ${opts.warmup} s warm-up + ${opts.duration} s at ${connections} connections`);
     const r = await runStep({
       step: s.step,
       label: s.label,
       url: server.url,
       requests: s.requests as never,
-      connections: opts.connections,
+      connections,
       duration: opts.duration,
       warmup: opts.warmup,
       resourcesPerRequest: 'resourcesPerRequest' in s ? s.resourcesPerRequest : undefined,

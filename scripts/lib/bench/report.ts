@@ -30,7 +30,7 @@ export interface DbReport {
   machine: { cpus: number; cpuModel: string; memoryGB: number; node: string; platform: string; loadAverageAtStart: number[] };
   /** git HEAD when the server was started, and whether src/ had uncommitted changes. */
   code?: { commit: string; srcModified: boolean };
-  options: { resources: number; duration: number; connections: number; warmup: number; bundleSize: number; loadConcurrency: number };
+  options: { resources: number; duration: number; connections: number; txConnections?: number; warmup: number; bundleSize: number; loadConcurrency: number };
   load?: { resources: number; bundles: number; seconds: number; perSecond: number; retries: string[]; cpu?: CpuShare };
   steps: StepResult[];
   ratios: Record<string, number | undefined>;
@@ -98,7 +98,7 @@ export function render(r: DbReport): string {
   const out: string[] = [];
   out.push('');
   const code = r.code ? `; code ${r.code.commit}${r.code.srcModified ? ' + uncommitted changes in src/' : ''}` : '';
-  out.push(`=== ${DB_TITLE[r.db]}: ${r.options.connections} connections, ${r.options.duration} s per step (after ${r.options.warmup} s warm-up)${code}`);
+  out.push(`=== ${DB_TITLE[r.db]}: ${r.options.connections} connections${r.options.txConnections !== undefined ? ` (the transaction step: ${r.options.txConnections})` : ''}, ${r.options.duration} s per step (after ${r.options.warmup} s warm-up)${code}`);
   if (r.load) {
     out.push(`load: ${fmt(r.load.resources)} patients in ${r.load.bundles} transaction bundles of ${r.options.bundleSize} ` +
       `(${r.options.loadConcurrency} in parallel): ${fmt(r.load.seconds, 1)} s, ${fmt(r.load.perSecond)} resources/s` +
