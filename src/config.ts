@@ -8,6 +8,8 @@ export interface Config {
   dataDir: string;
   databaseUrl?: string;
   poolSize: number;
+  /** PostgreSQL: search statements each connection keeps prepared (0: none). */
+  statementCache: number;
   pgliteSharedBuffers: string;
   /** Public base URL of the FHIR API; derived from the Host header when unset. */
   baseUrl?: string;
@@ -98,6 +100,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: env.DATA_DIR || './data',
     databaseUrl: env.DATABASE_URL || undefined,
     poolSize: int('DATABASE_POOL_SIZE', 16, env),
+    statementCache: int('SEARCH_STATEMENT_CACHE', 100, env),
     pgliteSharedBuffers: env.PGLITE_SHARED_BUFFERS || '16MB',
     baseUrl: env.BASE_URL ? env.BASE_URL.replace(/\/$/, '') : undefined,
     logLevel: env.LOG_LEVEL || 'info',

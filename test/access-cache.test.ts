@@ -138,7 +138,7 @@ if (dbKind === 'postgres') {
     const { s, system, dr1 } = await withDr1InTeam(t);
     const names: (string | undefined)[] = [];
     const query = s.db.query.bind(s.db);
-    s.db.query = ((sql: string, params?: unknown[], name?: string) => (names.push(name ?? sql.slice(0, 40)), query(sql, params, name))) as typeof s.db.query;
+    s.db.query = ((sql: string, params?: unknown[], name?: string) => (names.push(name && !name.startsWith('q_') ? name : sql.slice(0, 40)), query(sql, params, name))) as typeof s.db.query; // searches are named by their text (q_…)
     const read = async () => {
       names.length = 0;
       return (await http('GET', `${s.url}/Observation/cache-obs`, undefined, dr1)).status;

@@ -2,6 +2,7 @@
 // embedded PGlite (PostgreSQL compiled to WebAssembly) persisted in a folder.
 // Everything above this file speaks plain PostgreSQL SQL with $n parameters.
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -47,11 +48,63 @@ export interface Db extends Executor {
 // Serialization failures and deadlocks are safe to retry: the transaction changed nothing.
 const RETRYABLE = new Set(['40001', '40P01']);
 
+/**
+ * A statement's name from its text, for queries whose text varies with their shape (searches):
+ * the same shape gets the same name, so each connection parses it once, and PostgreSQL's plan
+ * cache may keep its plan (after five runs, when the generic plan costs no more than the custom
+ * ones). Their number is open-ended, so each connection keeps the most recently used
+ * SEARCH_STATEMENT_CACHE of them; other named statements are a fixed set and always stay.
+ */
+export function statementName(sql: string): string {
+  return `${SHAPE}${createHash('sha1').update(sql).digest('hex').slice(0, 24)}`;
+}
+const SHAPE = 'q_';
+
+// pg's record of the statements a connection has prepared (pg/lib/connection.js): a name dropped
+// here is prepared again at its next use.
+type PreparingClient = pg.ClientBase & { connection?: { parsedStatements?: Record<string, string> } };
+const preparedByClient = new WeakMap<pg.ClientBase, Map<string, true>>();
+
+/**
+ * Runs a query on one connection. A statement named by its shape joins the connection's
+ * statements, the least recently used of which is deallocated beyond `keep`; with keep 0 it runs
+ * unnamed (parsed and planned each time).
+ */
+async function runOn(client: pg.ClientBase, sql: string, params: unknown[] | undefined, name: string | undefined, keep: number): Promise<pg.QueryResult> {
+  if (!name || (keep <= 0 && name.startsWith(SHAPE))) return client.query({ text: sql, values: params });
+  if (!name.startsWith(SHAPE)) return client.query({ name, text: sql, values: params });
+  let prepared = preparedByClient.get(client);
+  if (!prepared) preparedByClient.set(client, (prepared = new Map()));
+  if (prepared.delete(name)) {
+    prepared.set(name, true);
+    return client.query({ name, text: sql, values: params });
+  }
+  const parsed = (client as PreparingClient).connection?.parsedStatements;
+  if (prepared.size >= keep) {
+    const [oldest] = prepared.keys();
+    try {
+      await client.query(`DEALLOCATE "${oldest}"`);
+      prepared.delete(oldest);
+      if (parsed) delete parsed[oldest];
+    } catch {
+      // An aborted transaction refuses every statement (the query below says so): evict later.
+    }
+  }
+  try {
+    return await client.query({ name, text: sql, values: params });
+  } finally {
+    // Counted once PostgreSQL holds it: a statement that failed to parse is not prepared.
+    if (!parsed || name in parsed) prepared.set(name, true);
+  }
+}
+
 class PostgresDb implements Db {
   readonly kind = 'postgres' as const;
   readonly pool: pg.Pool;
+  private readonly keep: number;
 
-  constructor(url: string, max: number) {
+  constructor(url: string, max: number, keep: number) {
+    this.keep = keep;
     // No parallel query: the server runs many short queries at once, where worker start-up (about
     // 10 ms) costs more than it saves, and a parallel plan's cost estimate wrongly beats the
     // index-ordered plan of a sorted page (15 ms against 0.5 ms, measured at 1M resources).
@@ -62,8 +115,22 @@ class PostgresDb implements Db {
   }
 
   async query<R>(sql: string, params?: unknown[], name?: string): Promise<QueryResult<R>> {
-    const r = await this.pool.query(name ? { name, text: sql, values: params } : { text: sql, values: params });
-    return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+    const shape = name?.startsWith(SHAPE) === true;
+    if (!shape || this.keep <= 0) {
+      // Unnamed, or of the fixed set of named statements (runOn's bookkeeping is for shapes only).
+      const r = await this.pool.query(name && !shape ? { name, text: sql, values: params } : { text: sql, values: params });
+      return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+    }
+    const client = await this.pool.connect();
+    try {
+      const r = await runOn(client, sql, params, name, this.keep);
+      client.release();
+      return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+    } catch (err) {
+      // As pool.query does: a connection that failed a query is not given out again.
+      client.release(err as Error);
+      throw err;
+    }
   }
 
   async transaction<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
@@ -72,7 +139,7 @@ class PostgresDb implements Db {
       const hooks = new CommitHooks();
       const tx: Executor = {
         query: async <R>(sql: string, params?: unknown[], name?: string) => {
-          const r = await client.query(name ? { name, text: sql, values: params } : { text: sql, values: params });
+          const r = await runOn(client, sql, params, name, this.keep);
           return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
         },
         beforeCommit: hooks.add,
@@ -144,13 +211,15 @@ export interface DbConfig {
   databaseUrl?: string;
   dataDir: string;
   poolSize: number;
+  /** PostgreSQL only: search statements each connection keeps prepared (statementName; 0: none). */
+  statementCache?: number;
   /** PGlite only: shared_buffers (e.g. "32MB"). */
   pgliteSharedBuffers?: string;
 }
 
 export async function openDb(config: DbConfig): Promise<Db> {
   if (config.databaseUrl) {
-    const db = new PostgresDb(config.databaseUrl, config.poolSize);
+    const db = new PostgresDb(config.databaseUrl, config.poolSize, config.statementCache ?? 0);
     await db.query('SELECT 1');
     return db;
   }

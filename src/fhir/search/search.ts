@@ -9,6 +9,7 @@ import { lastValue, parseSearch, splitOr, type Clause, type Query } from './pars
 import { decodeCursor, encodeCursor, keysetCondition, orderBy, type Cursor, type SortTerm } from './paging.ts';
 import { clauseSql, drivesFromIndex, matchRows, mergeSameValue, readsBeyondRid, SqlParams, type RidBound } from './sql.ts';
 import { resolveTerminologyModifiers } from '../terminology/search.ts';
+import { statementName } from '../../store/db.ts';
 import { stampSubquery } from '../../store/stamps.ts';
 
 interface Row {
@@ -363,7 +364,7 @@ async function countUpTo(ctx: FhirContext, m: Matches, params: unknown[], limit?
   const gate = gateSql(m);
   const cap = limit === undefined ? '' : ` LIMIT ${limit + 1}`;
   const sql = `${gate.prefix}SELECT ${gate.column}(SELECT count(*) FROM (SELECT 1 FROM ${m.from ?? 'resources r'} WHERE ${m.where}${cap}) x) AS c`;
-  const row = (await ctx.ex.query<{ c: string; gate_rows?: string }>(sql, params)).rows[0];
+  const row = (await ctx.ex.query<{ c: string; gate_rows?: string }>(sql, params, statementName(sql))).rows[0];
   return gateClosed(ctx, m, row) ? undefined : Number(row.c);
 }
 
@@ -459,7 +460,7 @@ async function readPage(ctx: FhirContext, q: PageQuery): Promise<(KeyedRow[] & {
   const sql = q.driven
     ? `${gate.prefix}SELECT ${gate.column}${columns} FROM (SELECT 1) one LEFT JOIN ((${cut}) p JOIN resources r ON r.rid = p.rid) ON true ORDER BY ${order}`
     : `SELECT ${columns} FROM (${cut}) p JOIN resources r ON r.rid = p.rid ORDER BY ${order}`;
-  const result = await ctx.ex.query<Row & Record<string, string | null>>(sql, params.values);
+  const result = await ctx.ex.query<Row & Record<string, string | null>>(sql, params.values, statementName(sql));
   if (gateClosed(ctx, q, result.rows[0])) return undefined;
   const found = q.driven ? result.rows.filter((row) => row.rid !== null) : result.rows;
   if (noteStamp && found.length) noteStamp.call(ctx.access, found[0].access_stamp!);
@@ -528,7 +529,7 @@ async function readByLeadingIndex(
     if (raw.length >= n && rows.length === raw.length) return { rows, complete: false };
     const countParams = new SqlParams();
     const counted = `SELECT count(*) AS c FROM ${windowSql(countParams, countParams.add(d.codeValue), from)} x`;
-    const inWindow = Number((await ctx.ex.query<{ c: string }>(counted, countParams.values)).rows[0].c);
+    const inWindow = Number((await ctx.ex.query<{ c: string }>(counted, countParams.values, statementName(counted))).rows[0].c);
     return inWindow < budget && raw.length < n ? { rows, complete: true } : undefined;
   };
   const missing = (from: Cursor | undefined, n: number): Promise<KeyedRow[]> =>
@@ -649,7 +650,7 @@ async function includeRows(ctx: FhirContext, from: Row[], spec: string, reverse:
       JOIN resources r ON r.rid = s.rid
       WHERE s.resource_type = ${params.add(sourceType)} ${codeCond} ${targetCond} AND NOT r.deleted ${access}`;
   }
-  return (await ctx.ex.query<Row>(sql, params.values)).rows;
+  return (await ctx.ex.query<Row>(sql, params.values, statementName(sql))).rows;
 }
 
 /** _summary and _elements: the subset of a resource the client asked for, tagged SUBSETTED. */

@@ -15,9 +15,18 @@ import { canonicalUnit, UCUM_SYSTEM, type Canonical } from './ucum.ts';
 
 export class SqlParams {
   readonly values: unknown[] = [];
+  private aliases = 0;
   add(v: unknown): string {
     this.values.push(v);
     return `$${this.values.length}`;
+  }
+  /**
+   * A table alias unique within this statement. Numbered per statement (every fragment of one
+   * statement shares its SqlParams, as its $n numbering requires), so that a query shape always
+   * has the same text, which PostgreSQL can then parse once per connection (statementName).
+   */
+  alias(prefix: string): string {
+    return `${prefix}${++this.aliases}`;
   }
 }
 
@@ -40,9 +49,6 @@ const MODIFIERS: Record<string, string[]> = {
 export function supportedModifiers(type: string): string[] {
   return MODIFIERS[type] ?? [];
 }
-
-let aliasCounter = 0;
-const nextAlias = (p: string) => `${p}${++aliasCounter % 1_000_000}`;
 
 function invalid(text: string, expression: string): FhirError {
   return new FhirError(400, issue('error', 'invalid', text, expression));
@@ -104,8 +110,8 @@ export interface RidBound {
 export function clauseSql(clause: Clause, r: string, params: SqlParams, access?: AccessFilter, ridBound?: RidBound): string {
   if (clause.has) {
     const h = clause.has;
-    const s = nextAlias('h');
-    const r2 = nextAlias('hr');
+    const s = params.alias('h');
+    const r2 = params.alias('hr');
     const hasType = params.add(h.type);
     const inner = clauseSql(h.clause, r2, params, access);
     // The referring resource's type is given as a constant (not only through the join), so the
@@ -158,8 +164,8 @@ function chainLinks(clause: Clause, params: SqlParams, access?: AccessFilter): {
   const [link, ...rest] = clause.chain;
   const code = params.add(link.param.code);
   return link.targetTypes.map((target) => {
-    const s = nextAlias('c');
-    const r2 = nextAlias('cr');
+    const s = params.alias('c');
+    const r2 = params.alias('cr');
     const t = params.add(target);
     const inner = clauseSql({ ...clause, chain: rest }, r2, params, access);
     return {
@@ -191,7 +197,7 @@ function indexMatch(clause: Clause, params: SqlParams, ridBound?: RidBound): { t
   const param = clause.param!;
   const mod = clause.modifier;
   const type = param.type;
-  const s = nextAlias('s');
+  const s = params.alias('s');
   let code = param.code;
   if (mod === 'identifier' || mod === 'of-type') code = `${param.code}:${mod}`;
   const table = mod === 'identifier' ? 'sp_token' : `sp_${type}`;
@@ -224,9 +230,9 @@ export function drivesFromIndex(clause: Clause): boolean {
 export function matchRows(clause: Clause, resourceType: string, params: SqlParams, ridBound?: RidBound, sortKey?: string): string {
   if (clause.has) {
     const h = clause.has;
-    const s = nextAlias('h');
-    const r2 = nextAlias('hr');
-    const target = nextAlias('ht');
+    const s = params.alias('h');
+    const r2 = params.alias('hr');
+    const target = params.alias('ht');
     const hasType = params.add(h.type);
     const type = params.add(resourceType);
     let inner = clauseSql(h.clause, r2, params);
@@ -555,10 +561,10 @@ function compositeSql(clause: Clause, r: string, params: SqlParams): string {
   const spec = compositeSpec(param);
   if (!spec) throw invalid(`Composite parameter "${param.code}" is not supported`, clause.raw);
   const [, second, third] = spec.components;
-  const x = nextAlias('x');
-  const a = nextAlias('xa');
-  const b = nextAlias('xb');
-  const c = nextAlias('xc');
+  const x = params.alias('x');
+  const a = params.alias('xa');
+  const b = params.alias('xb');
+  const c = params.alias('xc');
   const ors = clause.values.map((value) => {
     const parts = splitComposite(value);
     if (parts.length !== spec.components.length || parts.some((p) => p === '')) {
@@ -587,8 +593,8 @@ function specialSql(clause: Clause, r: string, params: SqlParams, access: Access
       if (!m) throw invalid(`_list takes the id of a List, not "${v}"`, clause.raw);
       return m[1];
     });
-    const l = nextAlias('l');
-    const li = nextAlias('li');
+    const l = params.alias('l');
+    const li = params.alias('li');
     // A deleted List, or one the caller may not see, lists nothing.
     return `EXISTS (SELECT 1 FROM resources ${l} JOIN sp_reference ${li} ON ${li}.rid = ${l}.rid
       WHERE ${l}.resource_type = 'List' AND ${l}.id = ANY(${params.add(ids)}::text[]) AND NOT ${l}.deleted${accessSql(access, l, params, 'List')}
@@ -598,7 +604,7 @@ function specialSql(clause: Clause, r: string, params: SqlParams, access: Access
   // web-search query (words AND-ed, "quoted phrases", -excluded, or), commas OR the values.
   const queries = clause.values.map((v) => lowerText(unescapeValue(v)));
   if (queries.some((q) => !q)) throw invalid(`${clause.special} needs words to search for`, clause.raw);
-  const t = nextAlias('t');
+  const t = params.alias('t');
   const kind = clause.special === '_text' ? 'text' : 'content';
   const tsquery = queries.map((q) => `fhir_text_query(${params.add(q)})`).join(' || ');
   return `EXISTS (SELECT 1 FROM sp_text ${t} WHERE ${t}.rid = ${r}.rid AND ${t}.resource_type = ${r}.resource_type AND ${t}.kind = '${kind}' AND ${t}.tsv @@ (${tsquery}))`;
