@@ -8,7 +8,7 @@ export interface Config {
   dataDir: string;
   databaseUrl?: string;
   poolSize: number;
-  /** PostgreSQL: search statements each connection keeps prepared (0: none). */
+  /** PostgreSQL: search statements (driven ones, includes) each connection keeps prepared (0: none). */
   statementCache: number;
   pgliteSharedBuffers: string;
   /** Public base URL of the FHIR API; derived from the Host header when unset. */

@@ -1,5 +1,7 @@
-// Searches are named by their text (src/store/db.ts statementName): one query shape must always
-// have one text, whatever its values, so that PostgreSQL parses it once per connection; and each
+// Searches driven by a criterion's index rows, and includes, are named by their text
+// (src/store/db.ts statementName; search.ts nameOf): one query shape must always have one text,
+// whatever its values, so that PostgreSQL parses it once per connection and may keep its plan;
+// plain searches, whose best plan depends on their values, are not named; and each
 // connection keeps a bounded number of these statements (SEARCH_STATEMENT_CACHE), the least
 // recently used deallocated first, without which a long-running server would accumulate one
 // prepared statement per shape ever seen in every backend.
@@ -56,6 +58,10 @@ t.test('one query shape, one text and one name, whatever its values', async (t) 
     for (const s of first) names.add(s.name!);
   }
   t.ok(names.size >= shapes.length, `different shapes, different statements (${names.size})`);
+  // _lastUpdated reads the resource row: never driven, so planned for its values every time.
+  const plain = await recording(h, () => h.search('Patient', { family: 'Dupont', _lastUpdated: 'gt2000-01-01' }));
+  t.ok(plain.some((s) => /FROM resources r WHERE/.test(s.text)), 'a plain search runs');
+  t.same(plain.filter((s) => s.name?.startsWith('q_')), [], 'unnamed');
   // Both searches of a pair answered what their values ask, not the other's answer.
   t.same(idsOf(await h.search('Patient', { family: 'Durand' })), ['p2']);
   t.same(idsOf(await h.search('Patient', { '_has:Observation:subject:code': '8867-4' })), ['p1']);

@@ -50,10 +50,10 @@ const RETRYABLE = new Set(['40001', '40P01']);
 
 /**
  * A statement's name from its text, for queries whose text varies with their shape (searches):
- * the same shape gets the same name, so each connection parses it once, and PostgreSQL's plan
- * cache may keep its plan (after five runs, when the generic plan costs no more than the custom
- * ones). Their number is open-ended, so each connection keeps the most recently used
- * SEARCH_STATEMENT_CACHE of them; other named statements are a fixed set and always stay.
+ * the same shape gets the same name, so that each connection parses it once (and PostgreSQL may
+ * keep one plan for it: which searches are named is search.ts's choice). Their number is
+ * open-ended: each connection keeps the SEARCH_STATEMENT_CACHE most recently used; other named
+ * statements are a fixed set and always stay.
  */
 export function statementName(sql: string): string {
   return `${SHAPE}${createHash('sha1').update(sql).digest('hex').slice(0, 24)}`;
