@@ -48,6 +48,8 @@ export interface Db extends Executor {
 // Serialization failures and deadlocks are safe to retry: the transaction changed nothing.
 const RETRYABLE = new Set(['40001', '40P01']);
 
+const SHAPE = 'q_';
+
 /**
  * A statement's name from its text, for queries whose text varies with their shape (searches):
  * the same shape gets the same name, so that each connection parses it once (and PostgreSQL may
@@ -58,7 +60,6 @@ const RETRYABLE = new Set(['40001', '40P01']);
 export function statementName(sql: string): string {
   return `${SHAPE}${createHash('sha1').update(sql).digest('hex').slice(0, 24)}`;
 }
-const SHAPE = 'q_';
 
 // pg's record of the statements a connection has prepared (pg/lib/connection.js): a name dropped
 // here is prepared again at its next use.
@@ -66,13 +67,23 @@ type PreparingClient = pg.ClientBase & { connection?: { parsedStatements?: Recor
 const preparedByClient = new WeakMap<pg.ClientBase, Map<string, true>>();
 
 /**
+ * The query as sent without the shapes' bookkeeping: unnamed, or a statement of the fixed set by
+ * its name, or a shape when connections keep none (keep 0: parsed and planned each time);
+ * undefined for a shape the connection keeps (runOn).
+ */
+function uncached(sql: string, params: unknown[] | undefined, name: string | undefined, keep: number): pg.QueryConfig | undefined {
+  if (!name) return { text: sql, values: params };
+  if (!name.startsWith(SHAPE)) return { name, text: sql, values: params };
+  return keep > 0 ? undefined : { text: sql, values: params };
+}
+
+/**
  * Runs a query on one connection. A statement named by its shape joins the connection's
- * statements, the least recently used of which is deallocated beyond `keep`; with keep 0 it runs
- * unnamed (parsed and planned each time).
+ * statements, the least recently used of which is deallocated beyond `keep`.
  */
 async function runOn(client: pg.ClientBase, sql: string, params: unknown[] | undefined, name: string | undefined, keep: number): Promise<pg.QueryResult> {
-  if (!name || (keep <= 0 && name.startsWith(SHAPE))) return client.query({ text: sql, values: params });
-  if (!name.startsWith(SHAPE)) return client.query({ name, text: sql, values: params });
+  const plain = uncached(sql, params, name, keep);
+  if (plain || !name) return client.query(plain ?? { text: sql, values: params }); // (uncached answers every unnamed query)
   let prepared = preparedByClient.get(client);
   if (!prepared) preparedByClient.set(client, (prepared = new Map()));
   if (prepared.delete(name)) {
@@ -115,10 +126,9 @@ class PostgresDb implements Db {
   }
 
   async query<R>(sql: string, params?: unknown[], name?: string): Promise<QueryResult<R>> {
-    const shape = name?.startsWith(SHAPE) === true;
-    if (!shape || this.keep <= 0) {
-      // Unnamed, or of the fixed set of named statements (runOn's bookkeeping is for shapes only).
-      const r = await this.pool.query(name && !shape ? { name, text: sql, values: params } : { text: sql, values: params });
+    const plain = uncached(sql, params, name, this.keep);
+    if (plain) {
+      const r = await this.pool.query(plain);
       return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
     }
     const client = await this.pool.connect();
