@@ -205,8 +205,8 @@ const NO_ROWS = emptyRows();
  * one set-wise call instead of one per resource, whose half dozen INSERTs cost more in
  * per-statement overhead than in rows). The rows are written before any statement of the
  * transaction other than those known not to read or write index rows (INDEX_FREE), and by
- * flush() before the transaction commits, so everything
- * the transaction reads or changes afterwards sees them, as if they had been written at once.
+ * flush() before the transaction commits, so everything the transaction reads or changes
+ * afterwards sees them, as if they had been written at once.
  */
 export class IndexBatch implements Executor {
   private readonly tx: Executor;
