@@ -166,7 +166,7 @@ if (dbKind === 'postgres') {
     const query = s.db.query.bind(s.db);
     s.db.query = ((sql: string, params?: unknown[], name?: string) => {
       if (name === 'read_stamp') events.push('stamp read');
-      else if (/\bFROM\s+resources\s+r\b/i.test(sql)) events.push(/FROM stamps/.test(sql) ? 'data query with the stamp' : 'data query');
+      else if (/\b(FROM|JOIN)\s+resources\s+r\b/i.test(sql)) events.push(/FROM stamps/.test(sql) ? 'data query with the stamp' : 'data query');
       return query(sql, params, name);
     }) as typeof s.db.query;
     const search = async (path = 'Observation?subject=Patient/cache-pat') => {

@@ -237,6 +237,32 @@ t.test('care-team access rights', async (t) => {
       t.same(ids(chain.body), chainExpected, 'chain');
       t.equal(chain.body.total, chainExpected.length);
       noLeak(t, who, chain, 'chained search');
+      // Driven from the criterion's index rows (search.ts, indexedMatches): the three subjects'
+      // observations are read from sp_reference, and the caller's rights decide which of those
+      // rows are matches, for every page, its links and the total.
+      {
+        const sent: string[] = [];
+        const query = s.db.query.bind(s.db);
+        s.db.query = ((text: string, params?: unknown[], name?: string) => (sent.push(text), query(text, params, name))) as typeof s.db.query;
+        const found: string[] = [];
+        try {
+          const subjects = [ID.p1, ID.p2, ID.p3].map((p) => `Patient/${p}`).join(',');
+          let page = await call(who, 'GET', `Observation?subject=${subjects}&_count=1&_total=accurate`);
+          t.equal(page.body.total, seen('Observation').length, 'a driven search counts only what the caller sees');
+          for (let i = 0; i < 5 && page.status === 200; i++) {
+            found.push(...(ids(page.body) as string[]));
+            noLeak(t, who, page, `driven search, page ${i + 1}`, [ID.p1, ID.p2, ID.p3]);
+            const next = page.body.link.find((l: { relation: string }) => l.relation === 'next');
+            if (!next) break;
+            page = await http('GET', next.url, undefined, as(who));
+          }
+          t.equal(page.status, 200);
+        } finally {
+          s.db.query = query;
+        }
+        t.same(found.sort(), seen('Observation'), 'its pages hold exactly what the caller sees, once each');
+        t.ok(sent.some((q) => /WITH driven AS MATERIALIZED/.test(q)), 'read from the criterion\'s index rows');
+      }
       const sys = await call(who, 'GET', `?_type=Observation,Communication&_count=2&_total=accurate`);
       {
         t.equal(sys.status, 200);

@@ -105,20 +105,21 @@ interface Driver {
 
 /**
  * The merged clause that may drive the search from index rows (drivesFromIndex), or undefined.
- * Only for one type, without a compartment, an operation's condition or an access filter (they
- * read the resource row), and when every other criterion and sort key reads only the rid.
+ * Only for one type, without a compartment or an operation's condition (they read the resource
+ * row), and when every other criterion and sort key reads only the rid. An access filter reads the
+ * row too, but only of the driven matches (indexedMatches): one lookup by rid each.
  * Whether its index rows are few enough is learnt by each query itself (Matches.driven): up to
  * limits.searchIndexDriveLimit, a page and a count read index entries only (their rids,
  * deduplicated), however the other criteria and the resources table are laid out; beyond, the
  * resources are walked in rid order, which stops early when the matches are dense.
  */
 function indexCandidate(ctx: FhirContext, types: string[] | undefined, clauses: Clause[], sortKeys: SortTerm[], scope: Scope): Driver | undefined {
-  if (types?.length !== 1 || scope.compartment || scope.condition || ctx.access) return undefined;
+  if (types?.length !== 1 || scope.compartment || scope.condition) return undefined;
   const merged = mergedClauses(types, clauses);
   const index = merged.findIndex(drivesFromIndex);
   if (index < 0) return undefined;
   const scratch = new SqlParams();
-  const others = merged.filter((_, i) => i !== index).map((c) => clauseSql(c, 'r', scratch));
+  const others = merged.filter((_, i) => i !== index).map((c) => clauseSql(c, 'r', scratch, ctx.access));
   if ([...others, ...sortKeys.map((t) => t.expr)].some((sql) => readsBeyondRid(sql, 'r'))) return undefined;
   const clause = merged[index];
   const lead = sortKeys[0].driver;
@@ -126,14 +127,23 @@ function indexCandidate(ctx: FhirContext, types: string[] | undefined, clauses: 
   return { merged, index, sortKey: carried ? (lead.column as 'low' | 'high') : undefined };
 }
 
-/** The matches driven by the driver's clause (indexCandidate), the other clauses as conditions on the rid. */
+/**
+ * The matches driven by the driver's clause (indexCandidate), the other clauses as conditions on
+ * the rid. Under an access filter, each match's own row is looked up by rid for it, after the gate:
+ * the gate bounds the index rows read, the filter decides which of them are matches, so the page,
+ * its links and the total count only what the caller may see.
+ */
 function indexedMatches(ctx: FhirContext, types: string[], { merged, index, sortKey }: Driver, params: SqlParams, ridBound?: RidBound): Matches {
-  const rows = matchRows(merged[index], types[0], params, ridBound, sortKey);
-  const others = merged.filter((_, i) => i !== index).map((c) => clauseSql(c, 'r', params, undefined, ridBound));
+  const rows = matchRows(merged[index], types[0], params, ridBound, sortKey, ctx.access);
+  const conditions = merged.filter((_, i) => i !== index).map((c) => clauseSql(c, 'r', params, ctx.access, ridBound));
+  if (ctx.access) {
+    const row = params.alias('a');
+    conditions.push(`EXISTS (SELECT 1 FROM resources ${row} WHERE ${row}.rid = r.rid AND ${ctx.access.condition(row, params, types[0])})`);
+  }
   return {
     driven: `driven AS MATERIALIZED (SELECT * FROM (${rows}) x LIMIT ${(ctx.limits.searchIndexDriveLimit | 0) + 1})`,
     from: `(SELECT DISTINCT d.rid, d.resource_type${sortKey ? ', d.sort_key' : ''} FROM driven d) r`,
-    where: others.length ? others.join(' AND ') : 'true',
+    where: conditions.length ? conditions.join(' AND ') : 'true',
   };
 }
 

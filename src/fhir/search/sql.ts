@@ -212,8 +212,8 @@ function indexMatch(clause: Clause, params: SqlParams, ridBound?: RidBound): { t
  * matching index row (not :missing, :not, composite or a column), a chain (its references to
  * the targets that match) or _has (the references to it from the sources that match). Index rows
  * exist only for the current version of live resources (a deletion clears them), so their rids
- * are the matches without reading the resources table. Without an access filter only: the
- * caller's rights read the resource rows (search.ts, indexCandidate).
+ * are the matches without reading the resources table (the caller's rights, which read the
+ * resource rows, are checked on the driven rids: search.ts, indexedMatches).
  */
 export function drivesFromIndex(clause: Clause): boolean {
   if (clause.has) return true;
@@ -227,7 +227,7 @@ export function drivesFromIndex(clause: Clause): boolean {
  * The rid and resource_type of the resources of `resourceType` a clause that drivesFromIndex() matches, once or more each;
  * for a plain clause, also its index row's column `sortKey` as sort_key.
  */
-export function matchRows(clause: Clause, resourceType: string, params: SqlParams, ridBound?: RidBound, sortKey?: string): string {
+export function matchRows(clause: Clause, resourceType: string, params: SqlParams, ridBound?: RidBound, sortKey?: string, access?: AccessFilter): string {
   if (clause.has) {
     const h = clause.has;
     const s = params.alias('h');
@@ -235,9 +235,10 @@ export function matchRows(clause: Clause, resourceType: string, params: SqlParam
     const target = params.alias('ht');
     const hasType = params.add(h.type);
     const type = params.add(resourceType);
-    let inner = clauseSql(h.clause, r2, params);
+    // A source the caller cannot see does not decide whether the target matches (clauseSql).
+    let inner = `(${clauseSql(h.clause, r2, params, access)})${accessSql(access, r2, params, h.type)}`;
     // The source is live, as it has index rows: its own row is joined only for what the inner
-    // criterion reads of it beyond its rid and type (a nested _has reads its id).
+    // criterion or the access filter reads of it beyond its rid and type (a nested _has reads its id).
     const readsSource = readsBeyondRid(inner, r2);
     if (!readsSource) inner = inner.replace(new RegExp(`\\b${r2}\\.`, 'g'), `${s}.`);
     const source = readsSource ? ` JOIN resources ${r2} ON ${r2}.rid = ${s}.rid AND ${r2}.resource_type = ${hasType} AND NOT ${r2}.deleted` : '';
@@ -248,7 +249,7 @@ export function matchRows(clause: Clause, resourceType: string, params: SqlParam
   }
   if (clause.chain.length) {
     const type = params.add(resourceType);
-    return chainLinks(clause, params)
+    return chainLinks(clause, params, access)
       .map((l) => `SELECT ${l.alias}.rid, ${l.alias}.resource_type ${l.body} AND ${l.alias}.resource_type = ${type}${ridBoundSql(`${l.alias}.rid`, params, ridBound)}`)
       .join(' UNION ALL ');
   }
