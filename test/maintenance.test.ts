@@ -74,3 +74,23 @@ if (dbKind === 'pglite') t.test('the server does autovacuum\'s work on the embed
   const found = await client.search({ resourceType: 'Patient', searchParams: { identifier: 'urn:test:maintenance|p-7' } });
   t.equal((found as { total?: number }).total, 1, 'searches answer as before');
 });
+
+// Migration 020: the JSON of resources and of their history compressed with lz4 where the
+// server has it (PostgreSQL as packaged), pglz where it has not (PGlite); either way the content
+// reads back byte for byte.
+t.test('resource content is compressed with lz4 where the server supports it', async (t) => {
+  const s = await startServer(t);
+  const client = new Client({ baseUrl: s.url });
+  // Long enough (about 6 KB) to be compressed inline: PostgreSQL compresses a row past about 2 KB.
+  const notes = Array.from({ length: 60 }, (_, i) => ({ text: `Note de coordination numéro ${i} : passage infirmier, pansement refait, douleur 3/10.` }));
+  const created = (await client.create({ resourceType: 'Observation', body: { resourceType: 'Observation', status: 'final', code: { text: 'suivi' }, note: notes } as any })) as any;
+  const method = async (table: string) =>
+    (await s.db.query<{ m: string | null }>(`SELECT pg_column_compression(content) AS m FROM ${table} WHERE resource_type = 'Observation' AND id = $1`, [created.id])).rows[0].m;
+  const lz4 = (await s.db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)")).rows[0].n === 1;
+  if (dbKind === 'pglite') t.notOk(lz4, 'PGlite is built without lz4');
+  const expected = lz4 ? 'lz4' : 'pglz';
+  t.equal(await method('resources'), expected, `the current row: ${expected}`);
+  t.equal(await method('resource_history'), expected, `the history row: ${expected}`);
+  const read = (await client.read({ resourceType: 'Observation', id: created.id })) as any;
+  t.same(read.note, notes, 'read back whole');
+});
