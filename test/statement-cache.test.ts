@@ -25,7 +25,7 @@ async function recording(h: Harness, fn: () => Promise<unknown>): Promise<{ text
 
 /** The named statements of one search (the page, its count, its includes), in order. */
 async function searchStatements(h: Harness, type: string, params: Params): Promise<{ text: string; name?: string }[]> {
-  return (await recording(h, () => h.search(type, params))).filter((s) => s.name?.startsWith('q_'));
+  return (await recording(h, () => h.search(type, params))).filter((s) => /^[qg]_/.test(s.name ?? ''));
 }
 
 t.test('one query shape, one text and one name, whatever its values', async (t) => {
@@ -54,14 +54,15 @@ t.test('one query shape, one text and one name, whatever its values', async (t) 
     t.ok(first.length > 0, `${type}?${new URLSearchParams(a as Record<string, string>)}: its statements are named`);
     t.same(second.map((s) => s.text), first.map((s) => s.text), `${type} ${Object.keys(a).join('&')}: the same text with other values`);
     t.same(second.map((s) => s.name), first.map((s) => s.name), `${type} ${Object.keys(a).join('&')}: the same names`);
-    for (const s of first) t.equal(s.name, statementName(s.text), 'the name is the hash of the text');
+    // One plan for every value, except where a pattern (LIKE) must be known to use its index.
+    for (const s of first) t.equal(s.name, statementName(s.text, !/\bLIKE\b/.test(s.text)), 'the name is the hash of the text');
     for (const s of first) names.add(s.name!);
   }
   t.ok(names.size >= shapes.length, `different shapes, different statements (${names.size})`);
   // _lastUpdated reads the resource row: never driven, so planned for its values every time.
   const plain = await recording(h, () => h.search('Patient', { family: 'Dupont', _lastUpdated: 'gt2000-01-01' }));
   t.ok(plain.some((s) => /FROM resources r WHERE/.test(s.text)), 'a plain search runs');
-  t.same(plain.filter((s) => s.name?.startsWith('q_')), [], 'unnamed');
+  t.same(plain.filter((s) => /^[qg]_/.test(s.name ?? '')), [], 'unnamed');
   // Both searches of a pair answered what their values ask, not the other's answer.
   t.same(idsOf(await h.search('Patient', { family: 'Durand' })), ['p2']);
   t.same(idsOf(await h.search('Patient', { '_has:Observation:subject:code': '8867-4' })), ['p1']);
@@ -134,4 +135,27 @@ t.test('SEARCH_STATEMENT_CACHE=0: shapes run unnamed, named statements of a fixe
   t.same(await prepared(), [], 'no shape is prepared');
   const named = (await db.query<{ n: string }>("SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name = 'fixed_double'")).rows[0].n;
   t.equal(Number(named), 1, 'the fixed statement is');
+});
+
+// A one-plan shape (statementName's onePlan) runs with PostgreSQL's plan for all values from its
+// first run, on connections of its own; other shapes and unnamed statements keep the default,
+// where PostgreSQL plans for the values at hand (a LIKE pattern must be known to use an index).
+t.test('one-plan shapes run with the generic plan from the first run; other statements as before', async (t) => {
+  const { db } = await oneConnection(t, KEEP);
+  const one = 'SELECT $1::int + 7 AS v';
+  const other = 'SELECT $1::int + 8 AS v';
+  t.equal(Number((await db.query<{ v: number }>(one, [1], statementName(one, true))).rows[0].v), 8, 'a one-plan shape answers');
+  t.equal(Number((await db.query<{ v: number }>(other, [1], statementName(other))).rows[0].v), 9, 'another shape answers');
+  t.equal(Number((await db.transaction((tx) => tx.query<{ v: number }>(one, [2], statementName(one, true)))).rows[0].v), 9, 'and in a transaction');
+  if (dbKind === 'pglite') return;
+  // Read on each pool's own connection: through a one-plan statement, then a shape of the default pool.
+  const plans = "SELECT name, generic_plans::int AS g, custom_plans::int AS c FROM pg_prepared_statements WHERE name ~ '^[qg]_' AND name <> $1 ORDER BY name";
+  const onePlanSide = (await db.query<{ name: string; g: number; c: number }>(plans, [statementName(plans, true)], statementName(plans, true))).rows;
+  t.same(onePlanSide, [{ name: statementName(one, true), g: 1, c: 0 }], 'the one-plan shape: its first run used the generic plan');
+  const defaultSide = (await db.query<{ name: string; g: number; c: number }>(plans, [statementName(plans)], statementName(plans))).rows;
+  t.same(defaultSide, [{ name: statementName(one, true), g: 0, c: 1 }, { name: statementName(other), g: 0, c: 1 }],
+    'the other shape, and the one-plan shape run in the transaction: planned for their values, on another connection');
+  const mode = async (ex: Pick<Db, 'query'>) => (await ex.query<{ m: string }>("SELECT current_setting('plan_cache_mode') AS m")).rows[0].m;
+  t.equal(await mode(db), 'auto', 'unnamed statements keep the default mode');
+  t.equal(await db.transaction((tx) => mode(tx)), 'auto', 'so do transactions');
 });
