@@ -575,6 +575,39 @@ t.test('escaping \\, \\| \\$ \\\\ in search values', async (t) => {
   ]);
 });
 
+// A prefix is read as the index range [prefix, prefix with its last character's successor)
+// (sql.ts prefixSql): the bound must hold at its edges, in code point order.
+t.test('string and uri prefixes as index ranges: the upper bound at its edges', async (t) => {
+  const h = await harness(t);
+  const families: Record<string, string> = {
+    ab: 'ab', abz: 'abz', abzz: 'abzz', brace: 'ab{', ac: 'ac', aaTilde: 'aa~',
+    astral: '\u{1D49C}lpha', astralNext: '\u{1D49D}eta', // mathematical script A and B: one code point, two UTF-16 units
+    beforeSurrogates: 'x\uD7FFa', afterSurrogates: 'x\uE000a',
+    lastCodePoint: 'q\u{10FFFF}z',
+  };
+  await h.put(...Object.entries(families).map(([id, family]) => ({ resourceType: 'Patient', id: id.toLowerCase(), name: [{ family }] }) as Resource));
+  await h.put(
+    { resourceType: 'ValueSet', id: 'vsz', status: 'active', url: 'http://acme.org/z' },
+    { resourceType: 'ValueSet', id: 'vsbrace', status: 'active', url: 'http://acme.org/{' },
+  );
+  await h.matrix(t, 'Patient', [
+    [{ family: 'ab' }, ['ab', 'abz', 'abzz', 'brace']],
+    [{ family: 'abz' }, ['abz', 'abzz']],
+    [{ family: 'a' }, ['ab', 'abz', 'abzz', 'brace', 'ac', 'aatilde']],
+    [{ family: 'aa~' }, ['aatilde']],
+    [{ family: '\u{1D49C}' }, ['astral']],
+    [{ family: '\u{1D49D}e' }, ['astralnext']],
+    [{ family: 'x\uD7FF' }, ['beforesurrogates']],
+    [{ family: 'x\uE000' }, ['aftersurrogates']],
+    [{ family: 'q\u{10FFFF}' }, ['lastcodepoint']], // no successor: the pattern itself
+    [{ family: 'q\u{10FFFF}z' }, ['lastcodepoint']],
+  ]);
+  await h.matrix(t, 'ValueSet', [
+    [{ 'url:below': 'http://acme.org/z' }, ['vsz']],
+    [{ 'url:below': 'http://acme.org/' }, ['vsbrace', 'vsz']],
+  ]);
+});
+
 // ---------------------------------------------------------------- _id, _sort
 
 t.test('_id with several ids, and _sort on string, date, _lastUpdated and several keys', async (t) => {

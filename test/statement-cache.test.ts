@@ -59,6 +59,11 @@ t.test('one query shape, one text and one name, whatever its values', async (t) 
     for (const s of first) names.add(s.name!);
   }
   t.ok(names.size >= shapes.length, `different shapes, different statements (${names.size})`);
+  // A string prefix is an index range (sql.ts prefixSql), not a pattern: one plan serves every value.
+  const prefix = await searchStatements(h, 'Patient', { family: 'Dup' });
+  t.ok(prefix.length > 0 && prefix.every((s) => s.name!.startsWith('g_') && !/\bLIKE\b/.test(s.text)), 'a string prefix runs under one plan');
+  const contains = await searchStatements(h, 'Patient', { 'family:contains': 'upo' });
+  t.ok(contains.length > 0 && contains.every((s) => s.name!.startsWith('q_')), ':contains (a pattern) is planned for its value');
   // _lastUpdated reads the resource row: never driven, so planned for its values every time.
   const plain = await recording(h, () => h.search('Patient', { family: 'Dupont', _lastUpdated: 'gt2000-01-01' }));
   t.ok(plain.some((s) => /FROM resources r WHERE/.test(s.text)), 'a plain search runs');

@@ -466,14 +466,29 @@ function likeEscape(s: string): string {
   return s.replace(/[\\%_]/g, (c) => '\\' + c);
 }
 
+/**
+ * The values starting with `prefix`, as a range of the pattern index (text_pattern_ops compares
+ * bytes, which in UTF-8 is code point order): [prefix, prefix with its last character's successor).
+ * PostgreSQL turns a LIKE pattern into that range only when it plans for the pattern at hand; as a
+ * range with parameters, the one plan for all values (search.ts, onePlanServes) reads the index too.
+ */
+function prefixSql(col: string, prefix: string, params: SqlParams): string {
+  const chars = Array.from(prefix);
+  const last = chars.pop()?.codePointAt(0);
+  // No successor (an empty prefix, or the last code point): the pattern, planned for its value.
+  if (last === undefined || last === 0x10ffff) return `${col} LIKE ${params.add(likeEscape(prefix) + '%')}`;
+  const successor = last === 0xd7ff ? 0xe000 : last + 1; // surrogates are no characters
+  return `(${col} ~>=~ ${params.add(prefix)} AND ${col} ~<~ ${params.add(chars.join('') + String.fromCodePoint(successor))})`;
+}
+
 function valueSql(type: string, mod: string | undefined, s: string, raw: string, params: SqlParams, name: string): string {
   switch (type) {
     case 'string': {
       const v = unescapeValue(raw);
       if (mod === 'exact') return `${s}.value = ${params.add(v)}`;
-      const norm = likeEscape(normalizeString(v));
-      if (mod === 'contains') return `${s}.norm LIKE ${params.add('%' + norm + '%')}`;
-      return `${s}.norm LIKE ${params.add(norm + '%')}`;
+      const norm = normalizeString(v);
+      if (mod === 'contains') return `${s}.norm LIKE ${params.add('%' + likeEscape(norm) + '%')}`;
+      return prefixSql(`${s}.norm`, norm, params);
     }
     case 'token': {
       const resolved = resolvedTokenSql(mod, s, raw, params, name); // :in, :not-in, :below, :above (terminology/search.ts)
@@ -519,7 +534,7 @@ function valueSql(type: string, mod: string | undefined, s: string, raw: string,
     }
     case 'uri': {
       const v = unescapeValue(raw);
-      if (mod === 'below') return `${s}.value LIKE ${params.add(likeEscape(v) + '%')}`;
+      if (mod === 'below') return prefixSql(`${s}.value`, v, params);
       if (mod === 'above') return `${params.add(v)} LIKE (replace(replace(replace(${s}.value, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%')`;
       return `${s}.value = ${params.add(v)}`;
     }
