@@ -160,6 +160,18 @@ t.test('a date window reads values of a day or less from both sides of their sta
   }
   const later = (await allPages(h, 'Encounter', { date: 'ge2026-03-01', _sort: '-date', _count: '2' })).ids;
   t.same(later, ['open', 'week', 'day', 'overnight', 'hour'], 'latest end first');
+  // Those rows are one per resource: taken as they are, and counted by the gate alone when no other
+  // criterion applies; another criterion is counted on the rows it keeps.
+  const alone = await recording(h, () => h.search('Encounter', { date: 'ge2026-03-01', _sort: '-date', _count: '2' }));
+  t.notMatch(alone.sql[0], /DISTINCT|OVER \(\)/, 'neither deduplicated nor counted by a window');
+  t.match(alone.sql[0], /FROM driven r WHERE true/, 'the driving rows are the matches');
+  t.equal(alone.result.total, 5, 'the total is the number of driving rows');
+  await h.put({ ...encounter('hour', '2026-03-10T10:00:00Z', '2026-03-10T11:00:00Z'), status: 'cancelled' });
+  const withStatus = await recording(h, () => h.search('Encounter', { date: 'ge2026-03-01', status: 'finished', _sort: '-date', _count: '2' }));
+  t.match(withStatus.sql[0], /count\(\*\) OVER \(\) AS counted/, 'with another criterion: counted on what it keeps');
+  t.equal(withStatus.result.total, 4, 'the cancelled one is not counted');
+  t.same(inOrder(withStatus.result), ['open', 'week']);
+  t.equal((await h.search('Encounter', { date: 'lt2026-02-01', _sort: '-date' })).total, 0, 'no row: a total of 0');
 });
 
 t.test('many index rows: the resources are walked, and the links remember it', async (t) => {
