@@ -197,6 +197,53 @@ t.test('many index rows: the resources are walked, and the links remember it', a
   t.equal((await h.search('Patient', { family: 'dur', _summary: 'count' })).total, 8);
 });
 
+// Past the first page, in rid order, one token or reference value is walked from the cursor
+// along its index entries (keyed by rid last, migration 021), whether the first page was driven
+// or found the value too broad: the pages are the plain ones, forward and back.
+t.test('pages past the first walk one token or reference value from the cursor', async (t) => {
+  const h = await harness(t, { SEARCH_INDEX_DRIVE_LIMIT: String(LIMIT) });
+  const LOINC = 'http://loinc.org';
+  const obs = (id: string, code: string, subject: string, date: string) => ({
+    resourceType: 'Observation', id, status: 'final', code: { coding: [{ system: LOINC, code }] }, subject: { reference: subject }, effectiveDateTime: date,
+  });
+  await h.put(patient('p1', 'Petit', '1950-01-01'), patient('p2', 'Grand', '1960-01-01'));
+  const broad = Array.from({ length: 9 }, (_, i) => obs(`hr-${i}`, '8867-4', i % 3 ? 'Patient/p1' : 'Patient/p2', `${i % 2 ? 2024 : 2025}-0${(i % 9) + 1}-01`));
+  await h.put(...broad, obs('bp-1', '8480-6', 'Patient/p2', '2025-01-01'), obs('bp-2', '8480-6', 'Patient/p1', '2025-02-01'), obs('bp-3', '8480-6', 'Patient/p2', '2024-03-01'));
+  const walk = /\(SELECT DISTINCT x\d+\.rid, x\d+\.resource_type FROM \(SELECT s\d+\.rid, s\d+\.resource_type FROM sp_(token|reference) s\d+ WHERE .* ORDER BY x\d+\.rid(?: DESC)?\) r WHERE/s;
+  const cases: [string, Params, boolean][] = [
+    ['a driven code', { code: `${LOINC}|8480-6`, _count: '1' }, false],
+    ['a driven subject', { subject: 'Patient/p2', _count: '2' }, false],
+    ['a broad code with a date', { code: `${LOINC}|8867-4`, date: 'ge2025-01-01', _count: '2' }, true],
+    ['a broad code', { code: `${LOINC}|8867-4`, _count: '2' }, true],
+  ];
+  for (const [what, params, isBroad] of cases) {
+    const paged = await allPages(h, 'Observation', params);
+    const plain = await allPages(h, 'Observation', { ...params, ...PLAIN });
+    t.same(paged.ids, plain.ids, `${what}: the plain pages`);
+    t.ok(paged.pages.length >= 2, `${what}: several pages (${paged.pages.length})`);
+    t.equal(cursorOf(paged.links[0])[4] ?? 0, isBroad ? 1 : 0, `${what}: the first page ${isBroad ? 'found it broad' : 'was driven'}`);
+    for (const [i, sql] of paged.pages.slice(1).entries()) {
+      t.match(sql.join('\n'), walk, `${what}, page ${i + 2}: walked from the cursor`);
+      t.notMatch(sql.join('\n'), /WITH driven AS MATERIALIZED|FROM resources r WHERE NOT r\.deleted/, `${what}, page ${i + 2}: neither probed nor walking the resources`);
+    }
+    if (isBroad) t.equal(cursorOf(paged.links.at(-1)!)[4], 1, `${what}: the links still say broad`);
+    // Back from the last page by the previous links: the same pages in reverse.
+    let bundle = (await http('GET', paged.links.at(-1)!)).body;
+    const back: string[][] = [inOrder(bundle)];
+    for (let i = 0; i < 20; i++) {
+      const prev = bundle.link?.find((l: any) => l.relation === 'previous')?.url;
+      if (!prev) break;
+      bundle = (await http('GET', prev)).body;
+      back.unshift(inOrder(bundle));
+    }
+    t.same(back.flat(), paged.ids, `${what}: previous links give the same pages back`);
+  }
+  // The page total is the first page's; _total=accurate past the cursor counts them all.
+  const first = await h.search('Observation', { code: `${LOINC}|8480-6`, _count: '1' });
+  const next = first.link.find((l: any) => l.relation === 'next').url;
+  t.equal((await http('GET', `${next}&_total=accurate`)).body.total, 3, '_total=accurate on a later page');
+});
+
 t.test('a paging link with a forged or damaged cursor is refused', async (t) => {
   const h = await harness(t, { SEARCH_INDEX_DRIVE_LIMIT: String(LIMIT) });
   await h.put(patient('p-1', 'Dupont', '1950-01-01'), patient('p-2', 'Dupont', '1951-01-01'));
