@@ -263,6 +263,29 @@ t.test('care-team access rights', async (t) => {
         t.same(found.sort(), seen('Observation'), 'its pages hold exactly what the caller sees, once each');
         t.ok(sent.some((q) => /WITH driven AS MATERIALIZED/.test(q)), 'read from the criterion\'s index rows');
       }
+      // Pages past the first walk one value's index rows from the cursor (search.ts, walkedFromCursor):
+      // the caller's rights decide there too which rows are matches.
+      {
+        const sent: string[] = [];
+        const query = s.db.query.bind(s.db);
+        s.db.query = ((text: string, params?: unknown[], name?: string) => (sent.push(text), query(text, params, name))) as typeof s.db.query;
+        const found: string[] = [];
+        try {
+          let page = await call(who, 'GET', 'Observation?status=final&_count=1');
+          for (let i = 0; i < 5 && page.status === 200; i++) {
+            found.push(...(ids(page.body) as string[]));
+            noLeak(t, who, page, `walked search, page ${i + 1}`);
+            const next = page.body.link.find((l: { relation: string }) => l.relation === 'next');
+            if (!next) break;
+            page = await http('GET', next.url, undefined, as(who));
+          }
+          t.equal(page.status, 200);
+        } finally {
+          s.db.query = query;
+        }
+        t.same(found.sort(), seen('Observation'), 'walked pages hold exactly what the caller sees, once each');
+        if (seen('Observation').length > 1) t.ok(sent.some((q) => /ORDER BY x\d+\.rid\) r WHERE/.test(q)), 'a later page walked from the cursor');
+      }
       const sys = await call(who, 'GET', `?_type=Observation,Communication&_count=2&_total=accurate`);
       {
         t.equal(sys.status, 200);
