@@ -31,7 +31,7 @@
 // resources and every answer is 200 with the same content): GET /Patient/{id},
 // GET /Patient?identifier=INS|nir, GET /Observation?subject=Patient/{id}. Tokens come from the
 // embedded OpenID provider as `npm run -s token` gets them. Prints medians per arm and the cost
-// ratios against the target, writes bench-results/access-<date>.json.
+// ratios against the target, writes bench-results/access-<db>-<time>.json.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +43,7 @@ import { runStep, type StepResult } from './lib/bench/cannon.ts';
 import { CoordinationGenerator, dayNumber, DEFAULT_POOL, makePool, poolBundles, SYS, transaction } from './lib/bench/coordination.ts';
 import { postBundle } from './lib/bench/post-bundle.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
+import { resultsFile } from './lib/bench/results.ts';
 import { numberArg, usageError } from './lib/cli.ts';
 import { readCliCredentials } from '../src/http/auth/keys.ts';
 import { DEMO_IDENTITY_GRANT } from '../src/http/auth/grants.ts';
@@ -366,8 +367,7 @@ async function main() {
   }
   console.log(`rounds (req/s): ${summary.map((s) => `${s.step} ${ARMS.map((a) => `${a.label} ${s.rounds[a.label].join('/')}`).join(', ')}`).join('; ')}`);
   console.log(`all answers 2xx: ${ok}; load: ${resources} resources in ${Math.round(loadSeconds)} s${retries ? `, ${retries} retries` : ''}`);
-  mkdirSync(join(root, 'bench-results'), { recursive: true });
-  const file = join(root, 'bench-results', `access-${opts.db}-${new Date().toISOString().slice(0, 10)}.json`);
+  const file = resultsFile(`access-${opts.db}`);
   writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), options: opts, resources, byType, memberPatients: ids.length, memberCareTeams: members, loadSeconds, summary, ok, results }, null, 2));
   log(`results: ${file}`);
   if (!ok) process.exitCode = 1;

@@ -15,8 +15,8 @@
 // is measured against the code before it in the same run, under the same noise; each --arm adds an
 // AUDIT=on arm with extra environment (e.g. 'c1:AUDIT_BATCH_CONCURRENCY=1'). Arms rotate between
 // rounds. Prints per-step medians and the cost (1 - on/off), the audit records written
-// and the commits they took (from the trail itself), and writes bench-results/audit-<db>-<date>.json.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// and the commits they took (from the trail itself), and writes bench-results/audit-<db>-<time>.json.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,6 +27,7 @@ import { runStep, type StepResult } from './lib/bench/cannon.ts';
 import { loadPatients } from './lib/bench/load.ts';
 import { postmasterPidFromBackend, watchCpu } from './lib/bench/cpu.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
+import { resultsFile } from './lib/bench/results.ts';
 import { numberArg, usageError } from './lib/cli.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -198,8 +199,7 @@ async function main() {
   }
   for (const a of byArm) console.log(`| ${a.arm} | ${a.step} | ${a.reqPerSec} (${a.rounds.join(', ')}) | ${a.cost}% | ${a.cpuMsPerRequest.toFixed(3)} (${a.cpuRounds.map((x) => x.toFixed(3)).join(', ')}) | ${a.cpuCost}% |`);
   console.log(`audit records written: ${trail}${commits !== undefined ? `, in ${commits} commits (${(trail / Math.max(1, commits)).toFixed(1)} per commit)` : ''}; all answers 2xx: ${ok}`);
-  mkdirSync(join(root, 'bench-results'), { recursive: true });
-  const file = join(root, 'bench-results', `audit-${opts.db}-${new Date().toISOString().slice(0, 10)}.json`);
+  const file = resultsFile(`audit-${opts.db}`);
   writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), options: opts, summary, arms: byArm, trail, commits, ok, results }, null, 2));
   log(`results: ${file}`);
   if (!ok) process.exitCode = 1;

@@ -12,11 +12,11 @@
 // none would complete within a 10 s window, and autocannon counts only completed requests);
 // then stop it and start the bare server (scripts/lib/bench/bare-server.ts) on the same data
 // to measure a fixed JSON route, a bare SELECT and a bare INSERT with the same settings.
-// Prints a table per database and writes bench-results/rest-<db>-<date>.json.
+// Prints a table per database and writes bench-results/rest-<db>-<time>.json.
 // Exit code 1 when a step saw non-2xx responses or errors, or a database run failed;
 // the targets (read/select, create/insert, RSS) are reported PASS/MISS, not enforced.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, readdirSync, statSync } from 'node:fs';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,6 +29,7 @@ import { makePatient, seeded, transactionBundle } from './lib/bench/patients.ts'
 import { postmasterPidFromBackend, watchCpu } from './lib/bench/cpu.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
 import { computeRatios, computeTargets, mb, render, type DbReport, type ServerReport } from './lib/bench/report.ts';
+import { resultsFile, runStamp } from './lib/bench/results.ts';
 import { numberArg, usageError } from './lib/cli.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -325,16 +326,14 @@ async function benchDatabase(db: 'pglite' | 'postgres'): Promise<DbReport> {
 
 log(`REST benchmark: ${dbs.join(' + ')}, ${opts.resources} patients, ${opts.duration} s per step, ${opts.connections} connections; ` +
   `${cpus().length} CPU(s), Node ${process.version}; server logs in ${logDir}`);
-const outDir = join(root, 'bench-results');
-mkdirSync(outDir, { recursive: true });
-const stamp = new Date().toISOString().replace(/:/g, '').replace(/\.\d+Z$/, 'Z');
+const stamp = runStamp();
 const reports: DbReport[] = [];
 let exitCode = 0;
 try {
   for (const db of dbs) {
     const r = await benchDatabase(db);
     reports.push(r);
-    const file = join(outDir, `rest-${db}-${stamp}.json`);
+    const file = resultsFile(`rest-${db}`, stamp);
     writeFileSync(file, JSON.stringify(r, null, 2) + '\n');
     console.log(render(r));
     console.log(`results: ${file}`);

@@ -18,7 +18,7 @@
 //      --duration seconds (answers checked by status and counts) at --connections connections;
 //   4. measure the storage of the search indexes against the resources (pg catalog).
 // Prints a table (req/s, p50, p99, p50 / read p50, PASS/MISS against p50 < 10 ms and < 3x the
-// read's p50) and writes bench-results/search-<date>.json.
+// read's p50) and writes bench-results/search-<time>.json.
 //
 // Re-running the searches without loading again:
 //   --keep              keep the throwaway cluster's data folder at the end (printed), then
@@ -34,7 +34,7 @@
 // Exit code 1 when an answer was wrong (status, count, content) or the run failed; the targets
 // are reported PASS/MISS, not enforced.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -46,6 +46,7 @@ import { postmasterPidFromBackend, watchCpu, type CpuShare } from './lib/bench/c
 import { ingest, type IngestResult } from './lib/bench/ingest.ts';
 import { seeded } from './lib/bench/patients.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
+import { resultsFile } from './lib/bench/results.ts';
 import { runLoad, type Failure, type LoadResult } from './lib/bench/runner.ts';
 import { collectDeepPages, pagingQueries, sampleDatabase, searchSteps, type Samples } from './lib/bench/search-queries.ts';
 import { anchorDayArg, numberArg, usageError } from './lib/cli.ts';
@@ -391,10 +392,7 @@ async function measure(server: ServerProcess, dbUrl: string): Promise<void> {
 // ---------------------------------------------------------------- main
 
 installExitHandlers();
-const outDir = join(root, 'bench-results');
-mkdirSync(outDir, { recursive: true });
-const stamp = new Date().toISOString().replace(/:/g, '').replace(/\.\d+Z$/, 'Z');
-const outFile = join(outDir, `search-${stamp}.json`);
+const outFile = resultsFile('search');
 log(`search benchmark: ${cpus().length} CPU(s), Node ${process.version}; server logs in ${logDir}`);
 
 let postgres: TestPostgres | undefined;

@@ -13,8 +13,8 @@
 // 3. Server start time (spawn to /readyz answering 200): the first start on an empty folder
 //    (initdb, migrations, the packages' resources stored) and --starts later starts (target:
 //    under 2 s with every package loaded).
-// Prints a table and writes bench-results/validation-<date>.json.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// Prints a table and writes bench-results/validation-<time>.json.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,6 +30,7 @@ import { migrate } from '../src/store/migrate.ts';
 import { runStep } from './lib/bench/cannon.ts';
 import { makePatient, seeded } from './lib/bench/patients.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
+import { resultsFile } from './lib/bench/results.ts';
 import { numberArg } from './lib/cli.ts';
 import { freePort } from './lib/postgres.ts';
 import { serverCommand } from './lib/server-command.ts';
@@ -199,8 +200,7 @@ try {
   const width = Math.max(...rows.map((r) => r[0].length));
   console.log(`\n${'measure'.padEnd(width)} | value      | notes`);
   for (const [a, b, c] of rows) console.log(`${a.padEnd(width)} | ${b.padEnd(10)} | ${c}`);
-  mkdirSync(join(root, 'bench-results'), { recursive: true });
-  const file = join(root, 'bench-results', `validation-${new Date().toISOString().slice(0, 10)}.json`);
+  const file = resultsFile('validation');
   writeFileSync(file, JSON.stringify({ opts, local, http, writes, cost }, null, 2));
   log(`written ${file}`);
 } catch (err) {
