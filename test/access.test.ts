@@ -180,6 +180,30 @@ t.test('care-team access rights', async (t) => {
   type Tap = typeof t;
   const ids = (bundle: { entry?: Array<{ resource?: { id?: string }; search?: { mode?: string } }> }, mode = 'match') =>
     (bundle.entry ?? []).filter((e) => (e.search?.mode ?? 'match') === mode).map((e) => e.resource?.id).filter(Boolean).sort();
+  /**
+   * A search followed by its next links (5 pages at most), each page checked for leaks: the first
+   * page, the matches of every page, the last status and the SQL the server sent meanwhile.
+   */
+  const followPages = async (t: Tap, who: string, path: string, what: string, asked: string[] = []) => {
+    const sent: string[] = [];
+    const query = s.db.query.bind(s.db);
+    s.db.query = ((text: string, params?: unknown[], name?: string) => (sent.push(text), query(text, params, name))) as typeof s.db.query;
+    const found: string[] = [];
+    try {
+      const first = await call(who, 'GET', path);
+      let page = first;
+      for (let i = 0; i < 5 && page.status === 200; i++) {
+        found.push(...(ids(page.body) as string[]));
+        noLeak(t, who, page, `${what}, page ${i + 1}`, asked);
+        const next = page.body.link.find((l: { relation: string }) => l.relation === 'next');
+        if (!next) break;
+        page = await http('GET', next.url, undefined, as(who));
+      }
+      return { first, found, status: page.status, sent };
+    } finally {
+      s.db.query = query;
+    }
+  };
 
   // A missing resource's answer, to compare hidden ones with.
   const missing = await call('endedE', 'GET', 'Observation/acc-none-q9');
@@ -241,50 +265,20 @@ t.test('care-team access rights', async (t) => {
       // observations are read from sp_reference, and the caller's rights decide which of those
       // rows are matches, for every page, its links and the total.
       {
-        const sent: string[] = [];
-        const query = s.db.query.bind(s.db);
-        s.db.query = ((text: string, params?: unknown[], name?: string) => (sent.push(text), query(text, params, name))) as typeof s.db.query;
-        const found: string[] = [];
-        try {
-          const subjects = [ID.p1, ID.p2, ID.p3].map((p) => `Patient/${p}`).join(',');
-          let page = await call(who, 'GET', `Observation?subject=${subjects}&_count=1&_total=accurate`);
-          t.equal(page.body.total, seen('Observation').length, 'a driven search counts only what the caller sees');
-          for (let i = 0; i < 5 && page.status === 200; i++) {
-            found.push(...(ids(page.body) as string[]));
-            noLeak(t, who, page, `driven search, page ${i + 1}`, [ID.p1, ID.p2, ID.p3]);
-            const next = page.body.link.find((l: { relation: string }) => l.relation === 'next');
-            if (!next) break;
-            page = await http('GET', next.url, undefined, as(who));
-          }
-          t.equal(page.status, 200);
-        } finally {
-          s.db.query = query;
-        }
-        t.same(found.sort(), seen('Observation'), 'its pages hold exactly what the caller sees, once each');
-        t.ok(sent.some((q) => /WITH driven AS MATERIALIZED/.test(q)), 'read from the criterion\'s index rows');
+        const subjects = [ID.p1, ID.p2, ID.p3].map((p) => `Patient/${p}`).join(',');
+        const driven = await followPages(t, who, `Observation?subject=${subjects}&_count=1&_total=accurate`, 'driven search', [ID.p1, ID.p2, ID.p3]);
+        t.equal(driven.first.body.total, seen('Observation').length, 'a driven search counts only what the caller sees');
+        t.equal(driven.status, 200);
+        t.same(driven.found.sort(), seen('Observation'), 'its pages hold exactly what the caller sees, once each');
+        t.ok(driven.sent.some((q) => /WITH driven AS MATERIALIZED/.test(q)), 'read from the criterion\'s index rows');
       }
       // Pages past the first walk one value's index rows from the cursor (search.ts, walkedFromCursor):
       // the caller's rights decide there too which rows are matches.
       {
-        const sent: string[] = [];
-        const query = s.db.query.bind(s.db);
-        s.db.query = ((text: string, params?: unknown[], name?: string) => (sent.push(text), query(text, params, name))) as typeof s.db.query;
-        const found: string[] = [];
-        try {
-          let page = await call(who, 'GET', 'Observation?status=final&_count=1');
-          for (let i = 0; i < 5 && page.status === 200; i++) {
-            found.push(...(ids(page.body) as string[]));
-            noLeak(t, who, page, `walked search, page ${i + 1}`);
-            const next = page.body.link.find((l: { relation: string }) => l.relation === 'next');
-            if (!next) break;
-            page = await http('GET', next.url, undefined, as(who));
-          }
-          t.equal(page.status, 200);
-        } finally {
-          s.db.query = query;
-        }
-        t.same(found.sort(), seen('Observation'), 'walked pages hold exactly what the caller sees, once each');
-        if (seen('Observation').length > 1) t.ok(sent.some((q) => /ORDER BY x\d+\.rid\) r WHERE/.test(q)), 'a later page walked from the cursor');
+        const walked = await followPages(t, who, 'Observation?status=final&_count=1', 'walked search');
+        t.equal(walked.status, 200);
+        t.same(walked.found.sort(), seen('Observation'), 'walked pages hold exactly what the caller sees, once each');
+        if (seen('Observation').length > 1) t.ok(walked.sent.some((q) => /ORDER BY x\d+\.rid\) r WHERE/.test(q)), 'a later page walked from the cursor');
       }
       const sys = await call(who, 'GET', `?_type=Observation,Communication&_count=2&_total=accurate`);
       {
