@@ -155,13 +155,11 @@ function indexedMatches(ctx: FhirContext, types: string[], { merged, index, sort
     const row = params.alias('a');
     conditions.push(`EXISTS (SELECT 1 FROM resources ${row} WHERE ${row}.rid = r.rid AND ${ctx.access.condition(row, params, types[0])})`);
   }
+  const where = conditions.join(' AND ') || 'true';
   if (ridBound && walkedFromCursor(merged[index])) {
     const x = params.alias('x');
-    return {
-      from: `(SELECT DISTINCT ${x}.rid, ${x}.resource_type FROM (${rows}) ${x} ORDER BY ${x}.rid${ridBound.op.startsWith('<') ? ' DESC' : ''}) r`,
-      where: conditions.length ? conditions.join(' AND ') : 'true',
-      walked: true,
-    };
+    const from = `(SELECT DISTINCT ${x}.rid, ${x}.resource_type FROM (${rows}) ${x} ORDER BY ${x}.rid${ridBound.op.startsWith('<') ? ' DESC' : ''}) r`;
+    return { from, where, walked: true };
   }
   // Rows carrying the sort key are one per resource (Driver.sortKey: a single-valued date, neither
   // chain nor _has): nothing to deduplicate, and with no other condition their number is the count.
@@ -169,7 +167,7 @@ function indexedMatches(ctx: FhirContext, types: string[], { merged, index, sort
   return {
     driven: `driven AS MATERIALIZED (SELECT * FROM (${rows}) x LIMIT ${(ctx.limits.searchIndexDriveLimit | 0) + 1})`,
     from: sortKey ? 'driven r' : '(SELECT DISTINCT d.rid, d.resource_type FROM driven d) r',
-    where: conditions.length ? conditions.join(' AND ') : 'true',
+    where,
     countedByGate: sortKey !== undefined && conditions.length === 0,
   };
 }
@@ -451,7 +449,7 @@ async function fetchPage(
   // The sort's index joins resources r itself: only plain conditions (from undefined) reach it (search()).
   const rows = terms[0].driver && offset === 0 && !fewMatches && !from
     ? await readByLeadingIndex(ctx, type, where, params, terms, cursor, count + 1)
-    : await readPage(ctx, { from, where, driven: m.driven, countedByGate: m.countedByGate, walked: m.walked, params, terms, cursor, reverse: backward, offset, limit: count + 1, countAll });
+    : await readPage(ctx, { ...m, params, terms, cursor, reverse: backward, offset, limit: count + 1, countAll });
   if (!rows) return undefined;
   const more = rows.length > count;
   const page = rows.slice(0, count);
@@ -476,8 +474,8 @@ interface KeyedRow extends Row {
   checked?: string | null;
 }
 
-interface PageQuery {
-  where: string;
+/** Where the page's rows come from (Matches: driven ones are read only when few, else readPage returns undefined), and how they are cut. */
+interface PageQuery extends Matches {
   params: SqlParams;
   terms: SortTerm[];
   cursor: Cursor | undefined;
@@ -485,18 +483,10 @@ interface PageQuery {
   reverse: boolean;
   offset: number;
   limit: number;
-  /** FROM clause when not just `resources r` (a join with the index that drives the order). */
-  from?: string;
   /** An expression computed for the rows of the page (after the limit), returned as `checked`. */
   check?: string;
-  /** Matches.driven: the page is read only when those rows are few, else readPage returns undefined. */
-  driven?: string;
   /** Also count every match, in the same pass (driven pages without a cursor, whose matches are few). */
   countAll?: boolean;
-  /** Matches.countedByGate: the count is the gate's, no window needed. */
-  countedByGate?: boolean;
-  /** Matches.walked: named, as driven pages are. */
-  walked?: boolean;
 }
 
 /** Rows in the order of `terms` (reversed for a backward cursor), strictly beyond the cursor. */
@@ -517,7 +507,8 @@ async function readPage(ctx: FhirContext, q: PageQuery): Promise<(KeyedRow[] & {
   const gate = gateSql(q);
   // Counting the matches in the same pass (a window over the rows before the limit): a driven
   // page has read them all anyway, to deduplicate their rids.
-  const counting = q.countAll && !q.cursor && !q.countedByGate ? ', count(*) OVER () AS counted' : '';
+  const countsAll = q.countAll && !q.cursor;
+  const counting = countsAll && !q.countedByGate ? ', count(*) OVER () AS counted' : '';
   const cut = `SELECT r.rid, ${q.terms.map((t, i) => `${t.expr} AS ${keys[i]}`).join(', ')}${counting}
       FROM ${q.from ?? 'resources r'} WHERE ${where} ORDER BY ${orderBy(q.terms, keys, q.reverse)} OFFSET ${q.offset} LIMIT ${q.limit}`;
   const columns = `r.rid, r.resource_type, r.id, r.content, ${keys.map((k) => `p.${k}::text AS ${k}`).join(', ')}${check}${stamp}${counting ? ', p.counted' : ''}`;
@@ -533,8 +524,7 @@ async function readPage(ctx: FhirContext, q: PageQuery): Promise<(KeyedRow[] & {
   const keyed: KeyedRow[] & { counted?: number } = found.map((row) => ({
     rid: row.rid, resource_type: row.resource_type, id: row.id, content: row.content, keys: keys.map((k) => row[k]), checked: row.checked,
   }));
-  if (counting) keyed.counted = Number(result.rows[0]?.counted ?? 0);
-  else if (q.countAll && !q.cursor && q.countedByGate) keyed.counted = Number(result.rows[0]?.gate_rows ?? 0);
+  if (countsAll) keyed.counted = Number(result.rows[0]?.[q.countedByGate ? 'gate_rows' : 'counted'] ?? 0);
   return keyed;
 }
 
