@@ -117,6 +117,8 @@ async function runOn(client: pg.ClientBase, sql: string, params: unknown[] | und
   }
 }
 
+const resultOf = <R>(r: pg.QueryResult): QueryResult<R> => ({ rows: r.rows as R[], rowCount: r.rowCount ?? 0 });
+
 class PostgresDb implements Db {
   readonly kind = 'postgres' as const;
   readonly pool: pg.Pool;
@@ -145,15 +147,12 @@ class PostgresDb implements Db {
 
   async query<R>(sql: string, params?: unknown[], name?: string): Promise<QueryResult<R>> {
     const plain = uncached(sql, params, name, this.keep);
-    if (plain) {
-      const r = await this.pool.query(plain);
-      return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
-    }
+    if (plain) return resultOf<R>(await this.pool.query(plain));
     const client = await (name!.startsWith(ONE_PLAN) ? this.onePlanPool : this.pool).connect();
     try {
       const r = await runOn(client, sql, params, name, this.keep);
       client.release();
-      return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+      return resultOf<R>(r);
     } catch (err) {
       // As pool.query does: a connection that failed a query is not given out again.
       client.release(err as Error);
@@ -166,10 +165,7 @@ class PostgresDb implements Db {
       const client = await this.pool.connect();
       const hooks = new CommitHooks();
       const tx: Executor = {
-        query: async <R>(sql: string, params?: unknown[], name?: string) => {
-          const r = await runOn(client, sql, params, name, this.keep);
-          return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
-        },
+        query: async <R>(sql: string, params?: unknown[], name?: string) => resultOf<R>(await runOn(client, sql, params, name, this.keep)),
         beforeCommit: hooks.add,
       };
       try {
