@@ -161,17 +161,94 @@ t.test('a date window reads values of a day or less from both sides of their sta
   const later = (await allPages(h, 'Encounter', { date: 'ge2026-03-01', _sort: '-date', _count: '2' })).ids;
   t.same(later, ['open', 'week', 'day', 'overnight', 'hour'], 'latest end first');
   // Those rows are one per resource: taken as they are, and counted by the gate alone when no other
-  // criterion applies; another criterion is counted on the rows it keeps.
-  const alone = await recording(h, () => h.search('Encounter', { date: 'ge2026-03-01', _sort: '-date', _count: '2' }));
+  // criterion applies (dates OR'ed, which bound no window to walk in order: the next test); another
+  // criterion is counted on the rows it keeps.
+  const alone = await recording(h, () => h.search('Encounter', { date: '2026-03-10,2026-03-11', _sort: '-date', _count: '1' }));
   t.notMatch(alone.sql[0], /DISTINCT|OVER \(\)/, 'neither deduplicated nor counted by a window');
   t.match(alone.sql[0], /FROM driven r WHERE true/, 'the driving rows are the matches');
-  t.equal(alone.result.total, 5, 'the total is the number of driving rows');
+  t.equal(alone.result.total, 2, 'the total is the number of driving rows');
+  t.same(inOrder(alone.result), ['day']);
   await h.put({ ...encounter('hour', '2026-03-10T10:00:00Z', '2026-03-10T11:00:00Z'), status: 'cancelled' });
   const withStatus = await recording(h, () => h.search('Encounter', { date: 'ge2026-03-01', status: 'finished', _sort: '-date', _count: '2' }));
   t.match(withStatus.sql[0], /count\(\*\) OVER \(\) AS counted/, 'with another criterion: counted on what it keeps');
   t.equal(withStatus.result.total, 4, 'the cancelled one is not counted');
   t.same(inOrder(withStatus.result), ['open', 'week']);
   t.equal((await h.search('Encounter', { date: 'lt2026-02-01', _sort: '-date' })).total, 0, 'no row: a total of 0');
+});
+
+t.test('sorted by the driving date alone, pages read their rows along the index and stop (migration 022)', async (t) => {
+  const h = await harness(t, { SEARCH_INDEX_DRIVE_LIMIT: '1000', SEARCH_TOTAL_LIMIT: '6' });
+  const encounter = (id: string, start?: string, end?: string) => ({
+    resourceType: 'Encounter', id, status: 'finished', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' },
+    period: { ...(start && { start }), ...(end && { end }) },
+  });
+  const hour = (id: string, start: string) => encounter(id, start, start.replace(/T(\d\d)/, (_, hh: string) => `T${String(Number(hh) + 1).padStart(2, '0')}`));
+  await h.put(
+    // Several at the same hour: ties on the sort key, broken by the rid.
+    ...['a', 'b', 'c'].map((x) => hour(`tie-${x}`, '2026-03-11T09:00:00Z')),
+    ...['a', 'b'].map((x) => hour(`tie2-${x}`, '2026-03-12T14:00:00Z')),
+    hour('h10', '2026-03-10T10:00:00Z'), hour('h11', '2026-03-11T15:00:00Z'), hour('h12', '2026-03-12T08:00:00Z'), hour('h13', '2026-03-13T10:00:00Z'),
+    encounter('crossing', '2026-03-12T20:00:00Z', '2026-03-13T08:00:00Z'), // 12 h over the end of a window to the 13th
+    encounter('long', '2026-03-05', '2026-03-15'), // longer than a day, over every window
+    encounter('ends-in', '2026-03-01', '2026-03-11T12:00:00Z'), // long, starts well before the 11th
+    encounter('open', '2026-03-11T18:00:00Z'), // no end
+    hour('early', '2026-03-01T08:00:00Z'), hour('late', '2026-03-20T08:00:00Z'),
+  );
+  const windows: Params[] = [
+    { date: ['ge2026-03-11', 'lt2026-03-13'] },
+    { date: 'ge2026-03-11' },
+    { date: 'lt2026-03-12' },
+    { date: '2026-03-12' },
+    { date: ['gt2026-03-10', 'le2026-03-12T20:00:00Z'] },
+  ];
+  const arms = /FETCH FIRST \d+ ROWS WITH TIES\) UNION ALL \(SELECT \* FROM .* FETCH FIRST \d+ ROWS WITH TIES\)|FETCH FIRST \d+ ROWS WITH TIES\)\) r WHERE/s;
+  for (const window of windows) {
+    for (const sort of ['-date', 'date']) {
+      for (const count of ['2', '3']) {
+        const params = { ...window, _sort: sort, _count: count };
+        const what = `${new URLSearchParams(Object.entries(params).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x) => [k, x]))).toString()}`;
+        const paged = await allPages(h, 'Encounter', params);
+        const plain = await allPages(h, 'Encounter', { ...params, ...PLAIN });
+        t.same(paged.ids, plain.ids, `${what}: the plain pages`);
+        for (const [i, sql] of paged.pages.entries()) {
+          t.match(sql.join('\n'), arms, `${what}, page ${i + 1}: the first rows of each arm, in order`);
+          t.notMatch(sql.join('\n'), /WITH driven AS MATERIALIZED/, `${what}, page ${i + 1}: the window is not read whole`);
+        }
+        if (!paged.links.length) continue;
+        let bundle = (await http('GET', paged.links.at(-1)!)).body;
+        const back: string[][] = [inOrder(bundle)];
+        for (let i = 0; i < 20; i++) {
+          const prev = bundle.link?.find((l: any) => l.relation === 'previous')?.url;
+          if (!prev) break;
+          bundle = (await http('GET', prev)).body;
+          back.unshift(inOrder(bundle));
+        }
+        t.same(back.flat(), paged.ids, `${what}: previous links give the same pages back`);
+      }
+    }
+  }
+  const week = { date: ['ge2026-03-11', 'lt2026-03-13'], _sort: '-date' };
+  t.same(
+    inOrder(await h.search('Encounter', { ...week, _count: '20' })),
+    ['open', 'long', 'crossing', 'tie2-a', 'tie2-b', 'h12', 'h11', 'tie-a', 'tie-b', 'tie-c'],
+    'latest end first, ties by creation; the 12 h crossing the end and the long periods included (ends-in ends on the 11th: not above it)'
+  );
+  // Totals: counted with the first page up to SEARCH_TOTAL_LIMIT (6), left out beyond unless asked for.
+  const counted = await recording(h, () => h.search('Encounter', { ...week, _count: '2' }));
+  t.equal(counted.sql.length, 1, 'one statement for the page and its count');
+  t.equal(counted.result.total, undefined, '10 matches, more than the limit: no total');
+  t.equal((await h.search('Encounter', { ...week, _count: '2', _total: 'accurate' })).total, 10, '_total=accurate counts them all');
+  t.ok((await h.search('Encounter', { ...week, _count: '2', _total: 'estimate' })).total >= 7, '_total=estimate: beyond the limit');
+  t.equal((await h.search('Encounter', { date: ['ge2026-03-13', 'lt2026-03-14'], _sort: '-date', _count: '2' })).total, 3, 'fewer matches than the limit: the total');
+  t.equal((await h.search('Encounter', { date: ['ge2026-03-12', 'lt2026-03-14'], _sort: '-date', _count: '2' })).total, undefined, 'one more than the limit: none');
+  t.equal((await h.search('Encounter', { date: '2026-03-12', _sort: '-date', _summary: 'count' })).total, 3, '_summary=count');
+  t.equal((await h.search('Encounter', { date: 'lt2026-02-01', _sort: '-date' })).total, 0, 'no match: a total of 0');
+  const plainWeek = inOrder(await h.search('Encounter', { ...week, _count: '20', ...PLAIN }));
+  t.same(inOrder(await h.search('Encounter', { ...week, _count: '3', _offset: '4' })), plainWeek.slice(4, 7), '_offset: the rows after the first ones');
+  // Another criterion, which the walk would have to read the window for: driven as before.
+  const withStatus = await recording(h, () => h.search('Encounter', { ...week, status: 'finished', _count: '2' }));
+  t.match(withStatus.sql[0], /WITH driven AS MATERIALIZED/, 'with another criterion: driven');
+  t.same(inOrder(withStatus.result), plainWeek.slice(0, 2));
 });
 
 t.test('many index rows: the resources are walked, and the links remember it', async (t) => {

@@ -90,6 +90,18 @@ export function keysetCondition(terms: SortTerm[], cursor: Cursor, params: SqlPa
   return ors.length ? `(${ors.join(' OR ')})` : 'false';
 }
 
+/**
+ * The first sort key's side of a cursor, bound included (t1 <= v1 for a descending key read
+ * forward): implied by keysetCondition, and a range an index on that key can start from, which
+ * keysetCondition's OR is not. Undefined when that key may be NULL.
+ */
+export function keysetBound(terms: SortTerm[], cursor: Cursor, params: SqlParams): string | undefined {
+  const [first] = terms;
+  const value = cursor.key[0];
+  if (!first || first.nullable || value === null) return undefined;
+  return `${first.expr} ${first.desc === (cursor.direction === 'after') ? '<=' : '>='} ${params.add(value)}`;
+}
+
 function equals(term: SortTerm, value: string | null): string {
   return value === null ? `${term.expr} IS NULL` : `${term.expr} = ${value}`;
 }

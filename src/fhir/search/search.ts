@@ -6,8 +6,8 @@ import type { FhirContext } from '../context.ts';
 import { getResourceTypes, getSearchParam, isResourceType, isSingleValued, typeSchema } from '../definitions.ts';
 import { FhirError, issue, outcome } from '../outcome.ts';
 import { lastValue, parseSearch, splitOr, type Clause, type Query } from './parse.ts';
-import { decodeCursor, encodeCursor, keysetCondition, orderBy, type Cursor, type SortTerm } from './paging.ts';
-import { clauseSql, drivesFromIndex, matchRows, mergeSameValue, readsBeyondRid, SqlParams, type RidBound } from './sql.ts';
+import { decodeCursor, encodeCursor, keysetBound, keysetCondition, orderBy, type Cursor, type SortTerm } from './paging.ts';
+import { clauseSql, drivesFromIndex, matchRows, mergeSameValue, readsBeyondRid, sortedDateArms, SqlParams, type RidBound } from './sql.ts';
 import { resolveTerminologyModifiers } from '../terminology/search.ts';
 import { statementName } from '../../store/db.ts';
 import { stampSubquery } from '../../store/stamps.ts';
@@ -67,6 +67,12 @@ interface Matches {
   countedByGate?: boolean;
   /** `from` walks one criterion's index entries in rid order from a cursor (walkedFromCursor). */
   walked?: boolean;
+  /**
+   * The matches are these arms' rows (`from` is their union), each arm read along an index in the
+   * order of the first sort key (sql.ts sortedDateArms): a page takes the first rows of each arm
+   * past its cursor, and a first page counts them up to the total limit + 1 (indexedMatches).
+   */
+  sortedArms?: string[];
 }
 
 /** A driven query found more rows than limits.searchIndexDriveLimit: the search runs on the plain conditions. */
@@ -89,8 +95,8 @@ function gateSql(m: Matches): { column: string; prefix: string } {
  * its values every time: the plan of a broad criterion differs from a selective one's, and one
  * plan for both made page 20 of Observation?code=<LOINC> forty times slower.
  */
-const nameOf = (m: Pick<Matches, 'driven' | 'walked'>, sql: string): string | undefined =>
-  m.driven || m.walked ? statementName(sql, onePlanServes(sql)) : undefined;
+const nameOf = (m: Pick<Matches, 'driven' | 'walked' | 'sortedArms'>, sql: string): string | undefined =>
+  m.driven || m.walked || m.sortedArms ? statementName(sql, onePlanServes(sql)) : undefined;
 
 /**
  * Whether one plan serves every value of a driven or include statement (statementName's onePlan):
@@ -149,6 +155,15 @@ function indexCandidate(ctx: FhirContext, types: string[] | undefined, clauses: 
  * its links and the total count only what the caller may see.
  */
 function indexedMatches(ctx: FhirContext, types: string[], { merged, index, sortKey }: Driver, params: SqlParams, ridBound?: RidBound): Matches {
+  // Sorted by the driving date alone, with no other condition: every row read in the sort's order
+  // is a match, so a page reads as many rows as it shows. A week of 3,800 appointments sorted by
+  // -date: 3.2 -> 0.7 ms for the page at 1M (EXPLAIN ANALYZE), the count stopping at the limit.
+  // With another condition (or rights to check), a walk could read the whole window for a page
+  // of few matches; the driven form bounds that by the gate.
+  if (sortKey && merged.length === 1 && !ctx.access) {
+    const arms = sortedDateArms(merged[index], types[0], params, sortKey);
+    if (arms) return { from: `(${arms.join(' UNION ALL ')}) r`, where: 'true', sortedArms: arms };
+  }
   const rows = matchRows(merged[index], types[0], params, ridBound, sortKey, ctx.access);
   const conditions = merged.filter((_, i) => i !== index).map((c) => clauseSql(c, 'r', params, ctx.access, ridBound));
   if (ctx.access) {
@@ -332,7 +347,9 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
       const fetched = await fetchPage(ctx, type, onPage.m, onPage.params, onPage.terms, cursor, offset, count, few, driver !== undefined && onPage === all);
       if (!fetched) return undefined;
       ({ rows, page } = fetched);
-      exact = fetched.counted;
+      // Sorted arms count up to the limit only, as a sorted plain search does.
+      if (onPage.m.sortedArms) counted = fetched.counted;
+      else exact = fetched.counted;
     }
     if (exact !== undefined && (totalMode !== undefined || exact <= limit)) return { rows, page, total: totalMode === 'none' ? undefined : exact };
     if (summary === 'count') {
@@ -406,7 +423,8 @@ async function countMatches(
   let counted = countedUpToLimit; // a sorted search has counted already (search())
   if (counted === undefined) {
     // Far beyond the limit by the planner's estimate: not worth counting up to the limit either.
-    planned = await estimate();
+    // Sorted arms are index entries, counted up to the limit for less than planning the estimate.
+    planned = m.sortedArms ? undefined : await estimate();
     if (planned !== undefined && planned > 10 * limit) return mode === 'estimate' ? planned : undefined;
     counted = (await countUpTo(ctx, m, params, limit))!;
   }
@@ -485,7 +503,10 @@ interface PageQuery extends Matches {
   limit: number;
   /** An expression computed for the rows of the page (after the limit), returned as `checked`. */
   check?: string;
-  /** Also count every match, in the same pass (driven pages without a cursor, whose matches are few). */
+  /**
+   * Also count the matches in the same statement (first pages): every one when driven (their
+   * matches are few), up to the total limit + 1 for sorted arms.
+   */
   countAll?: boolean;
 }
 
@@ -507,11 +528,14 @@ async function readPage(ctx: FhirContext, q: PageQuery): Promise<(KeyedRow[] & {
   const gate = gateSql(q);
   // Counting the matches in the same pass (a window over the rows before the limit): a driven
   // page has read them all anyway, to deduplicate their rids.
-  const countsAll = q.countAll && !q.cursor;
+  const countsAll = q.countAll && !q.cursor && !!q.driven;
   const counting = countsAll && !q.countedByGate ? ', count(*) OVER () AS counted' : '';
+  // Sorted arms are counted apart, up to the total limit (their page reads only its own rows).
+  const countsArms = q.countAll && !q.cursor && q.offset === 0 && !!q.sortedArms;
+  const armsCount = countsArms ? `, (SELECT count(*) FROM (SELECT 1 FROM ${q.from} WHERE ${q.where} LIMIT ${ctx.limits.searchTotalLimit + 1}) c) AS counted` : '';
   const cut = `SELECT r.rid, ${q.terms.map((t, i) => `${t.expr} AS ${keys[i]}`).join(', ')}${counting}
-      FROM ${q.from ?? 'resources r'} WHERE ${where} ORDER BY ${orderBy(q.terms, keys, q.reverse)} OFFSET ${q.offset} LIMIT ${q.limit}`;
-  const columns = `r.rid, r.resource_type, r.id, r.content, ${keys.map((k) => `p.${k}::text AS ${k}`).join(', ')}${check}${stamp}${counting ? ', p.counted' : ''}`;
+      FROM ${q.sortedArms ? sortedArmsFrom(q, params) : q.from ?? 'resources r'} WHERE ${where} ORDER BY ${orderBy(q.terms, keys, q.reverse)} OFFSET ${q.offset} LIMIT ${q.limit}`;
+  const columns = `r.rid, r.resource_type, r.id, r.content, ${keys.map((k) => `p.${k}::text AS ${k}`).join(', ')}${check}${stamp}${counting ? ', p.counted' : ''}${armsCount}`;
   const order = orderBy(q.terms, keys.map((k) => `p.${k}`), q.reverse);
   // Driven: the gate's count comes back on every row, and on a row of its own when the page is empty.
   const sql = q.driven
@@ -524,8 +548,23 @@ async function readPage(ctx: FhirContext, q: PageQuery): Promise<(KeyedRow[] & {
   const keyed: KeyedRow[] & { counted?: number } = found.map((row) => ({
     rid: row.rid, resource_type: row.resource_type, id: row.id, content: row.content, keys: keys.map((k) => row[k]), checked: row.checked,
   }));
-  if (countsAll) keyed.counted = Number(result.rows[0]?.[q.countedByGate ? 'gate_rows' : 'counted'] ?? 0);
+  if (countsAll || countsArms) keyed.counted = Number(result.rows[0]?.[q.countedByGate ? 'gate_rows' : 'counted'] ?? 0);
   return keyed;
+}
+
+/**
+ * The first rows of each sorted arm past the cursor: as many as the page takes (offset and limit)
+ * and those tying with the last on the first key, since the arms' union is then cut in the
+ * page's full order. Ordered by the first key alone, each arm is its index's order as it stands,
+ * so PostgreSQL reads it and stops, whatever it estimates (ordered by the rid too, it sorted the
+ * whole window of a week, estimated at one row). The cursor's bound on the first key starts the
+ * walk there.
+ */
+function sortedArmsFrom(q: PageQuery, params: SqlParams): string {
+  const after = q.cursor ? [keysetBound(q.terms, q.cursor, params), keysetCondition(q.terms, q.cursor, params)].filter(Boolean).join(' AND ') : 'true';
+  const order = orderBy(q.terms.slice(0, 1), [q.terms[0].expr], q.reverse);
+  const arm = (rows: string) => `(SELECT * FROM (${rows}) r WHERE ${after} ORDER BY ${order} FETCH FIRST ${q.offset + q.limit} ROWS WITH TIES)`;
+  return `(${q.sortedArms!.map(arm).join(' UNION ALL ')}) r`;
 }
 
 function copyParams(from: SqlParams): SqlParams {
