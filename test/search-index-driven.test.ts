@@ -201,7 +201,8 @@ t.test('sorted by the driving date alone, pages read their rows along the index 
     { date: '2026-03-12' },
     { date: ['gt2026-03-10', 'le2026-03-12T20:00:00Z'] },
   ];
-  const arms = /FETCH FIRST \d+ ROWS WITH TIES\) UNION ALL \(SELECT \* FROM .* FETCH FIRST \d+ ROWS WITH TIES\)|FETCH FIRST \d+ ROWS WITH TIES\)\) r WHERE/s;
+  // The walk cut after the page (and its ties), then the long periods read apart, whole.
+  const arms = /FETCH FIRST \d+ ROWS WITH TIES\)(?: UNION ALL \(SELECT \* FROM .*\bNOT s\d+\.short\b.* OFFSET 0\))?\) r WHERE/s;
   for (const window of windows) {
     // A second sort key (on the rid's other index rows) is only compared within ties of the first.
     for (const sort of ['-date', 'date', '-date,status']) {
