@@ -6,7 +6,7 @@
 // deleted resource, the other criteria applied. Searches go through fhir-kit-client over HTTP;
 // the SQL each search sends is recorded to tell which way it went.
 import t from 'tap';
-import { harness, type Harness, type Params } from './helpers/search.ts';
+import { harness, queryOf, type Harness, type Params } from './helpers/search.ts';
 import { http } from './helpers/server.ts';
 
 const LIMIT = 5;
@@ -43,6 +43,19 @@ async function allPages(h: Harness, type: string, params: Params): Promise<{ ids
     ({ result: bundle, sql } = await recording(h, async () => (await http('GET', next)).body));
   }
   return { ids, pages, links };
+}
+
+/** The ids from the first page to the one at `last`, read backwards by following its previous links. */
+async function pagesBack(last: string): Promise<string[]> {
+  let bundle = (await http('GET', last)).body;
+  const back: string[][] = [inOrder(bundle)];
+  for (let i = 0; i < 20; i++) {
+    const prev = bundle.link?.find((l: any) => l.relation === 'previous')?.url;
+    if (!prev) break;
+    bundle = (await http('GET', prev)).body;
+    back.unshift(inOrder(bundle));
+  }
+  return back.flat();
 }
 
 /** The decoded paging cursor of a next link. */
@@ -208,7 +221,7 @@ t.test('sorted by the driving date alone, pages read their rows along the index 
     for (const sort of ['-date', 'date', '-date,status']) {
       for (const count of ['2', '3']) {
         const params = { ...window, _sort: sort, _count: count };
-        const what = `${new URLSearchParams(Object.entries(params).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x) => [k, x]))).toString()}`;
+        const what = queryOf(params);
         const paged = await allPages(h, 'Encounter', params);
         const plain = await allPages(h, 'Encounter', { ...params, ...PLAIN });
         t.same(paged.ids, plain.ids, `${what}: the plain pages`);
@@ -217,15 +230,7 @@ t.test('sorted by the driving date alone, pages read their rows along the index 
           t.notMatch(sql.join('\n'), /WITH driven AS MATERIALIZED/, `${what}, page ${i + 1}: the window is not read whole`);
         }
         if (!paged.links.length) continue;
-        let bundle = (await http('GET', paged.links.at(-1)!)).body;
-        const back: string[][] = [inOrder(bundle)];
-        for (let i = 0; i < 20; i++) {
-          const prev = bundle.link?.find((l: any) => l.relation === 'previous')?.url;
-          if (!prev) break;
-          bundle = (await http('GET', prev)).body;
-          back.unshift(inOrder(bundle));
-        }
-        t.same(back.flat(), paged.ids, `${what}: previous links give the same pages back`);
+        t.same(await pagesBack(paged.links.at(-1)!), paged.ids, `${what}: previous links give the same pages back`);
       }
     }
   }
@@ -307,15 +312,7 @@ t.test('pages past the first walk one token or reference value from the cursor',
     }
     if (isBroad) t.equal(cursorOf(paged.links.at(-1)!)[4], 1, `${what}: the links still say broad`);
     // Back from the last page by the previous links: the same pages in reverse.
-    let bundle = (await http('GET', paged.links.at(-1)!)).body;
-    const back: string[][] = [inOrder(bundle)];
-    for (let i = 0; i < 20; i++) {
-      const prev = bundle.link?.find((l: any) => l.relation === 'previous')?.url;
-      if (!prev) break;
-      bundle = (await http('GET', prev)).body;
-      back.unshift(inOrder(bundle));
-    }
-    t.same(back.flat(), paged.ids, `${what}: previous links give the same pages back`);
+    t.same(await pagesBack(paged.links.at(-1)!), paged.ids, `${what}: previous links give the same pages back`);
   }
   // The page total is the first page's; _total=accurate past the cursor counts them all.
   const first = await h.search('Observation', { code: `${LOINC}|8480-6`, _count: '1' });

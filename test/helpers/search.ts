@@ -35,6 +35,11 @@ export interface Harness {
   matrix(tt: Test, type: string, cases: [Params, string[]][]): Promise<void>;
 }
 
+/** Search parameters as a query string (a repeated parameter once per value), for labels. */
+export function queryOf(params: Params): string {
+  return new URLSearchParams(Object.entries(params).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x) => [k, x]))).toString();
+}
+
 export async function harness(tt: Test, env: Record<string, string> = {}): Promise<Harness> {
   const s = await startServer(tt, env);
   const client = new Client({ baseUrl: s.url });
@@ -53,7 +58,7 @@ export async function harness(tt: Test, env: Record<string, string> = {}): Promi
     find,
     async matrix(tt, type, cases) {
       for (const [params, expected] of cases) {
-        const label = `${type}?${new URLSearchParams(Object.entries(params).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x) => [k, x]))).toString()}`;
+        const label = `${type}?${queryOf(params)}`;
         tt.strictSame(await find(type, params), [...expected].sort(), decodeURIComponent(label));
       }
     },
