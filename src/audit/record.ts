@@ -16,6 +16,7 @@ import { dropDuplicateRows, emptyRows, indexResource, parseReference, type Index
 import { normalizeString } from '../fhir/search/normalize.ts';
 import { toRange } from '../fhir/search/dates.ts';
 import type { AuditRecord } from '../store/audit.ts';
+import { storedJson } from '../fhir/stored-json.ts';
 
 export function toRecord(event: AuditEvent): AuditRecord {
   const id = randomUUID();
@@ -29,7 +30,7 @@ export function toRecord(event: AuditEvent): AuditRecord {
     rows = indexResource(stamped);
     rows.text = { narrative: null, content: null };
   }
-  return { id, lastUpdated, content: JSON.stringify(stamped), rows };
+  return { id, lastUpdated, content: storedJson(stamped), rows };
 }
 
 // ---------------------------------------------------------------- direct index rows

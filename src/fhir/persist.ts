@@ -10,6 +10,7 @@ import { errors, FhirError, issue } from './outcome.ts';
 import { checkSearchParameter, searchParameterWritten } from './search-parameters.ts';
 import { enforceProfiles } from './validation/enforce.ts';
 import { conformanceWritten } from './conformance/stored.ts';
+import { storedJson } from './stored-json.ts';
 
 export interface Written {
   stored: StoredResource;
@@ -63,7 +64,7 @@ async function notifyWrite(ctx: FhirContext, resourceType: string): Promise<void
 export async function createNew(ctx: FhirContext, resource: Resource, method = 'POST', id: string = randomUUID(), options: CreateOptions = {}): Promise<Written> {
   const lastUpdated = new Date().toISOString();
   const stamped = stamp(resource, id, 1, lastUpdated);
-  const content = JSON.stringify(stamped);
+  const content = storedJson(stamped);
   const rows = indexRows(stamped);
   // The caller's rights (AccessFilter): may they write this type in these patient compartments?
   ctx.access?.checkWrite?.(resource.resourceType, rows.compartments);
@@ -138,7 +139,7 @@ export async function writeVersion(ctx: FhirContext, w: VersionedWrite): Promise
     const versionId = current.versionId + 1;
     const lastUpdated = new Date().toISOString();
     const stamped = resource ? stamp(resource, w.id, versionId, lastUpdated) : undefined;
-    const content = stamped ? JSON.stringify(stamped) : null;
+    const content = stamped ? storedJson(stamped) : null;
     if (w.resourceType === 'SearchParameter' && stamped) checkSearchParameter(stamped);
     // A deletion keeps the patient compartments of the version it ends (and no index rows): the
     // access filter still knows whose data it was, so a caller who could read it gets 410, not 404.

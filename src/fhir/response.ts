@@ -24,6 +24,19 @@ export function versionHeaders(baseUrl: string, stored: Pick<StoredResource, 're
   return h;
 }
 
+/**
+ * The answer to a write that returns the resource: the stored text as it is (stored-json.ts), and
+ * the resource for what reads it as an object (Prefer, a transaction's entries, _summary).
+ */
+export function writtenResponse(
+  baseUrl: string,
+  status: number,
+  w: { resource: Resource | undefined; stored: StoredResource },
+  location: boolean
+): FhirResponse {
+  return { status, resource: w.resource, raw: w.stored.content ?? undefined, headers: versionHeaders(baseUrl, w.stored, location) };
+}
+
 /** The JSON body of a response, parsed if it is only held as text. */
 export function bodyOf(r: FhirResponse): Resource | undefined {
   if (r.resource) return r.resource;

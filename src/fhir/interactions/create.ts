@@ -4,7 +4,7 @@ import { atomically, lockCriteria, type FhirContext } from '../context.ts';
 import { errors } from '../outcome.ts';
 import { createNew } from '../persist.ts';
 import { ifNoneExistQuery, type FhirRequest } from '../request.ts';
-import { versionHeaders, type FhirResponse } from '../response.ts';
+import { versionHeaders, writtenResponse, type FhirResponse } from '../response.ts';
 import { matchIds } from '../search/search.ts';
 import { assertResourceBody, validateBase } from '../validate.ts';
 import { readCurrent } from '../../store/resources.ts';
@@ -33,5 +33,5 @@ export async function create(ctx: FhirContext, type: string, req: FhirRequest, a
 }
 
 function createdResponse(ctx: FhirContext, w: Awaited<ReturnType<typeof createNew>>): FhirResponse {
-  return { status: 201, resource: w.resource, headers: versionHeaders(ctx.baseUrl, w.stored, true) };
+  return writtenResponse(ctx.baseUrl, 201, w, true);
 }

@@ -7,6 +7,7 @@ import type { FhirResponse } from '../response.ts';
 import { toRange } from '../search/dates.ts';
 import { lastValue, type Query } from '../search/parse.ts';
 import { readHistory } from '../../store/resources.ts';
+import { Splicer } from '../splice.ts';
 
 // _list (history.html) is not implemented: it is rejected as unknown rather than silently ignored.
 const KNOWN = new Set(['_since', '_at', '_count', '_page_offset', '_page_max', '_format', '_pretty']);
@@ -29,10 +30,11 @@ export async function history(ctx: FhirContext, type: string | undefined, id: st
   const offset = Number(offsetRaw);
   const page = await readHistory(ctx.ex, { resourceType: type, id, since: sinceRange?.low, at, maxSeq: maxRaw, offset, count }, ctx.access);
 
+  const splicer = new Splicer();
   const entries: BundleEntry[] = page.entries.map((e) => {
     const url = `${e.resourceType}/${e.id}`;
     const entry: BundleEntry = { fullUrl: `${ctx.baseUrl}/${url}` };
-    if (!e.deleted && e.content) entry.resource = JSON.parse(e.content);
+    if (!e.deleted && e.content) entry.resource = splicer.mark(e.content);
     entry.request = { method: e.method as 'POST', url: e.method === 'POST' ? e.resourceType : url };
     entry.response = {
       status: e.deleted ? '204' : e.versionId === 1 ? '201' : '200',
@@ -55,5 +57,5 @@ export async function history(ctx: FhirContext, type: string | undefined, id: st
   if (offset + count < page.total) bundle.link!.push({ relation: 'next', url: link(offset + count) });
   if (offset > 0) bundle.link!.push({ relation: 'previous', url: link(Math.max(0, offset - count)) });
   bundle.entry = entries;
-  return { status: 200, resource: bundle, headers: {} };
+  return { status: 200, raw: splicer.text(bundle), headers: {} };
 }

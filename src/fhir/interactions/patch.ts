@@ -5,7 +5,7 @@ import { errors, FhirError } from '../outcome.ts';
 import { applyFhirPathPatch, applyJsonPatch } from '../patch.ts';
 import { writeVersion } from '../persist.ts';
 import { parseETagVersion, type FhirRequest } from '../request.ts';
-import { versionHeaders, type FhirResponse } from '../response.ts';
+import { writtenResponse, type FhirResponse } from '../response.ts';
 import { matchIds } from '../search/search.ts';
 import { validateBase } from '../validate.ts';
 
@@ -30,7 +30,7 @@ export async function patch(ctx: FhirContext, type: string, id: string, req: Fhi
       return patched;
     },
   });
-  return { status: 200, resource: w.resource, headers: versionHeaders(ctx.baseUrl, w.stored) };
+  return writtenResponse(ctx.baseUrl, 200, w, false);
 }
 
 function patcher(req: FhirRequest): (r: Resource) => Resource {

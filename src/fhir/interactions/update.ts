@@ -4,7 +4,7 @@ import { atomically, lockCriteria, type FhirContext } from '../context.ts';
 import { errors } from '../outcome.ts';
 import { createNew, writeVersion } from '../persist.ts';
 import { parseETagVersion, type FhirRequest } from '../request.ts';
-import { versionHeaders, type FhirResponse } from '../response.ts';
+import { writtenResponse, type FhirResponse } from '../response.ts';
 import { matchIds } from '../search/search.ts';
 import { assertResourceBody, validateBase } from '../validate.ts';
 
@@ -21,7 +21,7 @@ export async function update(ctx: FhirContext, type: string, id: string, req: Fh
     method: 'PUT',
     next: () => resource,
   });
-  return { status: w.created ? 201 : 200, resource: w.resource, headers: versionHeaders(ctx.baseUrl, w.stored, w.created) };
+  return writtenResponse(ctx.baseUrl, w.created ? 201 : 200, w, w.created);
 }
 
 export async function conditionalUpdate(ctx: FhirContext, type: string, req: FhirRequest): Promise<FhirResponse> {
@@ -39,6 +39,6 @@ export async function conditionalUpdate(ctx: FhirContext, type: string, req: Fhi
     if (resource.id !== undefined) return update(c, type, resource.id, req);
     validateBase(resource);
     const w = await createNew(c, resource as Resource, 'PUT');
-    return { status: 201, resource: w.resource, headers: versionHeaders(c.baseUrl, w.stored, true) };
+    return writtenResponse(c.baseUrl, 201, w, true);
   });
 }

@@ -1,6 +1,5 @@
 // Executes a search: matching, sorting, paging, _include/_revinclude, _total, _summary and
 // _elements, and builds the searchset Bundle. Conditional interactions use matchIds().
-import { randomBytes } from 'node:crypto';
 import type { Bundle, BundleEntry, BundleLink, Resource } from '@medplum/fhirtypes';
 import type { FhirContext } from '../context.ts';
 import { getResourceTypes, getSearchParam, isResourceType, isSingleValued, typeSchema } from '../definitions.ts';
@@ -11,6 +10,7 @@ import { armsUnion, clauseSql, drivesFromIndex, matchRows, mergeSameValue, reads
 import { resolveTerminologyModifiers } from '../terminology/search.ts';
 import { statementName } from '../../store/db.ts';
 import { stampSubquery } from '../../store/stamps.ts';
+import { Splicer } from '../splice.ts';
 
 interface Row {
   rid: string;
@@ -264,22 +264,6 @@ function sortTerms(types: string[] | undefined, sort: string | undefined, params
 export interface SearchResult {
   bundle?: Bundle;
   text?: string;
-}
-
-// Marks where stored JSON goes in the serialised Bundle; the nonce keeps any client-supplied
-// string (an unknown parameter's name, echoed in the outcome) from ever looking like one.
-const SPLICE_NONCE = randomBytes(8).toString('hex');
-const SPLICE_RE = new RegExp(`"\\\\u0000${SPLICE_NONCE}:(\\d+)"`, 'g');
-
-class Splicer {
-  readonly parts: string[] = [];
-  mark(json: string): Resource {
-    this.parts.push(json);
-    return `\u0000${SPLICE_NONCE}:${this.parts.length - 1}` as unknown as Resource;
-  }
-  text(bundle: Bundle): string {
-    return JSON.stringify(bundle).replace(SPLICE_RE, (_, i: string) => this.parts[Number(i)]);
-  }
 }
 
 export async function search(ctx: FhirContext, resourceType: string | undefined, query: Query, options: SearchOptions): Promise<SearchResult> {
