@@ -4,7 +4,7 @@
 //   node scripts/bench-search.ts [--patients 43500] [--duration 10] [--warmup 2] [--connections 16]
 //        [--steps read,token,...] [--bundle-size 500] [--load-concurrency 4] [--ingest-sample 50000]
 //        [--seed 1] [--anchor 2026-11-23] [--keep] [--pg-data DIR] [--database-url URL] [--no-vacuum]
-//        [--audit off|on]
+//        [--audit off|on] [--no-prewarm]
 //
 // By default: start a throwaway PostgreSQL (scripts/lib/postgres.ts) and the real server
 // (`node src/main.ts`, npm start's flags, LOAD_FIXTURES=false) as a child process;
@@ -24,6 +24,9 @@
 //   --keep              keep the throwaway cluster's data folder at the end (printed), then
 //   --pg-data DIR       start PostgreSQL on that kept folder again (no load: the data is there);
 //   --database-url URL  use an existing database: loaded when empty, searched as it is otherwise.
+// A database searched as it is gets its tables and indexes read into the operating system's cache
+// first (pg_prewarm, mode `read`; --no-prewarm to skip): after a restart of the machine the cache is
+// cold, and the first steps would measure disk reads that a loaded database never does.
 // The ingest comparison runs with a load only, or when --ingest-sample is given explicitly
 // (it creates and drops two databases on the same server).
 // --audit: the servers run with AUDIT=off by default, so the figures are the search engine's own;
@@ -59,7 +62,7 @@ const TARGET_INGEST_RATIO = 0.5;
 
 const USAGE = 'node scripts/bench-search.ts [--patients 43500] [--duration 10] [--warmup 2] [--connections 16] [--steps read,token,...] ' +
   '[--bundle-size 500] [--load-concurrency 4] [--ingest-sample 50000] [--seed 1] [--anchor 2026-11-23] [--keep] [--pg-data DIR] ' +
-  '[--database-url URL] [--no-vacuum] [--audit off|on]';
+  '[--database-url URL] [--no-vacuum] [--audit off|on] [--no-prewarm]';
 
 const { values: args } = parseArgs({
   options: {
@@ -77,6 +80,7 @@ const { values: args } = parseArgs({
     'pg-data': { type: 'string' },
     'database-url': { type: 'string' },
     'no-vacuum': { type: 'boolean', default: false },
+    'no-prewarm': { type: 'boolean', default: false },
     audit: { type: 'string', default: 'off' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -101,6 +105,7 @@ const opts = {
   anchor: args.anchor!,
   keep: args.keep,
   vacuum: !args['no-vacuum'],
+  prewarm: !args['no-prewarm'],
   audit: args.audit as 'off' | 'on',
   steps: args.steps?.split(',').map((s) => s.trim()).filter(Boolean),
 };
@@ -115,6 +120,31 @@ function codeVersion(): { commit: string; srcModified: boolean } | undefined {
     return { commit: git('rev-parse', '--short', 'HEAD'), srcModified: git('--no-optional-locks', 'status', '--porcelain', '--', 'src').length > 0 };
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Reads every table and index of the database into the operating system's cache (pg_prewarm's
+ * `read` mode: not into shared_buffers, whose content the steps decide). Skipped with a note when
+ * the extension is not available.
+ */
+async function prewarm(url: string): Promise<void> {
+  log('reading the database into the operating system cache (pg_prewarm, mode read)');
+  const t0 = performance.now();
+  try {
+    const blocks = await withClient(url, async (c) => {
+      await c.query('CREATE EXTENSION IF NOT EXISTS pg_prewarm');
+      const r = await c.query<{ blocks: string }>(
+        `SELECT coalesce(sum(pg_prewarm(c.oid, 'read')), 0) AS blocks FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname IN ('public', 'pg_toast') AND c.relkind IN ('r', 'i', 't', 'm')`
+      );
+      return Number(r.rows[0].blocks);
+    });
+    report.prewarm = { blocks: blocks, seconds: (performance.now() - t0) / 1000 };
+    log(`  ${fmt(blocks)} blocks (${fmt((blocks * 8) / 1024, 0)} MB) in ${report.prewarm.seconds.toFixed(0)} s`);
+  } catch (err) {
+    report.prewarm = { skipped: (err as Error).message };
+    log(`  skipped: ${(err as Error).message}`);
   }
 }
 
@@ -461,6 +491,7 @@ try {
     counts = await resourceCounts(dbUrl);
   } else {
     log(`the database already holds ${Object.values(counts!).reduce((a, b) => a + b, 0)} resources: no load`);
+    if (opts.prewarm) await prewarm(dbUrl);
   }
   report.resources = { total: Object.values(counts ?? {}).reduce((a, b) => a + b, 0), patients: counts?.Patient ?? 0, byType: counts };
 
