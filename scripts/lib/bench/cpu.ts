@@ -23,7 +23,8 @@ function machineTicks(): number {
   return user + nice + system + irq + softirq + steal;
 }
 
-function descendantsTicks(root: number): number {
+/** The CPU ticks of each live process descending from root (root included), by pid. */
+function descendantsTicks(root: number): Map<number, number> {
   const parents = new Map<number, number>();
   const ticks = new Map<number, number>();
   for (const name of readdirSync('/proc')) {
@@ -33,15 +34,28 @@ function descendantsTicks(root: number): number {
     parents.set(Number(name), p.ppid);
     ticks.set(Number(name), p.ticks);
   }
-  let total = 0;
+  const out = new Map<number, number>();
   for (const [pid, t] of ticks) {
     for (let cur: number | undefined = pid; cur !== undefined && cur > 1; cur = parents.get(cur)) {
       if (cur === root) {
-        total += t;
+        out.set(pid, t);
         break;
       }
     }
   }
+  return out;
+}
+
+/**
+ * The ticks the processes alive at the end spent since the start (a process started meanwhile: all
+ * of its ticks). Per process, not total against total: a backend that exits during the step (a pool
+ * closing an idle connection) would otherwise take the ticks of its whole life out of the sum, which
+ * came out negative (shown as 0 for PostgreSQL, and the rest under "other"). Its ticks of the step
+ * itself are lost: an underestimate at worst.
+ */
+function ticksSince(start: Map<number, number>, end: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, t] of end) total += Math.max(0, t - (start.get(pid) ?? 0));
   return total;
 }
 
@@ -64,7 +78,7 @@ export function watchCpu(serverPid: number, postmasterPid: number | undefined, c
   const t0 = performance.now();
   const m0 = machineTicks();
   const s0 = procTicks(serverPid)?.ticks ?? 0;
-  const d0 = postmasterPid ? descendantsTicks(postmasterPid) : 0;
+  const d0 = postmasterPid ? descendantsTicks(postmasterPid) : undefined;
   const c0 = process.cpuUsage();
   return {
     stop() {
@@ -72,8 +86,7 @@ export function watchCpu(serverPid: number, postmasterPid: number | undefined, c
       const pct = (ticks: number) => Math.round((ticks / TICK / seconds) * 100);
       const machine = pct(machineTicks() - m0);
       const server = pct((procTicks(serverPid)?.ticks ?? s0) - s0);
-      // Backends that exited during the step are not counted: an underestimate at worst.
-      const database = postmasterPid ? Math.max(0, pct(descendantsTicks(postmasterPid) - d0)) : undefined;
+      const database = postmasterPid && d0 ? pct(ticksSince(d0, descendantsTicks(postmasterPid))) : undefined;
       const c = process.cpuUsage(c0);
       const loadgen = Math.round(((c.user + c.system) / 1e6 / seconds) * 100);
       const other = Math.max(0, machine - server - (database ?? 0) - loadgen);
