@@ -15,17 +15,20 @@ import { startAutoAnalyze } from '../src/store/analyze.ts';
 import type { Db } from '../src/store/db.ts';
 import { dbKind, startServer } from './helpers/server.ts';
 
-/** The heap fetches of an index-only scan of `sql`, planned with table and bitmap scans turned off. */
-async function heapFetches(db: Db, sql: string): Promise<number> {
+/** The plan of `sql` as run with table and bitmap scans turned off, which must be an index-only scan, and its heap fetches. */
+async function indexOnlyScan(db: Db, sql: string): Promise<{ plan: string; heapFetches: number }> {
   return db.transaction(async (tx) => {
     await tx.query('SET LOCAL enable_seqscan = off');
     await tx.query('SET LOCAL enable_bitmapscan = off');
     const plan = (await tx.query<Record<string, string>>(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) ${sql}`)).rows.map((r) => Object.values(r)[0]).join('\n');
     const m = /Index Only Scan[\s\S]*?Heap Fetches: (\d+)/.exec(plan);
     if (!m) throw new Error(`not an index-only scan:\n${plan}`);
-    return Number(m[1]);
+    return { plan, heapFetches: Number(m[1]) };
   });
 }
+
+/** The heap fetches of an index-only scan of `sql` (indexOnlyScan). */
+const heapFetches = async (db: Db, sql: string): Promise<number> => (await indexOnlyScan(db, sql)).heapFetches;
 
 t.test('the tables a migration names in vacuum-after', async (t) => {
   const own = readFileSync(new URL('../src/store/migrations/018_short_dates.sql', import.meta.url), 'utf8');
@@ -127,14 +130,10 @@ t.test("a reference lookup by its owner's rid and code is answered from sp_refer
     'sp_reference_source'
   );
   await s.db.query('VACUUM ANALYZE sp_reference');
-  const plan = await s.db.transaction(async (tx) => {
-    await tx.query('SET LOCAL enable_seqscan = off');
-    await tx.query('SET LOCAL enable_bitmapscan = off');
-    const r = await tx.query<{ 'QUERY PLAN': string }>(
-      `EXPLAIN SELECT target_type, target_id FROM sp_reference WHERE resource_type = 'CareTeam' AND code = 'patient' AND rid = ${Number(t20)}`
-    );
-    return r.rows.map((x) => x['QUERY PLAN']).join('\n');
-  });
+  const { plan } = await indexOnlyScan(
+    s.db,
+    `SELECT target_type, target_id FROM sp_reference WHERE resource_type = 'CareTeam' AND code = 'patient' AND rid = ${Number(t20)}`
+  );
   t.match(plan, /Index Only Scan using sp_reference_source/, plan);
   const found = await s.db.query<{ target_id: string }>("SELECT target_id FROM sp_reference WHERE resource_type = 'CareTeam' AND code = 'patient' AND rid = $1", [t20]);
   t.same(found.rows.map((r) => r.target_id), [patient.id], 'the lookup finds the target');
