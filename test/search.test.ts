@@ -1112,6 +1112,11 @@ t.test('unknown parameters are reported (lenient) or rejected (strict); malforme
     ['_has:Observation:status:code=x', /status/],
     ['identifier:of-type=a|b', /of-type/],
     ['identifier=a|b|c', /a\|b\|c/],
+    ['organization=Organization/', /Organization\//],
+    ['organization=/', /not a reference/],
+    ['organization=organization/org', /organization\/org/],
+    ['organization=Nonsense/org', /Nonsense/],
+    ['organization=two words', /two words/],
   ];
   for (const [q, re] of bad) {
     const type = q.startsWith('subject') ? 'Observation' : 'Patient';

@@ -546,7 +546,7 @@ function valueSql(type: string, mod: string | undefined, s: string, raw: string,
     }
     case 'reference':
       if (mod === 'identifier') return tokenCondition(s, splitPipe(raw), params, name, raw);
-      return referenceCondition(s, mod, unescapeValue(raw), params);
+      return referenceCondition(s, mod, unescapeValue(raw), params, name);
     case 'date': {
       const [prefix, rest] = splitPrefix(raw, true);
       return dateCondition(prefix, `${s}.low`, `${s}.high`, parseDate(rest, name), params);
@@ -594,9 +594,15 @@ function tokenCondition(s: string, parts: string[], params: SqlParams, name: str
   return `(${s}.system = ${params.add(system)} AND ${s}.value = ${params.add(code)})`;
 }
 
-function referenceCondition(s: string, typeModifier: string | undefined, value: string, params: SqlParams): string {
+/**
+ * A reference value is [id], [type]/[id] (optionally /_history/[vid]) or an absolute URL
+ * (search.html#reference); anything else ("Practitioner/", "/", "patient/1") can name no
+ * resource and is a 400, as a malformed date is, not a silent empty page.
+ */
+function referenceCondition(s: string, typeModifier: string | undefined, value: string, params: SqlParams, name: string): string {
   const m = /^(?:([A-Z][A-Za-z]+)\/)?([A-Za-z0-9\-.]{1,64})(?:\/_history\/.*)?$/.exec(value);
   if (m && !value.includes('://')) {
+    if (m[1] && !isResourceType(m[1])) throw invalid(`"${value}" is not a reference: "${m[1]}" is not a resource type`, name);
     // subject:Patient=23 is subject=Patient/23; subject:Group=Patient/23 can match nothing.
     if (m[1] && typeModifier && m[1] !== typeModifier) return 'false';
     const type = m[1] ?? typeModifier;
@@ -604,6 +610,9 @@ function referenceCondition(s: string, typeModifier: string | undefined, value: 
     return type ? `(${idCond} AND ${s}.target_type = ${params.add(type)})` : idCond;
   }
   // Absolute URL or canonical (with an optional |version).
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:./.test(value)) {
+    throw invalid(`"${value}" is not a reference: expected [id], [type]/[id] or an absolute URL`, name);
+  }
   const [url, version] = value.split('|');
   if (version) return `${s}.url = ${params.add(value)}`;
   return `(${s}.url = ${params.add(url)} OR ${s}.url LIKE ${params.add(likeEscape(url) + '|%')})`;
