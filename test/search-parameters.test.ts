@@ -251,9 +251,10 @@ t.test('invalid SearchParameters are refused with an OperationOutcome at the ele
 
   const ok = await http('POST', `${s.url}/SearchParameter`, valid);
   t.equal(ok.status, 201, 'the valid one is stored');
-  const dup = await http('POST', `${s.url}/SearchParameter`, { ...valid, url: 'https://example.org/other' });
-  t.equal(dup.status, 422, 'a second SearchParameter with the same code on the same base is refused');
+  const dup = await http('POST', `${s.url}/SearchParameter`, { ...valid, url: 'https://example.org/other', expression: 'Patient.birthDate', type: 'date' });
+  t.equal(dup.status, 422, 'a second SearchParameter with the same code on the same base and another definition is refused');
   t.ok(dup.body.issue.some((i: any) => i.expression?.[0] === 'SearchParameter.code'));
+  t.match(JSON.stringify(dup.body.issue), /another definition/);
   const badUpdate = await http('PUT', `${s.url}/SearchParameter/${ok.body.id}`, { ...valid, id: ok.body.id, expression: 'Patient.gender.(' });
   t.equal(badUpdate.status, 422, 'an update to an invalid definition is refused');
   t.equal((await http('GET', `${s.url}/SearchParameter/${ok.body.id}`)).body.meta.versionId, '1', 'and the stored version stays');
@@ -336,6 +337,60 @@ t.test('update, retirement and deletion of a SearchParameter (ANS GAP Appointmen
   t.notOk(cs.rest[0].resource.find((r: any) => r.type === 'Appointment').searchParam.some((p: any) => p.name === 'prio' || p.name === 'priority'),
     'the CapabilityStatement no longer lists it');
   t.same(await find({ status: 'booked' }), ['a1', 'a5', 'a9'], 'built-in parameters are untouched');
+});
+
+t.test('equivalent definitions of a code (ANS GAP earliestStart/latestStart, Slot start, PDSm List source) are accepted and share the index', async (t) => {
+  const s = await startServer(t);
+  const client = new Client({ baseUrl: s.url });
+  const appt = (id: string, start: string) => ({
+    resourceType: 'Appointment', id, status: 'booked', start, end: start.replace('T09', 'T10'),
+    participant: [{ actor: { display: 'Dr Martin' }, status: 'accepted' }],
+  });
+  for (const a of [appt('early', '2026-03-02T09:00:00+01:00'), appt('mid', '2026-03-10T09:00:00+01:00'), appt('late', '2026-03-20T09:00:00+01:00')]) {
+    await client.update({ resourceType: 'Appointment', id: a.id, body: a });
+  }
+  const find = async (query: string) => {
+    const r = await http('GET', `${s.url}/Appointment?${query}`, undefined, STRICT);
+    return r.status === 200 ? ids(r.body) : r.status;
+  };
+  const earliest = spec('ans-gap/package/SearchParameter-GAP-Appointment-earliestStart.json');
+  const latest = spec('ans-gap/package/SearchParameter-GAP-Appointment-latestStart.json');
+  t.equal((await http('PUT', `${s.url}/SearchParameter/${earliest.id}`, earliest)).status, 201, 'GAP earliestStart (code start) is stored');
+  t.equal((await waitForJob(statusUrl(s.url, earliest.id, 1))).final.status, 200);
+  t.same(await find('start=ge2026-03-05'), ['late', 'mid'], 'start finds the existing appointments');
+
+  const second = await http('PUT', `${s.url}/SearchParameter/${latest.id}`, latest);
+  t.equal(second.status, 201, 'GAP latestStart, the same code and expression, is accepted, not refused as a clash');
+  const job = await http('GET', statusUrl(s.url, latest.id, 1));
+  t.equal(job.status, 200, 'its job is done at once');
+  t.equal(value(job.body, 'total'), 0, 'nothing was reindexed for it');
+  t.same(await find('start=ge2026-03-05&start=lt2026-03-15'), ['mid'], 'start with both comparators of the pair');
+
+  for (const path of ['ans-gap/package/SearchParameter-GAP-Slot-earliestStart.json', 'ans-gap/package/SearchParameter-GAP-Slot-latestStart.json',
+    'ans-pdsm/package/SearchParameter-PDSm-List-PatientAsSource.json', 'ans-pdsm/package/SearchParameter-PDSm-List-PractitionerRoleAsSource.json']) {
+    const sp = spec(path);
+    t.equal((await http('PUT', `${s.url}/SearchParameter/${sp.id}`, sp)).status, 201, `${sp.id}, a restatement of an R4 parameter, is accepted`);
+  }
+  await client.update({ resourceType: 'Slot', id: 'sl', body: { resourceType: 'Slot', id: 'sl', status: 'free', schedule: { reference: 'Schedule/x' }, start: '2026-03-10T09:00:00Z', end: '2026-03-10T09:30:00Z' } });
+  t.same(ids((await http('GET', `${s.url}/Slot?start=ge2026-03-10&start=lt2026-03-11`, undefined, STRICT)).body), ['sl'], 'Slot start is still the R4 one, and works');
+
+  const cs = (await http('GET', `${s.url}/metadata`)).body;
+  const starts = cs.rest[0].resource.find((r: any) => r.type === 'Appointment').searchParam.filter((p: any) => p.name === 'start');
+  t.equal(starts.length, 1, 'the CapabilityStatement lists start once');
+  t.equal(starts[0].definition, earliest.url, 'under the definition that took it first');
+
+  // The one that took the code goes (in a transaction, where the rows are purged before the
+  // registry follows): its equivalent takes over, and the index rows stay.
+  const gone = await http('POST', s.url, { resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'DELETE', url: `SearchParameter/${earliest.id}` } }] });
+  t.equal(gone.status, 200);
+  t.ok(Number((await s.db.query<{ n: string }>("SELECT count(*)::text AS n FROM sp_date WHERE resource_type = 'Appointment' AND code = 'start'")).rows[0].n) >= 3,
+    'the rows of start are kept for the equivalent');
+  t.same(await find('start=ge2026-03-05'), ['late', 'mid'], 'start still finds existing appointments, at once');
+  const after = (await http('GET', `${s.url}/metadata`)).body;
+  t.equal(after.rest[0].resource.find((r: any) => r.type === 'Appointment').searchParam.find((p: any) => p.name === 'start')?.definition, latest.url,
+    'and is now listed under the equivalent');
+  t.equal((await http('DELETE', `${s.url}/SearchParameter/${latest.id}`)).status, 200);
+  t.equal(await find('start=ge2026-03-05'), 400, 'both gone: start is no longer a parameter of Appointment');
 });
 
 t.test('a SearchParameter created in a transaction with data (ANS NdE event-type, on the NdE examples)', async (t) => {

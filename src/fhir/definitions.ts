@@ -153,16 +153,23 @@ export function getSearchParamTypeByUrl(url: string): SearchParamType | undefine
 
 /**
  * Adds (or replaces) a SearchParameter for each of its base resource types. definedBy marks a
- * custom parameter (a SearchParameter resource stored on this server, see search-parameters.ts).
+ * custom parameter (a SearchParameter resource stored on this server, see search-parameters.ts);
+ * it never replaces another definition of its code: the caller has checked that any such one
+ * indexes the same (an equivalent, which keeps serving). Returns the number of types it took.
  */
-export function registerSearchParameter(sp: SearchParameter, definedBy?: string): void {
-  if (sp.url) typeByUrl.set(sp.url, sp.type as SearchParamType);
+export function registerSearchParameter(sp: SearchParameter, definedBy?: string): number {
+  let taken = 0;
   for (const [base, def] of searchParamDefs(sp, definedBy)) {
     let map = paramsByType.get(base);
     if (!map) paramsByType.set(base, (map = new Map()));
+    const existing = map.get(sp.code);
+    if (definedBy && existing && existing.definedBy !== definedBy) continue;
     map.set(sp.code, def);
+    taken++;
   }
+  if (sp.url && (taken || !definedBy)) typeByUrl.set(sp.url, sp.type as SearchParamType);
   registryVersion++;
+  return taken;
 }
 
 /**

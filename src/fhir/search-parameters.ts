@@ -128,14 +128,37 @@ function searchParameterProblems(sp: SearchParameter): OperationOutcomeIssue[] {
     }
     for (const type of types) {
       const existing = getSearchParam(type, sp.code);
-      if (existing && existing.definedBy !== refOf(sp)) clashes.push(`${type} (${existing.url})`);
+      if (existing && existing.definedBy !== refOf(sp) && !indexesAlike(defs.get(type), existing)) clashes.push(`${type} (${existing.url})`);
     }
   });
   if (clashes.length) {
     const list = clashes.length > 5 ? `${clashes.slice(0, 5).join(', ')} and ${clashes.length - 5} more` : clashes.join(', ');
-    bad('duplicate', `"${sp.code}" is already a search parameter of ${list}; built-in parameters cannot be redefined`, 'code');
+    bad('duplicate', `"${sp.code}" is already a search parameter of ${list}, with another definition; a search parameter cannot be redefined`, 'code');
   }
   return issues;
+}
+
+/**
+ * Whether a definition of a code indexes exactly what the one already registered for the type
+ * does: same type, expression and components, its targets among the registered one's. The French
+ * guides publish such equivalents: GAP's Appointment earliestStart and latestStart are both
+ * `start` = Appointment.start (one declares the comparators ge/gt, the other le/lt), GAP's Slot
+ * ones and PDSm's List `source` (one per target type) restate R4 parameters. The registered
+ * definition serves them: they are accepted, take no index rows and need no reindex.
+ */
+function indexesAlike(def: SearchParamDef | undefined, existing: SearchParamDef): boolean {
+  if (!def || def.type !== existing.type || def.expression.replace(/\s+/g, '') !== existing.expression.replace(/\s+/g, '')) return false;
+  const components = (d: SearchParamDef) => JSON.stringify(d.components ?? []);
+  return components(def) === components(existing) && (existing.target.length === 0 || def.target.every((t) => existing.target.includes(t)));
+}
+
+/** An active SearchParameter whose every type is served by an equivalent registered by another (indexesAlike). */
+function servedByEquivalents(sp: SearchParameter): boolean {
+  const defs = searchParamDefs(sp, refOf(sp));
+  return defs.size > 0 && [...defs].every(([type, def]) => {
+    const existing = getSearchParam(type, sp.code);
+    return !!existing && existing.definedBy !== refOf(sp) && indexesAlike(def, existing);
+  });
 }
 
 // ------------------------------------------------------------------ registry sync
@@ -198,8 +221,9 @@ export function syncSearchParameters(db: Db): Promise<void> {
         logger?.warn({ searchParameter: ref, problems: problems.map((i) => i.details?.text) }, 'stored SearchParameter not used');
         continue;
       }
-      registerSearchParameter(sp, ref);
-      registered.set(ref, { sp, content });
+      // One served by equivalents takes nothing, and is not kept as registered: each sync checks
+      // it again, so it takes over a type whose equivalent has gone.
+      if (registerSearchParameter(sp, ref)) registered.set(ref, { sp, content });
     }
     syncedDb = db;
     syncedStamp = stamp;
@@ -266,12 +290,15 @@ async function followUp(ex: Executor, was: SearchParameter | undefined, now: Sea
   const changed = indexingKey(was) !== indexingKey(now);
   if (was && changed) await purgeIndexRows(ex, was, now);
   if (now) {
-    const why = !changed ? ': nothing to reindex, the indexed definition is unchanged' : nothingToReindex ? ': nothing to reindex, the database held no data' : '';
+    const served = changed && servedByEquivalents(now);
+    const why = !changed ? ': nothing to reindex, the indexed definition is unchanged'
+      : served ? ': nothing to reindex, an equivalent definition of the code already indexes it'
+      : nothingToReindex ? ': nothing to reindex, the database held no data' : '';
     await enqueueReindex(ex, {
       id: reindexJobId(now),
       types: reindexTypes(now),
       reason: `${refOf(now)} version ${now.meta?.versionId} (${now.code})${why}`,
-      done: !changed || nothingToReindex,
+      done: !changed || served || nothingToReindex,
       catchup: true,
     });
   }
@@ -285,6 +312,19 @@ async function followUp(ex: Executor, was: SearchParameter | undefined, now: Sea
  */
 async function purgeIndexRows(ex: Executor, was: SearchParameter, now: SearchParameter | undefined): Promise<void> {
   const keep = new Set(now && now.code === was.code && now.type === was.type ? expandBases(now.base as string[]) : []);
+  // Nor the rows of a type an equivalent stored definition takes over (indexesAlike).
+  const stored = await ex.query<{ content: string }>(
+    "SELECT content FROM resources WHERE resource_type = 'SearchParameter' AND NOT deleted AND id <> $1", [was.id]
+  );
+  const wasDefs = searchParamDefs(was, refOf(was));
+  for (const row of stored.rows) {
+    const other = JSON.parse(row.content) as SearchParameter;
+    if (!isActive(other) || other.code !== was.code) continue;
+    for (const [t, def] of searchParamDefs(other, refOf(other))) {
+      const gone = wasDefs.get(t);
+      if (gone && indexesAlike(def, gone)) keep.add(t);
+    }
+  }
   const types = expandBases(was.base as string[]).filter((t) => {
     if (keep.has(t)) return false;
     const def = getSearchParam(t, was.code);
