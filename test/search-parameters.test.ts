@@ -182,7 +182,13 @@ t.test('$reindex: 202 + Content-Location, X-Progress while running, counts when 
   t.equal(value(all.final.body, 'status'), 'completed');
   t.equal(await count('Organization?name=reindex'), 1);
 
+  // The runner stops first, so the job stays queued: a 700-patient job can otherwise complete
+  // before the DELETE arrives (409), as it did once in CI.
+  const runner = runnerFor(s.db);
+  t.ok(runner, 'the server runs a reindex runner');
+  await runner?.stop();
   const again = await http('POST', `${s.url}/Patient/$reindex`);
+  t.equal(again.status, 202);
   const cancelUrl = again.headers.get('content-location')!;
   const cancel = await http('DELETE', cancelUrl);
   t.equal(cancel.status, 202, 'DELETE on the status URL cancels the job');
