@@ -34,6 +34,8 @@
 // They also run with REQUIRED_PROFILES=none: the generated data declares no profiles and is not
 // written to FR Core's constraints (a PractitionerRole's specialty has text only), and profile
 // enforcement's cost is measured by bench-validation.ts. Both ingest arms are the same in this.
+// --node-flags "…": Node flags for the servers after npm start's own (a later V8 flag wins), e.g.
+// "--max-semi-space-size=32" to weigh the young generation's size against the CPU columns.
 // Exit code 1 when an answer was wrong (status, count, content) or the run failed; the targets
 // are reported PASS/MISS, not enforced.
 import { execFileSync } from 'node:child_process';
@@ -62,7 +64,7 @@ const TARGET_INGEST_RATIO = 0.5;
 
 const USAGE = 'node scripts/bench-search.ts [--patients 43500] [--duration 10] [--warmup 2] [--connections 16] [--steps read,token,...] ' +
   '[--bundle-size 500] [--load-concurrency 4] [--ingest-sample 50000] [--seed 1] [--anchor 2026-11-23] [--keep] [--pg-data DIR] ' +
-  '[--database-url URL] [--no-vacuum] [--audit off|on] [--no-prewarm]';
+  '[--database-url URL] [--no-vacuum] [--audit off|on] [--no-prewarm] [--node-flags "--flag …"]';
 
 const { values: args } = parseArgs({
   options: {
@@ -82,6 +84,7 @@ const { values: args } = parseArgs({
     'no-vacuum': { type: 'boolean', default: false },
     'no-prewarm': { type: 'boolean', default: false },
     audit: { type: 'string', default: 'off' },
+    'node-flags': { type: 'string', default: '' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -108,7 +111,9 @@ const opts = {
   prewarm: !args['no-prewarm'],
   audit: args.audit as 'off' | 'on',
   steps: args.steps?.split(',').map((s) => s.trim()).filter(Boolean),
+  nodeFlags: args['node-flags']!.split(/\s+/).filter(Boolean),
 };
+if (opts.nodeFlags.some((f) => !f.startsWith('--'))) usageError('--node-flags takes Node flags, each starting with --');
 
 const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
 const logDir = mkdtempSync(join(tmpdir(), 'fhir-bench-search-logs-'));
@@ -171,7 +176,7 @@ async function startFhir(databaseUrl: string, extraEnv: Record<string, string> =
   return startServer({
     name: `FHIR server ${name}`,
     script: join(root, 'src/main.ts'),
-    nodeArgs: serverCommand().args.slice(0, -1), // npm start's Node flags
+    nodeArgs: [...serverCommand().args.slice(0, -1), ...opts.nodeFlags], // npm start's Node flags, then --node-flags
     env: { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', DATABASE_URL: databaseUrl, AUDIT: opts.audit, REQUIRED_PROFILES: 'none', ...extraEnv },
     port,
     readyPath: '/readyz',
