@@ -34,8 +34,8 @@
 // They also run with REQUIRED_PROFILES=none: the generated data declares no profiles and is not
 // written to FR Core's constraints (a PractitionerRole's specialty has text only), and profile
 // enforcement's cost is measured by bench-validation.ts. Both ingest arms are the same in this.
-// --node-flags "…": Node flags for the servers after npm start's own (a later V8 flag wins), e.g.
-// "--max-semi-space-size=32" to weigh the young generation's size against the CPU columns.
+// --node-flags=…: Node flags for the servers after npm start's own (a later V8 flag wins), e.g.
+// --node-flags=--max-semi-space-size=32 to weigh the young generation's size against the CPU columns.
 // Exit code 1 when an answer was wrong (status, count, content) or the run failed; the targets
 // are reported PASS/MISS, not enforced.
 import { execFileSync } from 'node:child_process';
@@ -64,7 +64,7 @@ const TARGET_INGEST_RATIO = 0.5;
 
 const USAGE = 'node scripts/bench-search.ts [--patients 43500] [--duration 10] [--warmup 2] [--connections 16] [--steps read,token,...] ' +
   '[--bundle-size 500] [--load-concurrency 4] [--ingest-sample 50000] [--seed 1] [--anchor 2026-11-23] [--keep] [--pg-data DIR] ' +
-  '[--database-url URL] [--no-vacuum] [--audit off|on] [--no-prewarm] [--node-flags "--flag …"]';
+  '[--database-url URL] [--no-vacuum] [--audit off|on] [--no-prewarm] [--node-flags="--flag …"]';
 
 const { values: args } = parseArgs({
   options: {
