@@ -86,7 +86,7 @@ export function accessFilter(rights: AccessRights, m: Matrix = matrix()): CareTe
         return `${alias}.compartments <> '{}' AND ${within}`;
       };
       const ownAudit = () =>
-        `EXISTS (SELECT 1 FROM sp_reference g WHERE g.rid = ${alias}.rid AND g.code = 'agent' AND g.target_type || '/' || g.target_id = ANY(${list(rights.authorRefs)}))`;
+        `EXISTS (SELECT 1 FROM sp_reference g WHERE g.resource_type = ${alias}.resource_type AND g.rid = ${alias}.rid AND g.code = 'agent' AND g.target_type || '/' || g.target_id = ANY(${list(rights.authorRefs)}))`;
       let reachable: string;
       if (resourceType !== undefined) {
         // The row's type is known (the query pins it): only its own rule, a much smaller plan.

@@ -724,7 +724,7 @@ async function includeRows(ctx: FhirContext, from: Row[], spec: string, reverse:
     if (!rids.length) return [];
     sql = `SELECT DISTINCT r.rid, r.resource_type, r.id, r.content FROM sp_reference s
       JOIN resources r ON r.resource_type = s.target_type AND r.id = s.target_id
-      WHERE s.rid = ANY(${params.add(rids)}::bigint[]) ${codeCond} ${targetCond} AND NOT r.deleted ${access}`;
+      WHERE s.resource_type = ${params.name(sourceType)} AND s.rid = ANY(${params.add(rids)}::bigint[]) ${codeCond} ${targetCond} AND NOT r.deleted ${access}`;
   } else {
     // Pairs of (type, id), which the index on a reference's target finds (a concatenation it cannot).
     sql = `SELECT DISTINCT r.rid, r.resource_type, r.id, r.content
