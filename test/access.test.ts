@@ -103,8 +103,14 @@ function dataset() {
     { resourceType: 'Consent', id: ID.consent2, status: 'active', scope: { text: 'opposition' }, category: [{ text: 'opposition' }], policyRule: { text: 'opposition' }, patient: { reference: `Patient/${ID.p2}` }, provision: { type: 'deny', actor: [{ role: { text: 'professionnel' }, reference: { reference: 'Practitioner/acc-dr-a' } }] } },
     { resourceType: 'Consent', id: ID.consent2b, status: 'active', scope: { text: 'opposition' }, category: [{ text: 'opposition' }], policyRule: { text: 'opposition' }, patient: { reference: `Patient/${ID.p2}` }, provision: { type: 'deny', class: [{ system: CATEGORY, code: 'liaison' }] } },
     { resourceType: 'Observation', id: ID.obs1, status: 'final', code: { text: 'poids' }, subject: { reference: `Patient/${ID.p1}` }, performer: [{ reference: 'Practitioner/acc-dr-a' }] },
-    { resourceType: 'Observation', id: ID.obs2, status: 'final', code: { text: 'poids' }, subject: { reference: `Patient/${ID.p2}` }, identifier: [{ system: 'urn:acc', value: 'obs2' }] },
-    { resourceType: 'Observation', id: ID.obs3, status: 'final', code: { text: 'poids' }, subject: { reference: `Patient/${ID.p3}` } },
+    {
+      resourceType: 'Observation', id: ID.obs2, status: 'final', code: { text: 'poids' }, subject: { reference: `Patient/${ID.p2}` }, identifier: [{ system: 'urn:acc', value: 'obs2' }],
+      contained: [{ resourceType: 'Specimen', id: 'sp', type: { text: 'sang' } }], specimen: { reference: '#sp' },
+    },
+    {
+      resourceType: 'Observation', id: ID.obs3, status: 'final', code: { text: 'poids' }, subject: { reference: `Patient/${ID.p3}` },
+      contained: [{ resourceType: 'Specimen', id: 'sp', type: { text: 'sang' } }], specimen: { reference: '#sp' },
+    },
     { resourceType: 'Communication', id: ID.comm1, status: 'completed', subject: { reference: `Patient/${ID.p1}` }, payload: [{ contentString: 'cahier de liaison' }] },
     { resourceType: 'Communication', id: ID.comm2, status: 'completed', subject: { reference: `Patient/${ID.p2}` }, payload: [{ contentString: 'cahier de liaison' }] },
     { resourceType: 'Appointment', id: ID.appt1, status: 'booked', start: '2026-12-01T09:00:00Z', end: '2026-12-01T09:30:00Z', participant: [{ actor: { reference: `Patient/${ID.p1}` }, status: 'accepted' }, { actor: { reference: 'Practitioner/acc-dr-a' }, status: 'accepted' }] },
@@ -261,6 +267,22 @@ t.test('care-team access rights', async (t) => {
       t.same(ids(chain.body), chainExpected, 'chain');
       t.equal(chain.body.total, chainExpected.length);
       noLeak(t, who, chain, 'chained search');
+      // Contained resources (Observations 2 and 3 each contain a Specimen): seen with their container
+      // only, whether the answer holds the containers, the contained resources or a chain's matches.
+      {
+        const expected = (['obs2', 'obs3'] as Key[]).filter((k) => SEES[who].includes(k)).map((k) => ID[k] as string).sort();
+        const containers = await call(who, 'GET', 'Specimen?type:text=sang&_contained=true&_total=accurate');
+        t.same(ids(containers.body), expected, '_contained=true: the containers the caller sees');
+        t.equal(containers.body.total, expected.length);
+        noLeak(t, who, containers, '_contained=true');
+        const itself = await call(who, 'GET', 'Specimen?type:text=sang&_contained=true&_containedType=contained&_total=accurate&_count=1');
+        t.same((itself.body.entry ?? []).map((e: { fullUrl: string }) => e.fullUrl.split('/').pop()), expected.slice(0, 1).map((id) => `${id}#sp`), '_containedType=contained');
+        t.equal(itself.body.total, expected.length);
+        noLeak(t, who, itself, '_containedType=contained');
+        const chained = await call(who, 'GET', 'Observation?specimen.type:text=sang&_total=accurate');
+        t.same(ids(chained.body), expected, 'a chain into contained resources');
+        t.equal(chained.body.total, expected.length);
+      }
       // Driven from the criterion's index rows (search.ts, indexedMatches): the three subjects'
       // observations are read from sp_reference, and the caller's rights decide which of those
       // rows are matches, for every page, its links and the total.

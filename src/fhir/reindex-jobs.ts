@@ -17,7 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Resource, SearchParameter } from '@medplum/fhirtypes';
 import type { Db, Executor } from '../store/db.ts';
-import { callArgs, indexMask, indexParams } from '../store/resources.ts';
+import { callArgs, indexMask, indexParams, writeContained } from '../store/resources.ts';
 import { indexResource } from './search/indexer.ts';
 
 export interface Logger {
@@ -283,8 +283,8 @@ export class ReindexRunner {
         where += ` AND r.last_updated < $${n - 1}::timestamptz + $${n}::int * interval '1 millisecond' + interval '${CATCHUP_MARGIN}'`;
       }
       const batch = batchSize(this.db);
-      const rows = await tx.query<{ rid: string; resource_type: string; version_id: number; content: string }>(
-        `SELECT r.rid::text AS rid, r.resource_type, r.version_id, r.content FROM resources r WHERE ${where} ORDER BY r.rid LIMIT ${batch}`,
+      const rows = await tx.query<{ rid: string; resource_type: string; version_id: number; content: string; last_updated: Date }>(
+        `SELECT r.rid::text AS rid, r.resource_type, r.version_id, r.content, r.last_updated FROM resources r WHERE ${where} ORDER BY r.rid LIMIT ${batch}`,
         params
       );
       let done = 0;
@@ -304,8 +304,10 @@ export class ReindexRunner {
           [row.rid, row.version_id, row.resource_type, index.compartments, indexMask(index), ...indexParams(index)],
           REINDEX.name
         );
-        if (r.rows[0]?.ok) done++;
-        else skipped++;
+        if (r.rows[0]?.ok) {
+          await writeContained(tx, row.rid, new Date(row.last_updated).toISOString(), index);
+          done++;
+        } else skipped++;
       }
       const counter = state.phase === 'main' ? 'reindexed' : 'caught_up';
       const last = rows.rows.length ? rows.rows[rows.rows.length - 1].rid : state.next_rid;

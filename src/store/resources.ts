@@ -1,7 +1,7 @@
 // Resource persistence: the current row, the history row and the search index rows of a
 // write are one call of a PL/pgSQL function (migrations/002, index fields extended by 003), so every write is atomic on its
 // own and costs one round trip; inside a transaction bundle the same calls run on the tx.
-import type { Executor, QueryResult } from './db.ts';
+import type { Db, Executor, QueryResult } from './db.ts';
 import { READ_STAMP, stampSubquery } from './stamps.ts';
 import { emptyRows, type IndexRows } from '../fhir/search/indexer.ts';
 import { SqlParams } from '../fhir/search/sql.ts';
@@ -147,7 +147,37 @@ export function indexMask(rows: IndexRows): number {
   let mask = tables.reduce((m, t, i) => (t.code.length ? m | (1 << i) : m), 0);
   if (rows.text.narrative !== null || rows.text.content !== null) mask |= 256;
   if (rows.token.code.some((c) => LABEL_PARAMS.has(c))) mask |= LABELLED_MASK;
+  if (rows.contained.length) mask |= CONTAINED_MASK;
   return mask;
+}
+
+/** index_mask bit 10: the resource's contained resources have rows of their own (migrations/026), which fhir_clear_index drops. */
+export const CONTAINED_MASK = 1024;
+
+/**
+ * The rows of a stored resource's contained resources (migrations/026: contained_resources, and
+ * index rows under their own rids with the type '#' + their type), in one statement. The
+ * resource's previous ones were dropped with its previous index rows (fhir_clear_index).
+ */
+export async function writeContained(ex: Executor, containerRid: string, lastUpdated: string, rows: IndexRows): Promise<void> {
+  const contained = rows.contained;
+  if (!contained.length) return;
+  const own = contained.map((c) => c.rows);
+  await ex.query(
+    WRITE_CONTAINED.text,
+    [
+      containerRid, lastUpdated, contained.map((c) => `#${c.resourceType}`), contained.map((c) => c.id),
+      ...BATCH_TABLES.flatMap((table) => ownedColumns(own, table)),
+      own.map((r) => r.text.narrative), own.map((r) => r.text.content),
+    ],
+    WRITE_CONTAINED.name
+  );
+}
+
+/** A write and its contained resources' rows in one transaction: opened here when `ex` is the database itself. */
+async function withContained<T>(ex: Executor, rows: IndexRows, write: (tx: Executor) => Promise<T>): Promise<T> {
+  const db = ex as Partial<Db>;
+  return rows.contained.length && typeof db.transaction === 'function' ? db.transaction(write) : write(ex);
 }
 
 // SQL types of the fhir_index composite's fields, in indexParams() order (migrations/002, then 003).
@@ -187,15 +217,18 @@ export interface WriteInput {
 
 /** Inserts version 1 of a new resource with its history and index rows; false when the id is taken. */
 export async function insertResource(ex: Executor, w: WriteInput): Promise<boolean> {
-  const batch = ex instanceof IndexBatch ? ex : undefined;
-  const r = await ex.query<{ rid: string | null }>(
-    INSERT.text,
-    [w.resourceType, w.id, w.lastUpdated, w.content, w.rows.compartments, w.method, indexMask(w.rows), ...indexParams(batch ? NO_ROWS : w.rows)],
-    INSERT.name
-  );
-  const rid = r.rows[0]?.rid;
-  if (rid != null && batch) batch.defer(String(rid), w.resourceType, w.rows);
-  return rid != null;
+  return withContained(ex, w.rows, async (tx) => {
+    const batch = tx instanceof IndexBatch ? tx : undefined;
+    const r = await tx.query<{ rid: string | null }>(
+      INSERT.text,
+      [w.resourceType, w.id, w.lastUpdated, w.content, w.rows.compartments, w.method, indexMask(w.rows), ...indexParams(batch ? NO_ROWS : w.rows)],
+      INSERT.name
+    );
+    const rid = r.rows[0]?.rid;
+    if (rid != null && batch) batch.defer(String(rid), w.resourceType, w.rows);
+    if (rid != null) await writeContained(tx, String(rid), w.lastUpdated, w.rows);
+    return rid != null;
+  });
 }
 
 const NO_ROWS = emptyRows();
@@ -290,6 +323,14 @@ const WRITE_BATCH = {
   text: `SELECT fhir_write_index_batch(${['bigint[]', 'text[]', ...BATCH_TABLES.flatMap(ownedTypes), 'text[]', 'text[]'].map((type, i) => `$${i + 1}::${type}`).join(', ')})`,
 };
 
+// fhir_write_index_batch on the rows fhir_add_contained adds: $1 the container, $2 its lastUpdated, $3 the types, $4 the ids.
+const WRITE_CONTAINED = {
+  name: 'fhir_contained',
+  text: `SELECT fhir_write_index_batch(fhir_add_contained($1::bigint, $2::timestamptz, $3::text[], $4::text[]), $3::text[], ${[
+    ...BATCH_TABLES.flatMap(ownedTypes), 'text[]', 'text[]',
+  ].map((type, i) => `$${i + 5}::${type}`).join(', ')})`,
+};
+
 function indexBatchParams(batch: { rid: string; resourceType: string; rows: IndexRows }[]): unknown[] {
   const rows = batch.map((b) => b.rows);
   return [
@@ -316,15 +357,19 @@ export interface UpdateInput {
  * a compare-and-set, so concurrent writers cannot lose an update (the loser gets false).
  */
 export async function updateResource(ex: Executor, w: UpdateInput): Promise<boolean> {
-  const r = await ex.query<{ ok: boolean }>(
-    UPDATE.text,
-    [
-      w.rid, w.expectedVersion, w.resourceType, w.id, w.lastUpdated, w.content, w.rows.compartments, w.method, indexMask(w.rows),
-      ...indexParams(w.rows),
-    ],
-    UPDATE.name
-  );
-  return r.rows[0]?.ok === true;
+  return withContained(ex, w.rows, async (tx) => {
+    const r = await tx.query<{ ok: boolean }>(
+      UPDATE.text,
+      [
+        w.rid, w.expectedVersion, w.resourceType, w.id, w.lastUpdated, w.content, w.rows.compartments, w.method, indexMask(w.rows),
+        ...indexParams(w.rows),
+      ],
+      UPDATE.name
+    );
+    const ok = r.rows[0]?.ok === true;
+    if (ok) await writeContained(tx, w.rid, w.lastUpdated, w.rows);
+    return ok;
+  });
 }
 
 export interface HistoryQuery {

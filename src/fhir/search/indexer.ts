@@ -37,6 +37,15 @@ export interface IndexRows {
    */
   text: { narrative: string | null; content: string | null };
   compartments: string[];
+  /** The resource's contained resources, each with its own index rows (migrations/026). */
+  contained: ContainedRows[];
+}
+
+export interface ContainedRows {
+  /** Its id within the container: a reference to it is '#' + id. */
+  id: string;
+  resourceType: string;
+  rows: IndexRows;
 }
 
 // Columns served from the resources table itself, not from index rows.
@@ -61,10 +70,60 @@ export function emptyRows(): IndexRows {
     },
     text: { narrative: null, content: null },
     compartments: [],
+    contained: [],
   };
 }
 
 export function indexResource(resource: Resource): IndexRows {
+  const rows = indexOwnRows(resource);
+  const contained = containedResources(resource);
+  // A `#id` reference names a contained resource (search.html#contained): its row carries that
+  // resource's type and the fragment as target, which a chain follows into it (sql.ts chainLinks).
+  resolveLocalReferences(rows, contained);
+  rows.compartments = compartmentsOf(resource, rows);
+  for (const c of contained) {
+    const own = indexOwnRows(c);
+    resolveLocalReferences(own, []); // references between contained resources are not followed
+    rows.contained.push({ id: c.id!, resourceType: c.resourceType, rows: own });
+  }
+  return rows;
+}
+
+/** The contained resources a search can reach: each with a type and an id, the first of an id only. */
+function containedResources(resource: Resource): Resource[] {
+  const list = (resource as { contained?: unknown }).contained;
+  if (!Array.isArray(list)) return [];
+  const seen = new Set<string>();
+  return list.filter((c): c is Resource => {
+    const ok = typeof c === 'object' && c !== null && typeof c.resourceType === 'string' && typeof c.id === 'string' && !!c.id && !seen.has(c.id);
+    if (ok) seen.add(c.id);
+    return ok;
+  });
+}
+
+/** Gives `#id` reference rows the type of the contained resource they name; drops those that name none. */
+function resolveLocalReferences(rows: IndexRows, contained: Resource[]): void {
+  const r = rows.reference;
+  if (!r.targetId.some((id) => id?.startsWith('#'))) return;
+  const types = new Map(contained.map((c) => [`#${c.id}`, c.resourceType]));
+  const keep: number[] = [];
+  r.targetId.forEach((id, i) => {
+    if (!id?.startsWith('#')) keep.push(i);
+    else if (types.has(id)) {
+      r.targetType[i] = types.get(id)!;
+      keep.push(i);
+    }
+  });
+  for (const col of Object.values(r) as unknown[][]) {
+    const kept = keep.map((i) => col[i]);
+    col.length = 0;
+    col.push(...kept);
+  }
+  dropDuplicateRows(rows);
+}
+
+/** The index rows of a resource itself, and its text, without what its contained resources add. */
+function indexOwnRows(resource: Resource): IndexRows {
   const rows = emptyRows();
   ensureTypesLoaded(resource); // FHIRPath typing reads the element definitions
   const root = toTypedValue(resource);
@@ -88,7 +147,6 @@ export function indexResource(resource: Resource): IndexRows {
   }
   dropDuplicateRows(rows);
   rows.text = fullText(resource);
-  rows.compartments = compartmentsOf(resource, rows);
   return rows;
 }
 
@@ -266,7 +324,9 @@ function addReference(rows: IndexRows, code: string, tv: TypedValue): void {
     return;
   }
   if (typeof v !== 'object') return;
-  if (typeof v.reference === 'string' && !v.reference.startsWith('#')) {
+  if (typeof v.reference === 'string' && v.reference.startsWith('#')) {
+    push(undefined, v.reference, undefined); // typed by resolveLocalReferences, or dropped
+  } else if (typeof v.reference === 'string') {
     const p = parseReference(v.reference);
     push(p.type, p.id, p.url);
   }
@@ -524,7 +584,8 @@ function compartmentsOf(resource: Resource, rows: IndexRows): string[] {
   if (params.length) {
     const { code, targetType, targetId } = rows.reference;
     for (let i = 0; i < code.length; i++) {
-      if (targetType[i] === 'Patient' && targetId[i] && params.includes(code[i])) result.add(`Patient/${targetId[i]}`);
+      const id = targetId[i];
+      if (targetType[i] === 'Patient' && id && !id.startsWith('#') && params.includes(code[i])) result.add(`Patient/${id}`);
     }
   }
   return [...result];

@@ -36,12 +36,8 @@ const SPECIAL_PARAMS = new Set<string>(['_text', '_content', '_list']);
 
 export const RESULT_PARAMS = new Set([
   '_count', '_sort', '_total', '_summary', '_elements', '_include', '_include:iterate', '_revinclude', '_revinclude:iterate',
-  '_format', '_pretty', '_offset',
+  '_format', '_pretty', '_offset', '_contained', '_containedType',
 ]);
-
-// Contained resources are never searched: the default values of _contained and _containedType
-// describe what the engine does; any other value asks for what it does not, and is reported.
-const DEFAULT_RESULT_VALUES: Record<string, string> = { _contained: 'false', _containedType: 'container' };
 
 /** The value of a parameter given once (the last one wins when it is repeated). */
 export function lastValue(query: Query, name: string): string | undefined {
@@ -119,7 +115,6 @@ export function parseSearch(resourceTypes: string | readonly string[], query: Qu
   for (const [name, values] of Object.entries(query)) {
     if (RESULT_PARAMS.has(name) || name.startsWith('_page')) continue;
     for (const value of values) {
-      if (DEFAULT_RESULT_VALUES[name] === value) continue;
       if (name === '_list' && splitOr(value).some((v) => v.startsWith('$'))) {
         // Functional lists ($current-allergies...) need knowledge of the patient's record: not guessed.
         if (strict) throw new FhirError(400, issue('error', 'not-supported', `Functional list "${value}" is not supported in _list`, name));

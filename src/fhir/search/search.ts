@@ -11,6 +11,7 @@ import { resolveTerminologyModifiers } from '../terminology/search.ts';
 import { statementName } from '../../store/db.ts';
 import { stampSubquery } from '../../store/stamps.ts';
 import { Splicer } from '../splice.ts';
+import { containedMatches, containedMode, containedResource, matchingRids, type ContainedMode } from './contained.ts';
 
 interface Row {
   rid: string;
@@ -279,7 +280,9 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   for (const name of options.operationParams ?? []) delete searchQuery[name];
   // Over several types (_type, or a system search without it), only the parameters common to
   // all of them apply (search.html#system); the others are unknown.
-  const { clauses, unknown } = parseSearch(types ?? getResourceTypes(), searchQuery, options.strict);
+  const parsed = parseSearch(types ?? getResourceTypes(), searchQuery, options.strict);
+  const unknown = parsed.unknown;
+  let clauses = parsed.clauses;
   await resolveTerminologyModifiers(ctx, clauses); // token :in, :not-in, :below, :above
   const count = Math.min(intParam(query, '_count', ctx.limits.defaultCount), ctx.limits.maxCount);
   const offset = intParam(query, '_offset', 0);
@@ -290,6 +293,20 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   const totalMode = lastValue(query, '_total');
   if (totalMode !== undefined && !['none', 'estimate', 'accurate'].includes(totalMode)) {
     throw new FhirError(400, issue('error', 'invalid', `_total must be none, estimate or accurate`, '_total'));
+  }
+  const contained = containedMode(query);
+  if (contained.contained !== 'false') {
+    if (!resourceType || options.compartment || options.condition || options.includeReferenced) {
+      throw new FhirError(400, issue('error', 'not-supported', '_contained=true or both is supported by a search of one resource type', '_contained'));
+    }
+    const merged = mergedClauses([resourceType], clauses);
+    if (contained.returned === 'contained') {
+      return containedSearchset(ctx, resourceType, merged, contained, query, options.path, unknown, { count, offset, summary, totalMode });
+    }
+    // The containers, of any type: matched by rid, then searched as a system search is (sorted by _id or _lastUpdated).
+    types = undefined;
+    clauses = [];
+    options = { ...options, condition: (params) => `r.rid IN (${matchingRids(ctx, resourceType, merged, contained, params, 'container')})` };
   }
 
   const sort = lastValue(query, '_sort') ?? '';
@@ -376,6 +393,45 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   bundle.link = pageLinks(ctx, options.path, query, unknown, count, sort, page, total, broad);
   if (entries.length) bundle.entry = entries; // FHIR JSON has no empty arrays
   return splicer ? { text: splicer.text(bundle) } : { bundle };
+}
+
+/**
+ * _containedType=contained: the contained resources that match (and with _contained=both the stored
+ * ones), each as an entry whose fullUrl is its container's with its id as fragment, in rid order.
+ * Paged by _offset; _sort and _include apply to stored resources and are refused here.
+ */
+async function containedSearchset(
+  ctx: FhirContext, type: string, merged: Clause[], mode: ContainedMode, query: Query, path: string, unknown: string[],
+  page: { count: number; offset: number; summary?: string; totalMode?: string }
+): Promise<SearchResult> {
+  for (const name of ['_sort', '_include', '_revinclude', '_include:iterate', '_revinclude:iterate', '_page']) {
+    if (query[name]) throw new FhirError(400, issue('error', 'not-supported', `${name} is not supported with _containedType=contained`, name));
+  }
+  const { count, offset, summary, totalMode } = page;
+  const rowsWanted = summary === 'count' ? 0 : count + 1;
+  const countLimit = totalMode === 'none' ? undefined : summary === 'count' || totalMode === 'accurate' ? Infinity : ctx.limits.searchTotalLimit;
+  const { rows, counted } = await containedMatches(ctx, type, merged, mode, offset, rowsWanted, countLimit);
+  const elements = lastValue(query, '_elements');
+  const shown = rows.slice(0, count);
+  const entries: BundleEntry[] = shown.map((row) => {
+    const own = `${ctx.baseUrl}/${row.resourceType}/${row.id}`;
+    const resource = (row.localId === undefined ? JSON.parse(row.content) : containedResource(row.content, row.localId)) as Resource;
+    return { fullUrl: row.localId === undefined ? own : `${own}#${row.localId}`, resource: shape(resource, summary, elements), search: { mode: 'match' } };
+  });
+  if (unknown.length) {
+    entries.push({
+      resource: outcome([issue('warning', 'not-supported', `Unknown search parameter(s) ignored: ${[...new Set(unknown)].join(', ')}`, unknown)]),
+      search: { mode: 'outcome' },
+    });
+  }
+  const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset' };
+  if (counted !== undefined && counted <= (countLimit ?? 0)) bundle.total = counted;
+  const url = linkUrl(ctx, path, query, unknown, count);
+  bundle.link = [{ relation: 'self', url: url(offset ? { _offset: String(offset) } : {}) }];
+  if (rows.length > count) bundle.link.push({ relation: 'next', url: url({ _offset: String(offset + count) }) });
+  if (offset > 0) bundle.link.push({ relation: 'previous', url: url({ _offset: String(Math.max(0, offset - count)) }) });
+  if (entries.length) bundle.entry = entries;
+  return { bundle };
 }
 
 /**
@@ -641,19 +697,24 @@ async function readByLeadingIndex(
   return valued ? [...tail, ...valued.rows] : criteriaFirst();
 }
 
-function pageLinks(
-  ctx: FhirContext, path: string, query: Query, unknown: string[], count: number, sort: string, page: PagePosition, total: number | undefined,
-  broad: boolean
-): BundleLink[] {
+/** The URL of a page of this search: the query as understood (unknown parameters and paging left out), with `extra`. */
+function linkUrl(ctx: FhirContext, path: string, query: Query, unknown: string[], count: number): (extra: Record<string, string>) => string {
   const skip = new Set([...unknown, '_offset', '_page', '_format', '_pretty']);
   const base = new URLSearchParams();
   for (const [k, vs] of Object.entries(query)) if (!skip.has(k)) for (const v of vs) base.append(k, v);
   base.set('_count', String(count));
-  const url = (extra: Record<string, string>) => {
+  return (extra) => {
     const q = new URLSearchParams(base);
     for (const [k, v] of Object.entries(extra)) q.set(k, v);
     return `${ctx.baseUrl}${path ? '/' + path : ''}?${q.toString()}`;
   };
+}
+
+function pageLinks(
+  ctx: FhirContext, path: string, query: Query, unknown: string[], count: number, sort: string, page: PagePosition, total: number | undefined,
+  broad: boolean
+): BundleLink[] {
+  const url = linkUrl(ctx, path, query, unknown, count);
   // self reproduces this page as it was asked for
   const self: Record<string, string> = {};
   for (const k of ['_page', '_offset']) {

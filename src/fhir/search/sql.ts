@@ -29,7 +29,7 @@ export class SqlParams {
    * and it keeps the one plan. (Shapes whose estimate stays dearer: statementName's onePlan.)
    */
   name(v: string): string {
-    return /^[A-Za-z0-9_.:-]+$/.test(v) ? `'${v}'` : this.add(v);
+    return /^[A-Za-z0-9_.:#-]+$/.test(v) ? `'${v}'` : this.add(v);
   }
   /**
    * A table alias unique within this statement. Numbered per statement (every fragment of one
@@ -174,17 +174,38 @@ export function clauseSql(clause: Clause, r: string, params: SqlParams, access?:
 function chainLinks(clause: Clause, params: SqlParams, access?: AccessFilter): { alias: string; body: string }[] {
   const [link, ...rest] = clause.chain;
   const code = params.name(link.param.code);
-  return link.targetTypes.map((target) => {
+  return link.targetTypes.flatMap((target) => {
     const s = params.alias('c');
     const r2 = params.alias('cr');
     const t = params.name(target);
     const inner = clauseSql({ ...clause, chain: rest }, r2, params, access);
-    return {
+    const stored = {
       alias: s,
       body: `FROM sp_reference ${s} JOIN resources ${r2} ON ${r2}.resource_type = ${s}.target_type AND ${r2}.id = ${s}.target_id
         WHERE ${s}.code = ${code} AND ${s}.target_type = ${t} AND ${r2}.resource_type = ${t} AND NOT ${r2}.deleted${accessSql(access, r2, params, target)} AND ${inner}`,
     };
+    return [stored, containedLink(clause, code, target, params, access)];
   });
+}
+
+/** The type under which a contained resource of `type` is indexed (migrations/026): no search of a type names it. */
+export const containedType = (type: string): string => `#${type}`;
+
+/**
+ * A chain's first link into the contained resources of `target` that a `#id` reference names
+ * (search.html#contained: a chain is evaluated inside contained resources). The contained
+ * resource's rows stand for a `resources` row (rid, resource_type, id, last_updated); it is seen
+ * with its container, whose rights the caller's query applies already.
+ */
+function containedLink(clause: Clause, code: string, target: string, params: SqlParams, access?: AccessFilter): { alias: string; body: string } {
+  const s = params.alias('c');
+  const c = params.alias('cc');
+  const inner = clauseSql({ ...clause, chain: clause.chain.slice(1) }, c, params, access);
+  return {
+    alias: s,
+    body: `FROM sp_reference ${s} JOIN contained_resources ${c} ON ${c}.container_rid = ${s}.rid AND '#' || ${c}.id = ${s}.target_id
+        WHERE ${s}.code = ${code} AND ${s}.target_type = ${params.name(target)} AND ${c}.resource_type = ${params.name(containedType(target))} AND ${inner}`,
+  };
 }
 
 /** `AND <column> <op> <rid>` when a page starts beyond a rid (keyset paging in rid order), else nothing. */
