@@ -243,3 +243,19 @@ t.test("migration 026 queues a reindex of the types stored with contained resour
   t.strictSame(found, ['obs-c', 'obs-s'], 'the reindex indexes them');
   t.strictSame(refsOf(await h.search('Patient', { name: 'taylor', _contained: 'true' })), ['Observation/obs-c', 'Observation/obs-x']);
 });
+
+t.test('a custom SearchParameter applies to contained resources of its type, and its deletion takes their rows too', async (t) => {
+  const h = await harness(t);
+  const genre = {
+    resourceType: 'SearchParameter', id: 'patient-genre', url: 'https://example.org/fhir/SearchParameter/patient-genre', name: 'genre', status: 'active',
+    description: 'Patient gender, under another code', code: 'genre', base: ['Patient'], type: 'token', expression: 'Patient.gender',
+  };
+  await h.put(genre as any);
+  await h.put(...(fixtures as any));
+  t.strictSame(await h.find('Observation', { 'subject.genre': 'male' }), ['obs-c'], 'a chain into a contained resource by a custom parameter');
+  t.strictSame(refsOf(await h.search('Patient', { genre: 'male', _contained: 'true' })), ['Observation/obs-c']);
+  const rows = async () => Number((await h.s.db.query<{ n: string }>(`SELECT count(*) AS n FROM sp_token WHERE code = 'genre'`)).rows[0].n);
+  t.equal(await rows(), 2, 'rows for the stored female patient and the contained male one');
+  await h.client.delete({ resourceType: 'SearchParameter', id: 'patient-genre' });
+  t.equal(await rows(), 0, 'none left once the definition is deleted, contained ones included');
+});

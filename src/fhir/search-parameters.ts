@@ -26,6 +26,7 @@ import {
   type SearchParamDef,
 } from './definitions.ts';
 import { FhirError, issue } from './outcome.ts';
+import { containedType } from './search/sql.ts';
 import { enqueueReindex, reindexJobId, runnerFor, startReindexRunner, SYNC_MS, type Logger } from './reindex-jobs.ts';
 
 /** Parameter types the engine indexes; `special` ones need an engine of their own. */
@@ -334,9 +335,11 @@ async function purgeIndexRows(ex: Executor, was: SearchParameter, now: SearchPar
   const tables = new Set([`sp_${was.type}`]);
   if (was.type === 'reference') tables.add('sp_token'); // the :identifier rows
   const codes = [was.code, `${was.code}:identifier`, `${was.code}:of-type`];
+  // The rows of the contained resources of those types too (migrations/026).
+  const indexedTypes = [...types, ...types.map(containedType)];
   for (const table of tables) {
     if (!/^sp_[a-z]+$/.test(table)) continue;
-    await ex.query(`DELETE FROM ${table} WHERE resource_type = ANY($1::text[]) AND code = ANY($2::text[])`, [types, codes]);
+    await ex.query(`DELETE FROM ${table} WHERE resource_type = ANY($1::text[]) AND code = ANY($2::text[])`, [indexedTypes, codes]);
   }
 }
 
