@@ -4,7 +4,7 @@
 import type { Db, Executor, QueryResult } from './db.ts';
 import { READ_STAMP, stampSubquery } from './stamps.ts';
 import { emptyRows, type IndexRows } from '../fhir/search/indexer.ts';
-import { SqlParams } from '../fhir/search/sql.ts';
+import { containedType, SqlParams } from '../fhir/search/sql.ts';
 
 export interface StoredResource {
   rid: string;
@@ -166,9 +166,7 @@ export async function writeContained(ex: Executor, containerRid: string, lastUpd
   await ex.query(
     WRITE_CONTAINED.text,
     [
-      containerRid, lastUpdated, contained.map((c) => `#${c.resourceType}`), contained.map((c) => c.id),
-      ...BATCH_TABLES.flatMap((table) => ownedColumns(own, table)),
-      own.map((r) => r.text.narrative), own.map((r) => r.text.content),
+      containerRid, lastUpdated, contained.map((c) => containedType(c.resourceType)), contained.map((c) => c.id), ...batchRowParams(own),
     ],
     WRITE_CONTAINED.name
   );
@@ -318,26 +316,25 @@ export const ownedTypes = (table: IndexTable): string[] => ['integer[]', ...INDE
 
 // fhir_write_index_batch's parameters: the rids and types, then every table's ownedColumns, then the texts.
 const BATCH_TABLES = Object.keys(INDEX_COLUMNS) as IndexTable[];
-const WRITE_BATCH = {
-  name: 'fhir_index_batch',
-  text: `SELECT fhir_write_index_batch(${['bigint[]', 'text[]', ...BATCH_TABLES.flatMap(ownedTypes), 'text[]', 'text[]'].map((type, i) => `$${i + 1}::${type}`).join(', ')})`,
-};
+// fhir_write_index_batch's parameters after the rids and types, as `$first::type, …`: every table's ownedColumns, then the texts.
+const batchRowArgs = (first: number) =>
+  [...BATCH_TABLES.flatMap(ownedTypes), 'text[]', 'text[]'].map((type, i) => `$${i + first}::${type}`).join(', ');
+
+/** The values of batchRowArgs for these resources' rows. */
+function batchRowParams(rows: IndexRows[]): unknown[] {
+  return [...BATCH_TABLES.flatMap((table) => ownedColumns(rows, table)), rows.map((r) => r.text.narrative), rows.map((r) => r.text.content)];
+}
+
+const WRITE_BATCH = { name: 'fhir_index_batch', text: `SELECT fhir_write_index_batch($1::bigint[], $2::text[], ${batchRowArgs(3)})` };
 
 // fhir_write_index_batch on the rows fhir_add_contained adds: $1 the container, $2 its lastUpdated, $3 the types, $4 the ids.
 const WRITE_CONTAINED = {
   name: 'fhir_contained',
-  text: `SELECT fhir_write_index_batch(fhir_add_contained($1::bigint, $2::timestamptz, $3::text[], $4::text[]), $3::text[], ${[
-    ...BATCH_TABLES.flatMap(ownedTypes), 'text[]', 'text[]',
-  ].map((type, i) => `$${i + 5}::${type}`).join(', ')})`,
+  text: `SELECT fhir_write_index_batch(fhir_add_contained($1::bigint, $2::timestamptz, $3::text[], $4::text[]), $3::text[], ${batchRowArgs(5)})`,
 };
 
 function indexBatchParams(batch: { rid: string; resourceType: string; rows: IndexRows }[]): unknown[] {
-  const rows = batch.map((b) => b.rows);
-  return [
-    batch.map((b) => b.rid), batch.map((b) => b.resourceType),
-    ...BATCH_TABLES.flatMap((table) => ownedColumns(rows, table)),
-    rows.map((r) => r.text.narrative), rows.map((r) => r.text.content),
-  ];
+  return [batch.map((b) => b.rid), batch.map((b) => b.resourceType), ...batchRowParams(batch.map((b) => b.rows))];
 }
 
 export interface UpdateInput {

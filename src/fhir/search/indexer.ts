@@ -114,12 +114,17 @@ function resolveLocalReferences(rows: IndexRows, contained: Resource[]): void {
       keep.push(i);
     }
   });
-  for (const col of Object.values(r) as unknown[][]) {
-    const kept = keep.map((i) => col[i]);
-    col.length = 0;
-    col.push(...kept);
-  }
+  keepRows(Object.values(r) as unknown[][], keep);
   dropDuplicateRows(rows);
+}
+
+/** Keeps, in every column of one index table, the rows at `keep` (ascending). */
+function keepRows(cols: unknown[][], keep: number[]): void {
+  for (const c of cols) {
+    const kept = keep.map((i) => c[i]);
+    c.length = 0;
+    c.push(...kept);
+  }
 }
 
 /** The index rows of a resource itself, and its text, without what its contained resources add. */
@@ -171,12 +176,7 @@ export function dropDuplicateRows(rows: IndexRows): void {
         keep.push(i);
       }
     }
-    if (keep.length === n) continue;
-    for (const c of cols) {
-      const kept = keep.map((i) => c[i]);
-      c.length = 0;
-      c.push(...kept);
-    }
+    if (keep.length < n) keepRows(cols, keep);
   }
 }
 

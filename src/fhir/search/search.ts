@@ -382,12 +382,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
     search: { mode: 'match' },
   }));
   if (summary !== 'count' && rows.length) entries.push(...(await includes(ctx, rows, query, splicer, options.includeReferenced)));
-  if (unknown.length) {
-    entries.push({
-      resource: outcome([issue('warning', 'not-supported', `Unknown search parameter(s) ignored: ${[...new Set(unknown)].join(', ')}`, unknown)]),
-      search: { mode: 'outcome' },
-    });
-  }
+  if (unknown.length) entries.push(unknownEntry(unknown));
   const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset' };
   if (total !== undefined) bundle.total = total;
   bundle.link = pageLinks(ctx, options.path, query, unknown, count, sort, page, total, broad);
@@ -418,12 +413,7 @@ async function containedSearchset(
     const resource = (row.localId === undefined ? JSON.parse(row.content) : containedResource(row.content, row.localId)) as Resource;
     return { fullUrl: row.localId === undefined ? own : `${own}#${row.localId}`, resource: shape(resource, summary, elements), search: { mode: 'match' } };
   });
-  if (unknown.length) {
-    entries.push({
-      resource: outcome([issue('warning', 'not-supported', `Unknown search parameter(s) ignored: ${[...new Set(unknown)].join(', ')}`, unknown)]),
-      search: { mode: 'outcome' },
-    });
-  }
+  if (unknown.length) entries.push(unknownEntry(unknown));
   const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset' };
   if (counted !== undefined && counted <= (countLimit ?? 0)) bundle.total = counted;
   const url = linkUrl(ctx, path, query, unknown, count);
@@ -695,6 +685,14 @@ async function readByLeadingIndex(
   if (tail.length >= limit) return tail;
   const valued = await readValued(undefined, limit - tail.length);
   return valued ? [...tail, ...valued.rows] : criteriaFirst();
+}
+
+/** The searchset entry (search.mode outcome) that reports the parameters a lenient search ignored. */
+function unknownEntry(unknown: string[]): BundleEntry {
+  return {
+    resource: outcome([issue('warning', 'not-supported', `Unknown search parameter(s) ignored: ${[...new Set(unknown)].join(', ')}`, unknown)]),
+    search: { mode: 'outcome' },
+  };
 }
 
 /** The URL of a page of this search: the query as understood (unknown parameters and paging left out), with `extra`. */

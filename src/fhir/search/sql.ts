@@ -184,7 +184,7 @@ function chainLinks(clause: Clause, params: SqlParams, access?: AccessFilter): {
       body: `FROM sp_reference ${s} JOIN resources ${r2} ON ${r2}.resource_type = ${s}.target_type AND ${r2}.id = ${s}.target_id
         WHERE ${s}.code = ${code} AND ${s}.target_type = ${t} AND ${r2}.resource_type = ${t} AND NOT ${r2}.deleted${accessSql(access, r2, params, target)} AND ${inner}`,
     };
-    return [stored, containedLink(clause, code, target, params, access)];
+    return [stored, containedLink(clause, code, target, t, params, access)];
   });
 }
 
@@ -195,16 +195,17 @@ export const containedType = (type: string): string => `#${type}`;
  * A chain's first link into the contained resources of `target` that a `#id` reference names
  * (search.html#contained: a chain is evaluated inside contained resources). The contained
  * resource's rows stand for a `resources` row (rid, resource_type, id, last_updated); it is seen
- * with its container, whose rights the caller's query applies already.
+ * with its container, whose rights the caller's query applies already. `code` and `t`: the
+ * parameter's code and `target` as chainLinks wrote them into the SQL (params.name).
  */
-function containedLink(clause: Clause, code: string, target: string, params: SqlParams, access?: AccessFilter): { alias: string; body: string } {
+function containedLink(clause: Clause, code: string, target: string, t: string, params: SqlParams, access?: AccessFilter): { alias: string; body: string } {
   const s = params.alias('c');
   const c = params.alias('cc');
   const inner = clauseSql({ ...clause, chain: clause.chain.slice(1) }, c, params, access);
   return {
     alias: s,
     body: `FROM sp_reference ${s} JOIN contained_resources ${c} ON ${c}.container_rid = ${s}.rid AND '#' || ${c}.id = ${s}.target_id
-        WHERE ${s}.code = ${code} AND ${s}.target_type = ${params.name(target)} AND ${c}.resource_type = ${params.name(containedType(target))} AND ${inner}`,
+        WHERE ${s}.code = ${code} AND ${s}.target_type = ${t} AND ${c}.resource_type = ${params.name(containedType(target))} AND ${inner}`,
   };
 }
 
