@@ -107,9 +107,17 @@ export async function readCurrentIf(
   return r.rows[0] ? toStored(r.rows[0]) : undefined;
 }
 
+/**
+ * The rid of a resource by type and id ($1, $2): history rows are found by rid (their unique key
+ * with the version). Found by type and id, they were looked for among every version of the type:
+ * a vread took 0.9-1.3 s at 1M resources (3.4 s cold), 0.5-0.7 ms by rid. A deleted resource keeps
+ * its row, so its rid.
+ */
+export const RID_OF = 'SELECT rid FROM resources WHERE resource_type = $1 AND id = $2';
+
 export async function readVersion(ex: Executor, resourceType: string, id: string, versionId: number): Promise<HistoryEntry | undefined> {
   const r = await ex.query<Row>(
-    `SELECT ${COLUMNS}, method FROM resource_history WHERE resource_type = $1 AND id = $2 AND version_id = $3`,
+    `SELECT ${COLUMNS}, method FROM resource_history WHERE rid = (${RID_OF}) AND version_id = $3`,
     [resourceType, id, versionId]
   );
   return r.rows[0] ? { ...toStored(r.rows[0]), method: r.rows[0].method! } : undefined;
@@ -393,8 +401,13 @@ export async function readHistory(ex: Executor, q: HistoryQuery, access?: Histor
     params.push(v);
     where.push(sql.replace('?', `$${params.length}`));
   };
-  if (q.resourceType) add('h.resource_type = ?', q.resourceType);
-  if (q.id) add('h.id = ?', q.id);
+  if (q.resourceType && q.id) {
+    params.push(q.resourceType, q.id);
+    where.push(`h.rid = (SELECT rid FROM resources WHERE resource_type = $${params.length - 1} AND id = $${params.length})`);
+  } else {
+    if (q.resourceType) add('h.resource_type = ?', q.resourceType);
+    if (q.id) add('h.id = ?', q.id);
+  }
   if (q.since) add('h.last_updated >= ?', q.since);
   // The first page fixes the sequence bound that later pages carry, so pages never shift.
   const maxSeq = q.maxSeq ?? String((await ex.query<{ m: string | null }>('SELECT max(seq)::text AS m FROM resource_history')).rows[0].m ?? '0');
