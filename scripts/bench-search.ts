@@ -4,7 +4,7 @@
 //   node scripts/bench-search.ts [--patients 43500] [--duration 10] [--warmup 2] [--connections 16]
 //        [--steps read,token,...] [--bundle-size 500] [--load-concurrency 4] [--ingest-sample 50000]
 //        [--seed 1] [--anchor 2026-11-23] [--keep] [--pg-data DIR] [--database-url URL] [--no-vacuum]
-//        [--audit off|on] [--no-prewarm]
+//        [--audit off|on] [--no-prewarm] [--compare REF [--rounds 3]]
 //
 // By default: start a throwaway PostgreSQL (scripts/lib/postgres.ts) and the real server
 // (`node src/main.ts`, npm start's flags, LOAD_FIXTURES=false) as a child process;
@@ -36,6 +36,12 @@
 // enforcement's cost is measured by bench-validation.ts. Both ingest arms are the same in this.
 // --node-flags=…: Node flags for the servers after npm start's own (a later V8 flag wins), e.g.
 // --node-flags=--max-semi-space-size=32 to weigh the young generation's size against the CPU columns.
+// --compare REF: a second server runs the code of REF (a commit or branch, checked out in a git worktree
+// beside this one) on the same database, and each step is measured on both, one after the other,
+// for --rounds rounds (3), the order swapped every round; the table gives each version's medians
+// and their CPU per request. The machine's speed drifts by a quarter between runs minutes apart, so
+// two separate runs cannot tell a change of 10%; --compare HEAD measures that noise itself. REF must
+// run on the database as it is (the same migrations).
 // Exit code 1 when an answer was wrong (status, count, content) or the run failed; the targets
 // are reported PASS/MISS, not enforced.
 import { execFileSync } from 'node:child_process';
@@ -53,7 +59,8 @@ import { seeded } from './lib/bench/patients.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
 import { resultsFile } from './lib/bench/results.ts';
 import { runLoad, type Failure, type LoadResult } from './lib/bench/runner.ts';
-import { collectDeepPages, pagingQueries, sampleDatabase, searchSteps, type Samples } from './lib/bench/search-queries.ts';
+import { collectDeepPages, pagingQueries, sampleDatabase, searchSteps, type Samples, type StepDef } from './lib/bench/search-queries.ts';
+import { checkout, roundOrder, summarize, type ArmRun, type ArmSummary } from './lib/bench/compare.ts';
 import { anchorDayArg, numberArg, usageError } from './lib/cli.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -64,7 +71,7 @@ const TARGET_INGEST_RATIO = 0.5;
 
 const USAGE = 'node scripts/bench-search.ts [--patients 43500] [--duration 10] [--warmup 2] [--connections 16] [--steps read,token,...] ' +
   '[--bundle-size 500] [--load-concurrency 4] [--ingest-sample 50000] [--seed 1] [--anchor 2026-11-23] [--keep] [--pg-data DIR] ' +
-  '[--database-url URL] [--no-vacuum] [--audit off|on] [--no-prewarm] [--node-flags="--flag …"]';
+  '[--database-url URL] [--no-vacuum] [--audit off|on] [--no-prewarm] [--node-flags="--flag …"] [--compare REF [--rounds 3]]';
 
 const { values: args } = parseArgs({
   options: {
@@ -85,6 +92,8 @@ const { values: args } = parseArgs({
     'no-prewarm': { type: 'boolean', default: false },
     audit: { type: 'string', default: 'off' },
     'node-flags': { type: 'string', default: '' },
+    compare: { type: 'string' },
+    rounds: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -112,7 +121,10 @@ const opts = {
   audit: args.audit as 'off' | 'on',
   steps: args.steps?.split(',').map((s) => s.trim()).filter(Boolean),
   nodeFlags: args['node-flags']!.split(/\s+/).filter(Boolean),
+  compare: args.compare,
+  rounds: numberArg('rounds', args.rounds ?? (args.compare ? '3' : '1'), 1),
 };
+if (args.rounds && !args.compare) usageError('--rounds goes with --compare');
 if (opts.nodeFlags.some((f) => !f.startsWith('--'))) usageError('--node-flags takes Node flags, each starting with --');
 
 const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
@@ -170,18 +182,19 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
 }
 
 let serverCount = 0;
-async function startFhir(databaseUrl: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
+/** A server of the working tree's code, or of the code checked out in `codeDir` (--compare). */
+async function startFhir(databaseUrl: string, extraEnv: Record<string, string> = {}, codeDir = root): Promise<ServerProcess> {
   const port = await freePort();
-  const name = `fhir-${++serverCount}${extraEnv.SEARCH_INDEXING === 'off' ? '-noindex' : ''}`;
+  const name = `fhir-${++serverCount}${extraEnv.SEARCH_INDEXING === 'off' ? '-noindex' : ''}${codeDir === root ? '' : '-compared'}`;
   return startServer({
     name: `FHIR server ${name}`,
-    script: join(root, 'src/main.ts'),
+    script: join(codeDir, 'src/main.ts'),
     nodeArgs: [...serverCommand().args.slice(0, -1), ...opts.nodeFlags], // npm start's Node flags, then --node-flags
     env: { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', DATABASE_URL: databaseUrl, AUDIT: opts.audit, REQUIRED_PROFILES: 'none', ...extraEnv },
     port,
     readyPath: '/readyz',
     logFile: join(logDir, `${name}.log`),
-    cwd: root,
+    cwd: codeDir,
     timeoutMs: 300_000, // migrations on a kept database may take a while
   });
 }
@@ -286,6 +299,21 @@ function render(): string {
     out.push(`(targets: p50 < ${TARGET_P50_MS} ms and p50 < ${TARGET_VS_READ}x the read's p50; "wrong": answers with a wrong status, count or content, ` +
       `warm-up included; CPU: percent of one core for the server, PostgreSQL, this load generator and the rest of the machine)`);
   }
+  const cmp = report.comparison as { commit: string; rounds?: number; steps?: { step: string; current: ArmSummary; compared: ArmSummary }[] } | undefined;
+  if (cmp?.steps?.length) {
+    out.push(`current code${report.code ? ` (${report.code.commit}${report.code.srcModified ? ' + changes in src/' : ''})` : ''} against ${cmp.commit}: ` +
+      `medians of ${cmp.rounds} rounds, the two measured one after the other in each, the order swapped every round`);
+    const rows = [['step', 'req/s now', `req/s ${cmp.commit}`, 'now/then', 'p50 now', `p50 ${cmp.commit}`, 'µs pg now', `µs pg ${cmp.commit}`, 'µs srv now', `µs srv ${cmp.commit}`, 'wrong']];
+    for (const c of cmp.steps) {
+      rows.push([
+        c.step, fmt(c.current.reqPerSec), fmt(c.compared.reqPerSec), fmt(c.current.reqPerSec / c.compared.reqPerSec, 2), fmt(c.current.p50, 2), fmt(c.compared.p50, 2),
+        fmt(c.current.databaseUs), fmt(c.compared.databaseUs), fmt(c.current.serverUs), fmt(c.compared.serverUs), fmt(c.current.failures + c.compared.failures),
+      ]);
+    }
+    out.push(table(rows, [false, ...rows[0].slice(1).map(() => true)]));
+    out.push('(µs pg, µs srv: CPU time per request of PostgreSQL and of that version\'s server process)');
+  }
+  for (const f of report.comparison?.failures ?? []) out.push(`CHECK FAILED ${f.step} (${f.version}): GET ${f.example.path} -> ${f.example.status}: ${f.example.problem}`);
   const st = report.storage as StorageReport | undefined;
   if (st) {
     out.push(`storage: resources table ${mb(st.resourcesTableBytes)} MB (JSON text of the current resources ${mb(st.contentBytes)} MB) + its indexes ${mb(st.resourcesIndexBytes)} MB; ` +
@@ -380,7 +408,21 @@ async function ingestComparison(adminUrl: string): Promise<void> {
   report.ingest.comparison = { withIndexes: runs.on, withoutIndexes: runs.off, ratio: runs.on.perSecond / runs.off.perSecond };
 }
 
-async function measure(server: ServerProcess, dbUrl: string): Promise<void> {
+/** One step on one server: the checked warm-up, then the measured run with the CPU it took. */
+async function runStep(server: ServerProcess, s: StepDef): Promise<{ r: LoadResult; warm?: LoadResult; cpu: CpuShare }> {
+  const warm = opts.warmup > 0
+    ? await runLoad({ origin: server.url, connections: opts.connections, duration: opts.warmup, next: s.next, fullChecks: true })
+    : undefined;
+  await server.settle();
+  const watch = watchCpu(server.pid, postmasterPid, cpus().length);
+  const r = await runLoad({ origin: server.url, connections: opts.connections, duration: opts.duration, next: s.next, fullChecks: false });
+  const cpu = watch.stop();
+  await server.settle();
+  if (server.exited) throw new Error(`${server.name} ended during ${s.step} (${server.unexpectedExit}); see ${server.logFile}`);
+  return { r, warm, cpu };
+}
+
+async function measure(server: ServerProcess, dbUrl: string, compared?: ServerProcess): Promise<void> {
   log('sampling ids and values from the database');
   const samples: Samples = await withClient(dbUrl, (c) => sampleDatabase((sql, params) => c.query(sql, params as unknown[])));
   report.samples = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, (v as unknown[]).length]));
@@ -397,17 +439,11 @@ async function measure(server: ServerProcess, dbUrl: string): Promise<void> {
   const rnd = seeded(opts.seed + 1000);
   const steps = searchSteps(samples, page20, rnd).filter((s) => wanted(s.step) && (s.step !== 'page-20' || page20.length));
   report.steps = [];
+  if (compared) return compare(steps, { current: server, compared });
   let readP50: number | undefined;
   for (const s of steps) {
     log(`  ${s.step}: ${s.label}: ${opts.warmup} s checked warm-up + ${opts.duration} s at ${opts.connections} connections`);
-    const warm = opts.warmup > 0
-      ? await runLoad({ origin: server.url, connections: opts.connections, duration: opts.warmup, next: s.next, fullChecks: true })
-      : undefined;
-    await server.settle();
-    const cpu = watchCpu(server.pid, postmasterPid, cpus().length);
-    const r = await runLoad({ origin: server.url, connections: opts.connections, duration: opts.duration, next: s.next, fullChecks: false });
-    const cpuShare = cpu.stop();
-    await server.settle();
+    const { r, warm, cpu: cpuShare } = await runStep(server, s);
     if (s.step === 'read') readP50 = r.p50;
     const vsRead = readP50 && s.step !== 'read' ? r.p50 / readP50 : undefined;
     const pass = s.target ? r.p50 < TARGET_P50_MS && (readP50 === undefined || r.p50 < TARGET_VS_READ * readP50) : undefined;
@@ -420,8 +456,36 @@ async function measure(server: ServerProcess, dbUrl: string): Promise<void> {
     log(`    ${Math.round(r.reqPerSec)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms${vsRead ? ` (${vsRead.toFixed(2)}x read)` : ''}` +
       `${pass === undefined ? '' : pass ? ' PASS' : ' MISS'}; CPU srv/pg/gen/other ${cpuShare.server}/${cpuShare.database}/${cpuShare.loadgen}/${cpuShare.other}` +
       (wrong ? `  <-- ${wrong} wrong answers, e.g. ${JSON.stringify([...(warm?.failureExamples ?? []), ...r.failureExamples][0]).slice(0, 600)}` : ''));
-    if (server.exited) throw new Error(`${server.name} ended during ${s.step} (${server.unexpectedExit}); see ${server.logFile}`);
   }
+}
+
+/**
+ * --compare: each step on both versions, one after the other, the order swapped every round; the
+ * medians of the rounds per version, and the current version's against the compared one's.
+ */
+async function compare(steps: StepDef[], servers: Record<'current' | 'compared', ServerProcess>): Promise<void> {
+  const runs: Record<string, Record<string, ArmRun[]>> = {};
+  const failures: { step: string; version: string; example: Failure }[] = [];
+  for (let round = 0; round < opts.rounds; round++) {
+    for (const s of steps) {
+      for (const version of roundOrder(['current', 'compared'] as const, round)) {
+        const { r, warm, cpu } = await runStep(servers[version], s);
+        ((runs[s.step] ??= {})[version] ??= []).push({ reqPerSec: r.reqPerSec, p50: r.p50, p99: r.p99, failures: r.failures + (warm?.failures ?? 0), cpu });
+        for (const example of [...(warm?.failureExamples ?? []), ...r.failureExamples].slice(0, 1)) failures.push({ step: s.step, version, example });
+        log(`  round ${round + 1}/${opts.rounds} ${s.step} ${version}: ${Math.round(r.reqPerSec)} req/s, p50 ${r.p50} ms; CPU srv/pg ${cpu.server}/${cpu.database}`);
+      }
+    }
+  }
+  report.comparison = {
+    ...report.comparison,
+    rounds: opts.rounds,
+    failures,
+    steps: steps.map((s) => {
+      const current = summarize(runs[s.step].current);
+      const compared = summarize(runs[s.step].compared);
+      return { step: s.step, label: s.label, current, compared, runs: runs[s.step] };
+    }),
+  };
 }
 
 // ---------------------------------------------------------------- main
@@ -500,9 +564,18 @@ try {
   }
   report.resources = { total: Object.values(counts ?? {}).reduce((a, b) => a + b, 0), patients: counts?.Patient ?? 0, byType: counts };
 
-  await measure(server, dbUrl);
+  let compared: ServerProcess | undefined;
+  if (opts.compare) {
+    const code = checkout(root, opts.compare);
+    onCleanup('compared worktree', () => code.remove());
+    report.comparison = { ref: opts.compare, commit: code.commit };
+    log(`--compare ${opts.compare}: commit ${code.commit} checked out in ${code.dir}, served on the same database`);
+    compared = await startFhir(dbUrl, {}, code.dir);
+  }
+  await measure(server, dbUrl, compared);
   report.server = await stopFhir(server);
   server = undefined;
+  if (compared) report.comparison.server = await stopFhir(compared);
   log('measuring storage');
   report.storage = await storage(dbUrl);
   const steps = report.steps as StepReport[];
@@ -510,7 +583,8 @@ try {
     searches: steps.filter((s) => s.target).map((s) => ({ step: s.step, p50: s.p50, vsRead: s.vsRead, pass: s.pass })),
     ingestRatio: report.ingest.comparison ? { value: report.ingest.comparison.ratio, threshold: TARGET_INGEST_RATIO, pass: report.ingest.comparison.ratio >= TARGET_INGEST_RATIO } : undefined,
   };
-  report.ok = steps.every((s) => !s.failures && !s.warmup.failures) && !report.page20Errors?.length && !(report.ingest.main?.retries?.length);
+  report.ok = steps.every((s) => !s.failures && !s.warmup.failures) && !report.page20Errors?.length && !(report.ingest.main?.retries?.length) &&
+    !report.comparison?.failures?.length;
   exitCode = report.ok ? 0 : 1;
 } catch (err) {
   report.error = (err as Error).stack ?? String(err);
