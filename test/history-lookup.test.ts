@@ -1,7 +1,9 @@
-// A resource's versions are found by its rid, the key of the history rows (src/store/resources.ts
+// History at scale. A resource's versions are found by its rid, the key of the history rows (src/store/resources.ts
 // RID_OF): vread, instance history and the audit trail's last content of a deleted resource. Found
 // by type and id instead, they were looked for among every version of the type, 0.9-1.3 s per vread
-// at 1M resources. Through fhir-kit-client over HTTP; the SQL sent is recorded and explained.
+// at 1M resources. The total is counted up to SEARCH_TOTAL_LIMIT and left out beyond, as a search's
+// (the whole system's history took 1.6 s to count on every page). Through fhir-kit-client over HTTP;
+// the SQL sent is recorded and explained.
 import t from 'tap';
 import { harness, type Harness } from './helpers/search.ts';
 
@@ -69,4 +71,32 @@ t.test('vread and instance history find the versions by rid, also of a deleted r
   t.equal(missing.status, 404, 'a version that does not exist');
   const unknown = await fetch(`${h.s.url}/Patient/never/_history`);
   t.equal(unknown.status, 404, 'the history of a resource that never existed');
+});
+
+t.test('a history total is counted up to SEARCH_TOTAL_LIMIT, left out beyond; the pages still hold every version once', async (t) => {
+  const h = await harness(t, { SEARCH_TOTAL_LIMIT: '3' });
+  for (let v = 1; v <= 3; v++) await h.put({ resourceType: 'Observation', id: 'obs', status: 'final', code: { text: `v${v}` } });
+  await h.put({ resourceType: 'Observation', id: 'other', status: 'final', code: { text: 'other' } });
+  const few = (await h.client.history({ resourceType: 'Observation', id: 'obs' })) as any;
+  t.equal(few.total, 3, 'three versions: counted');
+  t.notOk(few.link.some((l: any) => l.relation === 'next'), 'one page');
+
+  const all = (await h.client.request('Observation/_history?_count=2')) as any;
+  t.equal(all.total, undefined, 'four versions, over the limit: no total');
+  t.equal(all.entry.length, 2, '_count=2');
+  const seen: string[] = [];
+  let page = all;
+  for (let n = 0; page && n < 5; n++) {
+    for (const e of page.entry ?? []) seen.push(`${e.resource.id}/${e.response.etag}`);
+    const next = page.link.find((l: any) => l.relation === 'next')?.url;
+    t.equal(page.total, undefined, `page ${n + 1}: no total`);
+    page = next ? (await h.client.nextPage({ bundle: page })) : undefined;
+  }
+  t.same(seen.sort(), ['obs/W/"1"', 'obs/W/"2"', 'obs/W/"3"', 'other/W/"1"'], 'every version once, over two pages');
+
+  const counted = await fetch(`${h.s.url}/Observation/_history?_count=0`);
+  const zero = (await counted.json()) as any;
+  t.equal(counted.status, 200);
+  t.equal(zero.entry, undefined, '_count=0: no entry (and no empty array)');
+  t.notOk(zero.link.some((l: any) => l.relation === 'next'), '_count=0: no next link to the same page');
 });

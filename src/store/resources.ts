@@ -390,6 +390,8 @@ export interface HistoryQuery {
   maxSeq?: string;
   offset: number;
   count: number;
+  /** Count no further than this (the total is then left out): a count of every version costs seconds at 1M resources. */
+  countLimit: number;
 }
 
 /** An access condition on a `resources` alias (the fhir layer's AccessFilter), applied to each entry's resource. */
@@ -397,7 +399,14 @@ export interface HistoryAccess {
   condition(alias: string, params: { values: unknown[]; add(v: unknown): string }): string;
 }
 
-export async function readHistory(ex: Executor, q: HistoryQuery, access?: HistoryAccess): Promise<{ entries: HistoryEntry[]; total: number; maxSeq: string }> {
+/**
+ * A page of history, latest first, and one entry more when there is a next page (hasNext). The
+ * total is counted up to q.countLimit, undefined beyond: the whole system's history at 1M
+ * resources took 1.6 s to count, on every page.
+ */
+export async function readHistory(
+  ex: Executor, q: HistoryQuery, access?: HistoryAccess
+): Promise<{ entries: HistoryEntry[]; hasNext: boolean; total: number | undefined; maxSeq: string }> {
   const where: string[] = [];
   const params: unknown[] = [];
   const add = (sql: string, v: unknown) => {
@@ -426,11 +435,15 @@ export async function readHistory(ex: Executor, q: HistoryQuery, access?: Histor
     where.push(`EXISTS (SELECT 1 FROM resources ar WHERE ar.rid = h.rid AND ${access.condition('ar', p)})`);
   }
   const finalWhere = `WHERE ${where.join(' AND ')}`;
-  const total = Number((await ex.query<{ c: string }>(`SELECT count(*) AS c FROM resource_history h ${finalWhere}`, params)).rows[0].c);
+  const limit = Math.max(0, q.countLimit | 0);
+  const counted = Number(
+    (await ex.query<{ c: string }>(`SELECT count(*) AS c FROM (SELECT 1 FROM resource_history h ${finalWhere} LIMIT ${limit + 1}) x`, params)).rows[0].c
+  );
   const rows = await ex.query<Row>(
     `SELECT h.rid, h.resource_type, h.id, h.version_id, h.last_updated, h.deleted, h.content, h.method
-     FROM resource_history h ${finalWhere} ORDER BY h.last_updated DESC, h.seq DESC OFFSET ${q.offset | 0} LIMIT ${q.count | 0}`,
+     FROM resource_history h ${finalWhere} ORDER BY h.last_updated DESC, h.seq DESC OFFSET ${q.offset | 0} LIMIT ${(q.count | 0) + 1}`,
     params
   );
-  return { entries: rows.rows.map((r) => ({ ...toStored(r), method: r.method! })), total, maxSeq };
+  const entries = rows.rows.slice(0, q.count | 0).map((r) => ({ ...toStored(r), method: r.method! }));
+  return { entries, hasNext: rows.rows.length > (q.count | 0), total: counted <= limit ? counted : undefined, maxSeq };
 }

@@ -28,7 +28,7 @@ export async function history(ctx: FhirContext, type: string | undefined, id: st
   const maxRaw = lastValue(query, '_page_max');
   if (!/^\d+$/.test(offsetRaw) || (maxRaw !== undefined && !/^\d+$/.test(maxRaw))) throw errors.invalid('Malformed paging parameters');
   const offset = Number(offsetRaw);
-  const page = await readHistory(ctx.ex, { resourceType: type, id, since: sinceRange?.low, at, maxSeq: maxRaw, offset, count }, ctx.access);
+  const page = await readHistory(ctx.ex, { resourceType: type, id, since: sinceRange?.low, at, maxSeq: maxRaw, offset, count, countLimit: ctx.limits.searchTotalLimit }, ctx.access);
 
   const splicer = new Splicer();
   const entries: BundleEntry[] = page.entries.map((e) => {
@@ -53,9 +53,12 @@ export async function history(ctx: FhirContext, type: string | undefined, id: st
     q.set('_page_offset', String(o));
     return `${ctx.baseUrl}/${path}?${q}`;
   };
-  const bundle: Bundle = { resourceType: 'Bundle', type: 'history', total: page.total, link: [{ relation: 'self', url: link(offset) }] };
-  if (offset + count < page.total) bundle.link!.push({ relation: 'next', url: link(offset + count) });
-  if (offset > 0) bundle.link!.push({ relation: 'previous', url: link(Math.max(0, offset - count)) });
-  bundle.entry = entries;
+  // The total as for a search: exact up to SEARCH_TOTAL_LIMIT versions, left out beyond (Bundle.total is optional).
+  const bundle: Bundle = { resourceType: 'Bundle', type: 'history' };
+  if (page.total !== undefined) bundle.total = page.total;
+  bundle.link = [{ relation: 'self', url: link(offset) }];
+  if (page.hasNext && count > 0) bundle.link.push({ relation: 'next', url: link(offset + count) });
+  if (offset > 0) bundle.link.push({ relation: 'previous', url: link(Math.max(0, offset - count)) });
+  if (entries.length) bundle.entry = entries; // FHIR JSON has no empty arrays
   return { status: 200, raw: splicer.text(bundle), headers: {} };
 }
