@@ -133,6 +133,18 @@ t.test('rate limiter: a token bucket per key', async (t) => {
   t.equal(limiter.take('a').ok, false);
   now += 1_000;
   t.equal(limiter.take('a').ok, true, 'refilled after Retry-After');
+  // A refill shorter than a second is announced as one second (Retry-After counts whole seconds),
+  // and kept: the client is not served before the time it was given, and is once it has passed.
+  const perSecond = new RateLimiter(60, { now: () => now });
+  for (let i = 0; i < 60; i++) perSecond.take('x');
+  now += 850;
+  const early = perSecond.take('x');
+  t.same([early.ok, early.retryAfter], [false, 1], '0.85 of a token: Retry-After 1 s');
+  now += 150;
+  t.equal(perSecond.take('x').ok, false, 'a whole token 150 ms later, but Retry-After has not passed');
+  t.equal(perSecond.peek('x').ok, false, 'peek says the same');
+  now += 850;
+  t.equal(perSecond.take('x').ok, true, 'served once the Retry-After given has passed');
   now += 10 * 60_000;
   limiter.take('c');
   t.equal(limiter.size, 1, 'idle full buckets are forgotten');

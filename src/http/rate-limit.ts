@@ -18,6 +18,11 @@ export interface Verdict {
 interface Bucket {
   tokens: number;
   at: number;
+  /**
+   * Refused until then: the Retry-After last given, in whole seconds (rounded up), is kept, so a
+   * client that waits less than it was told is refused again, and one that waits as told is served.
+   */
+  until?: number;
 }
 
 export class RateLimiter {
@@ -53,19 +58,30 @@ export class RateLimiter {
   take(key: string): Verdict {
     const t = this.now();
     const b = this.bucket(key, t);
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
-      return { ok: true, retryAfter: 0, remaining: Math.floor(b.tokens) };
+    const refused = this.refusal(b, b.tokens, t);
+    if (refused) {
+      // A new time only when none runs: refusals meanwhile must not push it back by their rounding.
+      if (b.until === undefined || t >= b.until) b.until = t + refused.retryAfter * 1000;
+      return refused;
     }
-    return { ok: false, retryAfter: Math.max(1, Math.ceil((1 - b.tokens) / this.perMs / 1000)), remaining: 0 };
+    b.tokens -= 1;
+    b.until = undefined;
+    return { ok: true, retryAfter: 0, remaining: Math.floor(b.tokens) };
   }
 
   /** Whether the key could make a request now, without counting one. */
   peek(key: string): Verdict {
     const b = this.buckets.get(key);
     if (!b) return { ok: true, retryAfter: 0, remaining: this.perMinute };
-    const tokens = Math.min(this.perMinute, b.tokens + (this.now() - b.at) * this.perMs);
-    if (tokens >= 1) return { ok: true, retryAfter: 0, remaining: Math.floor(tokens) };
+    const t = this.now();
+    const tokens = Math.min(this.perMinute, b.tokens + (t - b.at) * this.perMs);
+    return this.refusal(b, tokens, t) ?? { ok: true, retryAfter: 0, remaining: Math.floor(tokens) };
+  }
+
+  /** The refusal, while the bucket lacks a token or a Retry-After given runs. */
+  private refusal(b: Bucket, tokens: number, t: number): Verdict | undefined {
+    if (b.until !== undefined && t < b.until) return { ok: false, retryAfter: Math.max(1, Math.ceil((b.until - t) / 1000)), remaining: 0 };
+    if (tokens >= 1) return undefined;
     return { ok: false, retryAfter: Math.max(1, Math.ceil((1 - tokens) / this.perMs / 1000)), remaining: 0 };
   }
 
