@@ -100,3 +100,44 @@ t.test('a history total is counted up to SEARCH_TOTAL_LIMIT, left out beyond; th
   t.equal(zero.entry, undefined, '_count=0: no entry (and no empty array)');
   t.notOk(zero.link.some((l: any) => l.relation === 'next'), '_count=0: no next link to the same page');
 });
+
+t.test('history pages continue from the position of their last or first entry, forward and back', async (t) => {
+  const h = await harness(t);
+  for (let i = 0; i < 4; i++) await h.put({ resourceType: 'Patient', id: `p${i}`, name: [{ family: `F${i}` }] });
+  for (let i = 0; i < 3; i++) await h.put({ resourceType: 'Patient', id: `p${i}`, name: [{ family: `G${i}` }] });
+  const key = (e: any) => `${e.resource.id}/${e.resource.meta.versionId}`;
+  const whole = ((await h.client.request('_history?_count=100')) as any).entry.map(key);
+  t.equal(whole.length, 7);
+
+  const forward: string[] = [];
+  const pages: any[] = [];
+  let page = (await h.client.request('_history?_count=2')) as any;
+  t.notOk(page.link.some((l: any) => l.relation === 'previous'), 'the first page has no previous');
+  while (page) {
+    pages.push(page);
+    forward.push(...page.entry.map(key));
+    const next = page.link.find((l: any) => l.relation === 'next')?.url;
+    if (next) t.match(next, /_page_before=/, 'a next link carries a position');
+    await h.put({ resourceType: 'Patient', id: `late${pages.length}`, name: [{ family: 'Late' }] }); // after the snapshot: not shown
+    page = next ? ((await h.client.nextPage({ bundle: page })) as any) : undefined;
+  }
+  t.same(forward, whole, 'next links: every entry once, in the order of a single page');
+  t.same(pages.map((p) => p.entry.length), [2, 2, 2, 1]);
+
+  const backward: string[][] = [];
+  page = pages[pages.length - 1];
+  while (page) {
+    backward.unshift(page.entry.map(key));
+    const previous = page.link.find((l: any) => l.relation === 'previous')?.url;
+    page = previous ? ((await h.client.prevPage({ bundle: page })) as any) : undefined;
+  }
+  t.same(backward.flat(), whole, 'previous links: the same pages back to the first');
+  t.same(backward.map((p) => p.length), [2, 2, 2, 1], 'the same cut');
+
+  const self = pages[1].link.find((l: any) => l.relation === 'self').url;
+  t.same(((await h.client.request(self.slice(h.s.url.length + 1))) as any).entry.map(key), pages[1].entry.map(key), 'a self link gives its page again');
+  for (const bad of ['_page_before=yesterday', '_page_before=2026-01-01T00:00:00.000000Z,1', '_page_max=9&_page_before=2026-01-01T00:00:00Z,1']) {
+    const answer = await fetch(`${h.s.url}/_history?${bad}`);
+    t.equal(answer.status, 400, `malformed paging: ${bad}`);
+  }
+});

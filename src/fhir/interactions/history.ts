@@ -6,11 +6,22 @@ import { errors } from '../outcome.ts';
 import type { FhirResponse } from '../response.ts';
 import { toRange } from '../search/dates.ts';
 import { lastValue, type Query } from '../search/parse.ts';
-import { readHistory } from '../../store/resources.ts';
+import { readHistory, type HistoryPosition } from '../../store/resources.ts';
 import { Splicer } from '../splice.ts';
 
 // _list (history.html) is not implemented: it is rejected as unknown rather than silently ignored.
-const KNOWN = new Set(['_since', '_at', '_count', '_page_offset', '_page_max', '_format', '_pretty']);
+// Paging: _page_max (the snapshot), then _page_before / _page_after (a position, keyset) or _page_offset.
+const KNOWN = new Set(['_since', '_at', '_count', '_page_offset', '_page_max', '_page_before', '_page_after', '_format', '_pretty']);
+
+/** A page link's position: the entry's lastUpdated to the microsecond, and its sequence number. */
+const POSITION = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z),(\d{1,18})$/;
+const positionOf = (raw: string | undefined, name: string): HistoryPosition | undefined => {
+  if (raw === undefined) return undefined;
+  const m = POSITION.exec(raw);
+  if (!m) throw errors.invalid(`Malformed paging parameter ${name}`, name);
+  return { lastUpdated: m[1], seq: m[2] };
+};
+const positionText = (p: HistoryPosition) => `${p.lastUpdated},${p.seq}`;
 
 export async function history(ctx: FhirContext, type: string | undefined, id: string | undefined, query: Query): Promise<FhirResponse> {
   for (const k of Object.keys(query)) if (!KNOWN.has(k)) throw errors.invalid(`Unknown history parameter "${k}"`, k);
@@ -28,7 +39,14 @@ export async function history(ctx: FhirContext, type: string | undefined, id: st
   const maxRaw = lastValue(query, '_page_max');
   if (!/^\d+$/.test(offsetRaw) || (maxRaw !== undefined && !/^\d+$/.test(maxRaw))) throw errors.invalid('Malformed paging parameters');
   const offset = Number(offsetRaw);
-  const page = await readHistory(ctx.ex, { resourceType: type, id, since: sinceRange?.low, at, maxSeq: maxRaw, offset, count, countLimit: ctx.limits.searchTotalLimit }, ctx.access);
+  const before = positionOf(lastValue(query, '_page_before'), '_page_before');
+  const after = positionOf(lastValue(query, '_page_after'), '_page_after');
+  if ((before || after) && (maxRaw === undefined || offsetRaw !== '0' || (before && after))) throw errors.invalid('Malformed paging parameters');
+  const page = await readHistory(
+    ctx.ex,
+    { resourceType: type, id, since: sinceRange?.low, at, maxSeq: maxRaw, before, after, offset, count, countLimit: ctx.limits.searchTotalLimit },
+    ctx.access
+  );
 
   const splicer = new Splicer();
   const entries: BundleEntry[] = page.entries.map((e) => {
@@ -44,21 +62,26 @@ export async function history(ctx: FhirContext, type: string | undefined, id: st
     return entry;
   });
   const path = [type, id, '_history'].filter(Boolean).join('/');
-  const link = (o: number) => {
+  const link = (paging: Record<string, string>) => {
     const q = new URLSearchParams();
     if (since) q.set('_since', since);
     if (atRaw) q.set('_at', atRaw);
     q.set('_count', String(count));
     q.set('_page_max', page.maxSeq);
-    q.set('_page_offset', String(o));
+    for (const [k, v] of Object.entries(paging)) q.set(k, v);
     return `${ctx.baseUrl}/${path}?${q}`;
   };
   // The total as for a search: exact up to SEARCH_TOTAL_LIMIT versions, left out beyond (Bundle.total is optional).
   const bundle: Bundle = { resourceType: 'Bundle', type: 'history' };
   if (page.total !== undefined) bundle.total = page.total;
-  bundle.link = [{ relation: 'self', url: link(offset) }];
-  if (page.hasNext && count > 0) bundle.link.push({ relation: 'next', url: link(offset + count) });
-  if (offset > 0) bundle.link.push({ relation: 'previous', url: link(Math.max(0, offset - count)) });
+  // self as asked; next and previous from the page's last and first entries (keyset: a page deep
+  // in the history costs what the first does).
+  const self: Record<string, string> = before ? { _page_before: positionText(before) } : after ? { _page_after: positionText(after) } : offset ? { _page_offset: String(offset) } : {};
+  bundle.link = [{ relation: 'self', url: link(self) }];
+  const backward = !before && !!after;
+  const { positions } = page;
+  if (positions.length && count > 0 && (backward || page.more)) bundle.link.push({ relation: 'next', url: link({ _page_before: positionText(positions[positions.length - 1]) }) });
+  if (positions.length && (backward ? page.more : !!before || offset > 0)) bundle.link.push({ relation: 'previous', url: link({ _page_after: positionText(positions[0]) }) });
   if (entries.length) bundle.entry = entries; // FHIR JSON has no empty arrays
   return { status: 200, raw: splicer.text(bundle), headers: {} };
 }
