@@ -44,6 +44,7 @@ import { CoordinationGenerator, dayNumber, DEFAULT_POOL, makePool, poolBundles, 
 import { postBundle } from './lib/bench/post-bundle.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
 import { resultsFile } from './lib/bench/results.ts';
+import { median, roundOrder } from './lib/bench/rounds.ts';
 import { numberArg, usageError } from './lib/cli.ts';
 import { readCliCredentials } from '../src/http/auth/keys.ts';
 import { DEMO_IDENTITY_GRANT } from '../src/http/auth/grants.ts';
@@ -88,10 +89,6 @@ const opts = {
 
 const log = (s: string) => console.error(`[bench-access] ${s}`);
 const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)];
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 installExitHandlers();
 
 interface Arm {
@@ -311,13 +308,13 @@ async function main() {
     const running = new Map<string, Awaited<ReturnType<typeof launch>>>();
     for (const arm of ARMS) running.set(arm.label, await launch(arm, 0));
     for (let round = 0; round < opts.rounds; round++) {
-      const order = ARMS.map((_, i) => ARMS[(i + round) % ARMS.length]);
+      const order = roundOrder(ARMS, round);
       for (const s of steps) for (const arm of order) await measure(round, arm, s, running.get(arm.label)!);
     }
     for (const r of running.values()) await r.server.stop();
   } else {
     for (let round = 0; round < opts.rounds; round++) {
-      const order = ARMS.map((_, i) => ARMS[(i + round) % ARMS.length]);
+      const order = roundOrder(ARMS, round);
       for (const arm of order) {
         const running = await launch(arm, round);
         for (const s of steps) await measure(round, arm, s, running);

@@ -28,6 +28,7 @@ import { loadPatients } from './lib/bench/load.ts';
 import { postmasterPidFromBackend, watchCpu } from './lib/bench/cpu.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
 import { resultsFile } from './lib/bench/results.ts';
+import { median, roundOrder } from './lib/bench/rounds.ts';
 import { numberArg, usageError } from './lib/cli.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -125,8 +126,8 @@ async function main() {
   ];
   const results: { round: number; audit: string; result: StepResult }[] = [];
   for (let round = 0; round < opts.rounds; round++) {
-    // Two arms: off-on, on-off. More: rotated by one each round.
-    const order = arms.length === 2 ? (round % 2 === 0 ? arms : [...arms].reverse()) : arms.map((_, i) => arms[(i + round) % arms.length]);
+    // Two arms: off-on, on-off; more: rotated by one each round.
+    const order = roundOrder(arms, round);
     for (const arm of order) {
       server = await start(arm);
       for (const s of steps) {
@@ -151,10 +152,6 @@ async function main() {
   }
   await server.stop();
 
-  const median = (xs: number[]) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-  };
   const cpuOf = (audit: string, step: string) => median(of(audit, step).map(cpuMs));
   const of = (audit: string, step: string) => results.filter((r) => r.audit === audit && r.result.step === step).map((r) => r.result);
   const summary = steps.map((s) => {

@@ -60,7 +60,8 @@ import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerPro
 import { resultsFile } from './lib/bench/results.ts';
 import { runLoad, type Failure, type LoadResult } from './lib/bench/runner.ts';
 import { collectDeepPages, pagingQueries, sampleDatabase, searchSteps, type Samples, type StepDef } from './lib/bench/search-queries.ts';
-import { checkout, roundOrder, summarize, type ArmRun, type ArmSummary } from './lib/bench/compare.ts';
+import { checkout, summarize, type ArmRun, type ArmSummary } from './lib/bench/compare.ts';
+import { roundOrder } from './lib/bench/rounds.ts';
 import { anchorDayArg, numberArg, usageError } from './lib/cli.ts';
 
 const root = new URL('..', import.meta.url).pathname;

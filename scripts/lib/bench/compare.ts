@@ -7,6 +7,7 @@ import { mkdtempSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CpuShare } from './cpu.ts';
+import { median } from './rounds.ts';
 
 export interface Checkout {
   /** The worktree: the server is started from its src/main.ts. */
@@ -54,12 +55,6 @@ export interface ArmSummary {
   failures: number;
 }
 
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 /** Medians over the rounds; CPU per request from each run's share of a core and its throughput. */
 export function summarize(runs: ArmRun[]): ArmSummary {
   const perRequest = (share: (c: CpuShare) => number | undefined) => {
@@ -78,6 +73,3 @@ export function summarize(runs: ArmRun[]): ArmSummary {
     failures: runs.reduce((n, r) => n + r.failures, 0),
   };
 }
-
-/** The order of the versions in a round: swapped every other round, so neither always runs first. */
-export const roundOrder = <T>(arms: T[], round: number): T[] => (round % 2 ? [...arms].reverse() : arms);
