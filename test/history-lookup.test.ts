@@ -1,5 +1,5 @@
 // History at scale. A resource's versions are found by its rid, the key of the history rows (src/store/resources.ts
-// RID_OF): vread, instance history and the audit trail's last content of a deleted resource. Found
+// ridOf): vread, instance history and the audit trail's last content of a deleted resource. Found
 // by type and id instead, they were looked for among every version of the type, 0.9-1.3 s per vread
 // at 1M resources. The total is counted up to SEARCH_TOTAL_LIMIT and left out beyond, as a search's
 // (the whole system's history took 1.6 s to count on every page). Through fhir-kit-client over HTTP;

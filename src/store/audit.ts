@@ -4,7 +4,7 @@
 // commit for the whole batch (src/audit/writer.ts groups them), set-wise (migrations/010).
 import type { IndexRows } from '../fhir/search/indexer.ts';
 import type { Executor } from './db.ts';
-import { callArgs, indexMask, indexParams, ownedColumns, ownedTypes, RID_OF, type IndexTable } from './resources.ts';
+import { callArgs, indexMask, indexParams, ownedColumns, ownedTypes, ridOf, type IndexTable } from './resources.ts';
 
 export interface AuditRecord {
   id: string;
@@ -73,8 +73,8 @@ export async function insertAuditRecords(ex: Executor, records: AuditRecord[]): 
 /** The last stored content of a resource (a deleted one's last version), for the patients it concerned. */
 export async function lastContent(ex: Executor, resourceType: string, id: string): Promise<string | undefined> {
   const r = await ex.query<{ content: string }>(
-    // By rid, the key of the history rows (RID_OF in resources.ts): by type and id it read every version of the type.
-    `SELECT content FROM resource_history WHERE rid = (${RID_OF}) AND content IS NOT NULL ORDER BY version_id DESC LIMIT 1`,
+    // By rid, the key of the history rows (ridOf in resources.ts): by type and id it read every version of the type.
+    `SELECT content FROM resource_history WHERE rid = (${ridOf('$1', '$2')}) AND content IS NOT NULL ORDER BY version_id DESC LIMIT 1`,
     [resourceType, id]
   );
   return r.rows[0]?.content;

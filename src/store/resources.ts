@@ -110,16 +110,16 @@ export async function readCurrentIf(
 }
 
 /**
- * The rid of a resource by type and id ($1, $2): history rows are found by rid (their unique key
+ * The rid of a resource by type and id (the placeholders given): history rows are found by rid (their unique key
  * with the version). Found by type and id, they were looked for among every version of the type:
  * a vread took 0.9-1.3 s at 1M resources (3.4 s cold), 0.5-0.7 ms by rid. A deleted resource keeps
  * its row, so its rid.
  */
-export const RID_OF = 'SELECT rid FROM resources WHERE resource_type = $1 AND id = $2';
+export const ridOf = (type: string, id: string): string => `SELECT rid FROM resources WHERE resource_type = ${type} AND id = ${id}`;
 
 export async function readVersion(ex: Executor, resourceType: string, id: string, versionId: number): Promise<HistoryEntry | undefined> {
   const r = await ex.query<Row>(
-    `SELECT ${COLUMNS}, method FROM resource_history WHERE rid = (${RID_OF}) AND version_id = $3`,
+    `SELECT ${COLUMNS}, method FROM resource_history WHERE rid = (${ridOf('$1', '$2')}) AND version_id = $3`,
     [resourceType, id, versionId],
     'read_version'
   );
@@ -389,11 +389,10 @@ export interface HistoryQuery {
   /** Stable paging: only entries at or below this sequence number (fixed at the first page). */
   maxSeq?: string;
   /**
-   * Where the page starts (HistoryPosition): the entries after `before` in the history's order
-   * (a next page), or the last ones before `after` (a previous page); else `offset` entries in.
+   * Where the page starts: the entries after this position in the history's order (a next page),
+   * or, backward, the last ones before it (a previous page); without it, `offset` entries in.
    */
-  before?: HistoryPosition;
-  after?: HistoryPosition;
+  start?: { position: HistoryPosition; backward: boolean };
   offset: number;
   count: number;
   /** Count no further than this (the total is then left out): a count of every version costs seconds at 1M resources. */
@@ -433,7 +432,7 @@ export async function readHistory(
   };
   if (q.resourceType && q.id) {
     params.push(q.resourceType, q.id);
-    where.push(`h.rid = (SELECT rid FROM resources WHERE resource_type = $${params.length - 1} AND id = $${params.length})`);
+    where.push(`h.rid = (${ridOf(`$${params.length - 1}`, `$${params.length}`)})`);
   } else {
     if (q.resourceType) add('h.resource_type = ?', q.resourceType);
     if (q.id) add('h.id = ?', q.id);
@@ -457,8 +456,8 @@ export async function readHistory(
   const counted = Number(
     (await ex.query<{ c: string }>(`SELECT count(*) AS c FROM (SELECT 1 FROM resource_history h ${finalWhere} LIMIT ${limit + 1}) x`, params)).rows[0].c
   );
-  const from = q.before ?? q.after;
-  const backward = !q.before && !!q.after;
+  const from = q.start?.position;
+  const backward = q.start?.backward === true;
   let pageWhere = finalWhere;
   if (from) {
     params.push(from.lastUpdated, from.seq);

@@ -42,9 +42,10 @@ export async function history(ctx: FhirContext, type: string | undefined, id: st
   const before = positionOf(lastValue(query, '_page_before'), '_page_before');
   const after = positionOf(lastValue(query, '_page_after'), '_page_after');
   if ((before || after) && (maxRaw === undefined || offsetRaw !== '0' || (before && after))) throw errors.invalid('Malformed paging parameters');
+  const start = before ? { position: before, backward: false } : after ? { position: after, backward: true } : undefined;
   const page = await readHistory(
     ctx.ex,
-    { resourceType: type, id, since: sinceRange?.low, at, maxSeq: maxRaw, before, after, offset, count, countLimit: ctx.limits.searchTotalLimit },
+    { resourceType: type, id, since: sinceRange?.low, at, maxSeq: maxRaw, start, offset, count, countLimit: ctx.limits.searchTotalLimit },
     ctx.access
   );
 
@@ -76,12 +77,12 @@ export async function history(ctx: FhirContext, type: string | undefined, id: st
   if (page.total !== undefined) bundle.total = page.total;
   // self as asked; next and previous from the page's last and first entries (keyset: a page deep
   // in the history costs what the first does).
-  const self: Record<string, string> = before ? { _page_before: positionText(before) } : after ? { _page_after: positionText(after) } : offset ? { _page_offset: String(offset) } : {};
+  const self: Record<string, string> = start ? { [start.backward ? '_page_after' : '_page_before']: positionText(start.position) } : offset ? { _page_offset: String(offset) } : {};
   bundle.link = [{ relation: 'self', url: link(self) }];
-  const backward = !before && !!after;
+  const backward = start?.backward === true;
   const { positions } = page;
   if (positions.length && count > 0 && (backward || page.more)) bundle.link.push({ relation: 'next', url: link({ _page_before: positionText(positions[positions.length - 1]) }) });
-  if (positions.length && (backward ? page.more : !!before || offset > 0)) bundle.link.push({ relation: 'previous', url: link({ _page_after: positionText(positions[0]) }) });
+  if (positions.length && (backward ? page.more : !!start || offset > 0)) bundle.link.push({ relation: 'previous', url: link({ _page_after: positionText(positions[0]) }) });
   if (entries.length) bundle.entry = entries; // FHIR JSON has no empty arrays
   return { status: 200, raw: splicer.text(bundle), headers: {} };
 }
