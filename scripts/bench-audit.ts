@@ -147,7 +147,7 @@ async function main() {
   if (postgres) {
     const c = new pg.Client(postgres.url);
     await c.connect();
-    commits = Number((await c.query<{ n: string }>("SELECT count(DISTINCT xmin::text) AS n FROM resources WHERE resource_type = 'AuditEvent'")).rows[0].n);
+    commits = Number((await c.query<{ n: string }>("SELECT count(DISTINCT xmin::text) AS n FROM audit_events")).rows[0].n);
     await c.end();
   }
   await server.stop();

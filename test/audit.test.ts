@@ -370,7 +370,7 @@ t.test('a failed audit write withholds the answer; the trail resumes after', asy
   const s = await startServer(t, { AUDIT: 'on' });
   const p = await http('POST', `${s.url}/Patient`, { resourceType: 'Patient', name: [{ family: 'Secret-Name' }] });
   await s.db.exec(`CREATE FUNCTION audit_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit store broken'; END $$;
-    CREATE TRIGGER audit_fail BEFORE INSERT ON resources FOR EACH ROW WHEN (NEW.resource_type = 'AuditEvent') EXECUTE FUNCTION audit_fail();`);
+    CREATE TRIGGER audit_fail BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION audit_fail();`);
   const id = rid('withheld');
   const r = await http('GET', `${s.url}/Patient/${p.body.id}`, undefined, { 'x-request-id': id });
   t.equal(r.status, 500, 'not answered as if traced');
@@ -382,7 +382,7 @@ t.test('a failed audit write withholds the answer; the trail resumes after', asy
   const w = await http('PUT', `${s.url}/Patient/${p.body.id}`, { resourceType: 'Patient', id: p.body.id, name: [{ family: 'Other' }] });
   t.equal(w.status, 500, 'a write whose trace failed is not answered 200');
   t.equal(w.headers.get('location'), null);
-  await s.db.exec('DROP TRIGGER audit_fail ON resources; DROP FUNCTION audit_fail();');
+  await s.db.exec('DROP TRIGGER audit_fail ON audit_events; DROP FUNCTION audit_fail();');
   t.equal((await eventsOf(s.url, id)).length, 0, 'the withheld request left no AuditEvent');
   const ok = rid('after');
   t.equal((await http('GET', `${s.url}/Patient/${p.body.id}`, undefined, { 'x-request-id': ok })).status, 200, 'answers resume');

@@ -5,6 +5,9 @@ import type { Db, Executor } from '../store/db.ts';
 import { readCurrent, readCurrentForAccess, readCurrentForAccessWithStamp, readCurrentIf, type AccessRow, type StoredResource } from '../store/resources.ts';
 import type { Query } from './search/parse.ts';
 import { SqlParams } from './search/sql.ts';
+import { AUDIT_TYPE } from '../access/filter.ts';
+import { readVisibleAuditEvent } from '../audit/read.ts';
+import { readAuditEvent } from '../store/audit.ts';
 
 /**
  * The access-control hook of the search engine: a condition on a `resources` alias that a
@@ -44,6 +47,10 @@ export interface AccessFilter {
  * Without a filter every stored resource is visible.
  */
 export async function visibility(ctx: FhirContext, type: string, id: string): Promise<{ visible: boolean; compartments: string[] } | undefined> {
+  if (type === AUDIT_TYPE) {
+    const { event, compartments } = await readAuditEvent(ctx.ex, id);
+    return event && { visible: !ctx.access || !!(await readVisibleAuditEvent(ctx, id)), compartments };
+  }
   const params = new SqlParams();
   const t = params.add(type);
   const i = params.add(id);
@@ -57,6 +64,7 @@ export async function visibility(ctx: FhirContext, type: string, id: string): Pr
 
 /** The current row (deletions included) of a resource the caller may see, in one query; undefined when absent or hidden. */
 export async function readVisible(ctx: FhirContext, type: string, id: string): Promise<StoredResource | undefined> {
+  if (type === AUDIT_TYPE) return readVisibleAuditEvent(ctx, id); // the trail's own store
   const access = ctx.access;
   if (!access) return readCurrent(ctx.ex, type, id);
   if (access.confirm) {

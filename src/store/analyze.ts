@@ -5,7 +5,7 @@
 // covering search indexes of migration 017) read the heap for each entry, and nothing reclaims
 // the dead rows updates and deletes leave. This applies autovacuum's analyze rule (when more
 // than 10% of the rows plus 50 changed) at start and every ANALYZE_CHECK_MS, with resource
-// creations as the measure of change: the highest rid (one per resource, however often updated)
+// creations and audit events as the measure of change: the highest rid (one per resource, however often updated, plus the audit store's sequence)
 // against the one noted in the `analyzed` stamp at the last pass, and then does what autovacuum
 // would: VACUUM (ANALYZE), one table at a time, so requests run in between (a vacuum skips the
 // pages the visibility map marks all-visible; each ANALYZE samples at most 30,000 rows).
@@ -34,7 +34,8 @@ export function startAutoAnalyze(db: Db, everyMs: number, log: (msg: string, det
   let stopped = false;
   const check = (): Promise<boolean> =>
     (running ??= (async () => {
-      const rid = Number((await db.query<{ n: string | null }>('SELECT max(rid)::text AS n FROM resources')).rows[0]?.n ?? 0);
+      // Resources created plus audit events written (their store's sequence: no scan of the trail).
+      const rid = Number((await db.query<{ n: string | null }>('SELECT (coalesce((SELECT max(rid) FROM resources), 0) + (SELECT last_value FROM audit_events_seq_seq))::text AS n')).rows[0]?.n ?? 0);
       const noted = await db.query<{ n: string }>("SELECT n::text AS n FROM stamps WHERE name = 'analyzed'");
       const analyzed = Number(noted.rows[0]?.n ?? 0);
       if (rid - analyzed <= SCALE_FACTOR * analyzed + THRESHOLD) return false;

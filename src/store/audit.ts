@@ -1,73 +1,98 @@
-// Audit records are stored as ordinary AuditEvent resources (current row, history row, search
-// index rows, as fhir_insert_resource of migrations/002 writes them), so the REST API reads and
-// searches them like any resource. A batch of them is one statement: one round trip and one
-// commit for the whole batch (src/audit/writer.ts groups them), set-wise (migrations/010).
-import type { IndexRows } from '../fhir/search/indexer.ts';
+// The audit trail's own store (migrations/027): one append-only row per AuditEvent, its id and
+// time indexed, and its search terms (src/audit/terms.ts) in two arrays, the selective ones under
+// a GIN index. A batch of events is one INSERT from arrays: one round trip and one commit for the
+// batch (src/audit/writer.ts groups them), with the same text whatever its size (planned once).
+// Nothing here updates or deletes a row: the API has no way to (src/http/audit.ts refuses it).
+import { SqlParams } from '../fhir/search/sql.ts';
 import type { Executor } from './db.ts';
-import { callArgs, indexMask, indexParams, ownedColumns, ownedTypes, ridOf, type IndexTable } from './resources.ts';
+import { ridOf, type StoredResource } from './resources.ts';
+import { stampSubquery } from './stamps.ts';
 
 export interface AuditRecord {
   id: string;
-  lastUpdated: string;
+  /** AuditEvent.recorded, also meta.lastUpdated. */
+  recorded: string;
   content: string;
-  rows: IndexRows;
+  compartments: string[];
+  refs: string[];
+  codes: string[];
 }
 
-const PER_CALL = 7;
-const ONE_CALL = callArgs(PER_CALL);
-const PARAMS_PER_CALL = ONE_CALL.match(/\$\d+/g)!.length; // 7 + the index fields
-const statements = new Map<number, string>();
+// Each event's arrays travel as one text, joined by a separator no term contains (control
+// characters are escaped in JSON and absent from codes), and are split again in SQL: PostgreSQL
+// arrays of arrays must be rectangular.
+const SEP = '\u001f';
+const split = (column: string) => `coalesce(string_to_array(e.${column}, E'\\x1f'), '{}')`;
+const INSERT = `INSERT INTO audit_events (id, recorded, content, compartments, refs, codes)
+  SELECT e.id, e.recorded, e.content, ${split('compartments')}, ${split('refs')}, ${split('codes')}
+  FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[]) AS e(id, recorded, content, compartments, refs, codes)`;
+const joined = (terms: string[]) => (terms.length ? terms.join(SEP) : null);
 
-/** SELECT fhir_insert_resource(…) AS r0, fhir_insert_resource(…) AS r1, … for n events. */
-function statement(n: number): string {
-  let text = statements.get(n);
-  if (!text) {
-    const calls = Array.from({ length: n }, (_, k) => `fhir_insert_resource(${ONE_CALL.replace(/\$(\d+)/g, (_m, i) => `$${Number(i) + k * PARAMS_PER_CALL}`)}) AS r${k}`);
-    text = `SELECT ${calls.join(', ')}`;
-    if (statements.size < 256) statements.set(n, text);
-  }
-  return text;
-}
-
-/** Only string, token, date, reference and uri rows: what the set-wise function writes. */
-function setWise(r: AuditRecord): boolean {
-  const x = r.rows;
-  return !x.number.code.length && !x.quantity.code.length && !x.composite.code.length && x.text.narrative === null && x.text.content === null;
-}
-
-// The index tables an AuditEvent has rows in, in fhir_insert_audit_events' order (migrations/010).
-const AUDIT_TABLES: IndexTable[] = ['string', 'token', 'date', 'reference', 'uri'];
-const SET_WISE = `SELECT fhir_insert_audit_events(${[
-  'text[]', 'timestamptz[]', 'text[]', 'text[]', 'smallint[]', ...AUDIT_TABLES.flatMap(ownedTypes),
-].map((t, i) => `$${i + 1}::${t}`).join(', ')}) AS n`;
-
-/**
- * Inserts the records in one statement (one commit): set-wise (migrations/010) when every record
- * has only the index rows an AuditEvent has, else one fhir_insert_resource call per record.
- */
+/** Inserts the records in one statement (one commit). */
 export async function insertAuditRecords(ex: Executor, records: AuditRecord[]): Promise<void> {
   if (records.length === 0) return;
-  if (records.every(setWise)) {
-    const rows = records.map((x) => x.rows);
-    const r = await ex.query<{ n: number }>(
-      SET_WISE,
-      [
-        records.map((x) => x.id), records.map((x) => x.lastUpdated), records.map((x) => x.content), rows.map((x) => x.compartments.join(' ')), rows.map(indexMask),
-        ...AUDIT_TABLES.flatMap((table) => ownedColumns(rows, table)),
-      ],
-      'fhir_audit_insert'
-    );
-    if (Number(r.rows[0]?.n) !== records.length) throw new Error(`${records.length - Number(r.rows[0]?.n)} AuditEvents were not stored`);
-    return;
-  }
-  const params: unknown[] = [];
-  for (const r of records) {
-    params.push('AuditEvent', r.id, r.lastUpdated, r.content, r.rows.compartments, 'POST', indexMask(r.rows), ...indexParams(r.rows));
-  }
-  // Named per batch size: PostgreSQL parses and plans each size once per connection.
-  const result = await ex.query<Record<string, string | null>>(statement(records.length), params, `fhir_audit_insert_${records.length}`);
-  const row = result.rows[0] ?? {};
-  for (let k = 0; k < records.length; k++) if (row[`r${k}`] == null) throw new Error(`AuditEvent/${records[k].id} was not stored`);
+  const r = await ex.query(
+    INSERT,
+    [records.map((x) => x.id), records.map((x) => x.recorded), records.map((x) => x.content), records.map((x) => joined(x.compartments)), records.map((x) => joined(x.refs)), records.map((x) => joined(x.codes))],
+    'audit_insert'
+  );
+  if (r.rowCount !== records.length) throw new Error(`${records.length - (r.rowCount ?? 0)} AuditEvents were not stored`);
+}
+
+/** An event of the store as the read interactions return a resource: always version 1, never deleted. */
+function stored(row: { seq: string; id: string; recorded: Date; content: string }): StoredResource {
+  return { rid: row.seq, resourceType: 'AuditEvent', id: row.id, versionId: 1, lastUpdated: row.recorded, deleted: false, content: row.content };
+}
+
+/**
+ * The event with this id and its patients, if the condition on its row (alias a: the access
+ * filter's condition for AuditEvent) holds; with the `access` stamp read in the same snapshot
+ * when asked for.
+ */
+export async function readAuditEvent(
+  ex: Executor, id: string, options: { condition?: (alias: string, params: SqlParams) => string; withStamp?: boolean } = {}
+): Promise<{ event?: StoredResource; compartments: string[]; stamp?: string }> {
+  const params = new SqlParams();
+  const idParam = params.add(id);
+  const cond = options.condition ? ` AND ${options.condition('a', params)}` : '';
+  const stamp = options.withStamp ? `${stampSubquery('access')} AS access_stamp, ` : '';
+  const r = await ex.query<{ access_stamp?: string; seq: string | null; id: string; recorded: Date; content: string; compartments: string[] | null }>(
+    `SELECT ${stamp}a.seq::text AS seq, a.id, a.recorded, a.content, a.compartments FROM (VALUES (1)) one (x) LEFT JOIN audit_events a ON a.id = ${idParam}${cond}`,
+    params.values
+  );
+  const row = r.rows[0];
+  const event = row?.seq == null ? undefined : stored(row as { seq: string; id: string; recorded: Date; content: string });
+  return { event, compartments: row?.compartments ?? [], stamp: row?.access_stamp };
+}
+
+export interface AuditRow {
+  id: string;
+  content: string;
+  /** The row's sort key as text: recorded to the microsecond, and seq. */
+  recorded: string;
+  seq: string;
+}
+
+/**
+ * A page of events matching `where` (alias a), ordered by time then insertion (descending when
+ * asked), from after or before a position; `limit` rows at most.
+ */
+export async function auditPage(
+  ex: Executor, where: string, params: SqlParams, desc: boolean, limit: number, withStamp: boolean
+): Promise<{ rows: AuditRow[]; stamp?: string }> {
+  const dir = desc ? 'DESC' : 'ASC';
+  const stamp = withStamp ? `, ${stampSubquery('access')} AS access_stamp` : '';
+  const sql = `SELECT a.id, a.content, to_char(a.recorded AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS recorded, a.seq::text AS seq${stamp}
+    FROM audit_events a WHERE ${where} ORDER BY a.recorded ${dir}, a.seq ${dir} LIMIT ${limit | 0}`;
+  const r = await ex.query<AuditRow & { access_stamp?: string }>(sql, params.values);
+  return { rows: r.rows, stamp: r.rows[0]?.access_stamp };
+}
+
+/** The number of events matching `where`, counted no further than limit + 1 (all without a limit). */
+export async function countAuditEvents(ex: Executor, where: string, params: SqlParams, limit?: number): Promise<number> {
+  const cap = limit === undefined ? '' : ` LIMIT ${(limit | 0) + 1}`;
+  const r = await ex.query<{ c: string }>(`SELECT count(*) AS c FROM (SELECT 1 FROM audit_events a WHERE ${where}${cap}) x`, params.values);
+  return Number(r.rows[0].c);
 }
 
 /** The last stored content of a resource (a deleted one's last version), for the patients it concerned. */

@@ -71,8 +71,8 @@ export async function startServer(t: Teardown, overrides: Record<string, string>
   // capabilities use minimal resources; test/validation.test.ts tests enforcement. So is the
   // storing of the packages' resources at first start (test/packages.test.ts tests it): tests
   // of other capabilities start from an empty database, and in a second rather than ten. So is the
-  // audit trail (AUDIT=on by default, test/audit.test.ts tests it): its AuditEvents are resources,
-  // which tests of other capabilities would count in their system-wide histories and searches.
+  // audit trail (AUDIT=on by default, test/audit.test.ts and test/audit-store.test.ts test it): an event
+  // committed per request is work the tests of other capabilities do not need.
   const config = loadConfig({ ...fresh.env, LOAD_FIXTURES: 'false', LOG_LEVEL: 'silent', REQUIRED_PROFILES: 'none', STORE_PACKAGE_RESOURCES: 'false', AUDIT: 'off', ...overrides });
   const db = await openDb(config);
   await migrate(db);

@@ -4,6 +4,8 @@ import { errors } from '../outcome.ts';
 import { parseETagVersion, type FhirRequest } from '../request.ts';
 import { versionHeaders, type FhirResponse } from '../response.ts';
 import { readVersion } from '../../store/resources.ts';
+import { AUDIT_TYPE } from '../../access/filter.ts';
+import { readVisibleAuditEvent } from '../../audit/read.ts';
 
 export async function read(ctx: FhirContext, type: string, id: string, req: FhirRequest): Promise<FhirResponse> {
   // A resource the caller may not see answers as a missing one (never 403: that would reveal it).
@@ -24,6 +26,12 @@ export async function read(ctx: FhirContext, type: string, id: string, req: Fhir
 
 export async function vread(ctx: FhirContext, type: string, id: string, vid: string): Promise<FhirResponse> {
   if (!/^\d+$/.test(vid)) throw errors.notFound(`${type}/${id}/_history/${vid} not found`);
+  if (type === AUDIT_TYPE) {
+    // An event of the trail has one version.
+    const event = Number(vid) === 1 ? await readVisibleAuditEvent(ctx, id) : undefined;
+    if (!event) throw errors.notFound(`${type}/${id}/_history/${vid} not found`);
+    return { status: 200, raw: event.content!, headers: versionHeaders(ctx.baseUrl, event) };
+  }
   const version = await readVersion(ctx.ex, type, id, Number(vid));
   if (!version || (await hidden(ctx, type, id))) throw errors.notFound(`${type}/${id}/_history/${vid} not found`);
   const headers = versionHeaders(ctx.baseUrl, version);

@@ -11,6 +11,8 @@ import { resolveTerminologyModifiers } from '../terminology/search.ts';
 import { statementName } from '../../store/db.ts';
 import { stampSubquery } from '../../store/stamps.ts';
 import { Splicer } from '../splice.ts';
+import { AUDIT_TYPE } from '../../access/filter.ts';
+import { auditSearch } from '../../audit/search.ts';
 import { containedMatches, containedMode, containedResource, matchingRids, type ContainedMode } from './contained.ts';
 
 interface Row {
@@ -213,7 +215,7 @@ export async function matchIds(ctx: FhirContext, resourceType: string, query: Qu
   return r.rows.map((x) => x.id);
 }
 
-function intParam(query: Query, name: string, fallback: number): number {
+export function intParam(query: Query, name: string, fallback: number): number {
   const v = lastValue(query, name);
   if (v === undefined || v === '') return fallback;
   if (!/^\d+$/.test(v)) throw new FhirError(400, issue('error', 'invalid', `${name} must be a non-negative integer, not "${v}"`, name));
@@ -275,6 +277,8 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
     for (const t of types) if (!isResourceType(t)) throw new FhirError(400, issue('error', 'invalid', `Unknown resource type "${t}" in _type`, '_type'));
     if (options.types) types = types.filter((t) => options.types!.includes(t));
   }
+  // The audit trail has a store and a search of its own (src/audit/search.ts).
+  if (types?.length === 1 && types[0] === AUDIT_TYPE) return auditSearch(ctx, query, options);
   const searchQuery = { ...query };
   delete searchQuery._type;
   for (const name of options.operationParams ?? []) delete searchQuery[name];
@@ -476,7 +480,7 @@ async function countUpTo(ctx: FhirContext, m: Matches, params: unknown[], limit?
   return gateClosed(ctx, m, row) ? undefined : Number(row.c);
 }
 
-interface PagePosition {
+export interface PagePosition {
   hasNext: boolean;
   hasPrevious: boolean;
   /** The sort keys of the page's first and last rows (or, for an empty page, where it stands). */
@@ -499,22 +503,31 @@ async function fetchPage(
     ? await readByLeadingIndex(ctx, type, where, params, terms, cursor, count + 1)
     : await readPage(ctx, { ...m, params, terms, cursor, reverse: backward, offset, limit: count + 1, countAll });
   if (!rows) return undefined;
-  const more = rows.length > count;
-  const page = rows.slice(0, count);
-  if (backward) page.reverse();
+  const { rows: page, page: position } = pagePosition(rows, count, cursor, (row) => row.keys, offset);
+  return { rows: page, page: position, counted: (rows as { counted?: number }).counted };
+}
+
+/**
+ * A page and where it stands, from the rows read in reading order (count + 1 at most: one more
+ * tells there is a next page) after or before the cursor; a backward read is put back in order.
+ */
+export function pagePosition<R>(read: R[], count: number, cursor: Cursor | undefined, keyOf: (row: R) => (string | null)[], offset = 0): { rows: R[]; page: PagePosition } {
+  const backward = cursor?.direction === 'before';
+  const more = read.length > count;
+  const rows = read.slice(0, count);
+  if (backward) rows.reverse();
   const sort = cursor?.sort ?? '';
-  const keyOf = (row: KeyedRow) => row.keys;
   const position: PagePosition = backward ? { hasNext: true, hasPrevious: more } : { hasNext: more, hasPrevious: cursor !== undefined || offset > 0 };
-  if (page.length) {
-    position.first = { direction: 'before', inclusive: false, key: keyOf(page[0]), sort };
-    position.last = { direction: 'after', inclusive: false, key: keyOf(page[page.length - 1]), sort };
+  if (rows.length) {
+    position.first = { direction: 'before', inclusive: false, key: keyOf(rows[0]), sort };
+    position.last = { direction: 'after', inclusive: false, key: keyOf(rows[rows.length - 1]), sort };
   } else if (cursor) {
     // Nothing left on this side of the cursor: the way back starts at the cursor itself.
     position.first = { direction: 'before', inclusive: true, key: cursor.key, sort };
     position.last = { direction: 'after', inclusive: true, key: cursor.key, sort };
     position.hasNext = backward;
   }
-  return { rows: page, page: position, counted: (rows as { counted?: number }).counted };
+  return { rows, page: position };
 }
 
 interface KeyedRow extends Row {
@@ -600,7 +613,7 @@ function sortedArmsFrom(q: PageQuery, params: SqlParams): string {
   return `(${walked}${apart ? ` UNION ALL (SELECT * FROM (${apart}) r WHERE ${after} OFFSET 0)` : ''}) r`;
 }
 
-function copyParams(from: SqlParams): SqlParams {
+export function copyParams(from: SqlParams): SqlParams {
   const p = new SqlParams();
   p.values.push(...from.values);
   return p;
@@ -688,7 +701,7 @@ async function readByLeadingIndex(
 }
 
 /** The searchset entry (search.mode outcome) that reports the parameters a lenient search ignored. */
-function unknownEntry(unknown: string[]): BundleEntry {
+export function unknownEntry(unknown: string[]): BundleEntry {
   return {
     resource: outcome([issue('warning', 'not-supported', `Unknown search parameter(s) ignored: ${[...new Set(unknown)].join(', ')}`, unknown)]),
     search: { mode: 'outcome' },
@@ -708,7 +721,7 @@ function linkUrl(ctx: FhirContext, path: string, query: Query, unknown: string[]
   };
 }
 
-function pageLinks(
+export function pageLinks(
   ctx: FhirContext, path: string, query: Query, unknown: string[], count: number, sort: string, page: PagePosition, total: number | undefined,
   broad: boolean
 ): BundleLink[] {

@@ -434,6 +434,12 @@ function overlapWindow(prefix: Prefix, low: number, high: number): [number, numb
   }
 }
 
+/** A date search value ([prefix]date) against a range of columns or expressions [low, high). */
+export function dateValueSql(raw: string, name: string, low: string, high: string, params: SqlParams): string {
+  const [prefix, rest] = splitPrefix(raw, true);
+  return dateCondition(prefix, low, high, parseDate(rest, name), params);
+}
+
 function dateCondition(prefix: Prefix, low: string, high: string, range: DateRange, params: SqlParams): string {
   // Parameters are added only where used: PostgreSQL rejects a statement with a parameter it
   // never sees ("could not determine data type of parameter $n").
@@ -527,7 +533,7 @@ function numberCondition(prefix: Prefix, col: string, value: string, raw: string
   return rangeCondition(prefix, col, numberBounds(value, raw, params));
 }
 
-function likeEscape(s: string): string {
+export function likeEscape(s: string): string {
   return s.replace(/[\\%_]/g, (c) => '\\' + c);
 }
 
@@ -569,10 +575,8 @@ function valueSql(type: string, mod: string | undefined, s: string, raw: string,
     case 'reference':
       if (mod === 'identifier') return tokenCondition(s, splitPipe(raw), params, name, raw);
       return referenceCondition(s, mod, unescapeValue(raw), params, name);
-    case 'date': {
-      const [prefix, rest] = splitPrefix(raw, true);
-      return dateCondition(prefix, `${s}.low`, `${s}.high`, parseDate(rest, name), params);
-    }
+    case 'date':
+      return dateValueSql(raw, name, `${s}.low`, `${s}.high`, params);
     case 'number': {
       const [prefix, rest] = splitPrefix(raw, true);
       return numberCondition(prefix, `${s}.value`, rest, name, params);

@@ -1,0 +1,49 @@
+// Reading the audit trail by id (read, vread, instance history) from its own store
+// (src/store/audit.ts): an event has one version, never updated or deleted. The caller's access
+// filter applies as it does to resources (src/fhir/context.ts readVisible): a hidden event is
+// answered as a missing one.
+import type { Bundle } from '@medplum/fhirtypes';
+import type { FhirContext } from '../fhir/context.ts';
+import { AUDIT_TYPE } from '../access/filter.ts';
+import { readAuditEvent } from '../store/audit.ts';
+import type { StoredResource } from '../store/resources.ts';
+import { errors } from '../fhir/outcome.ts';
+import { Splicer } from '../fhir/splice.ts';
+import type { FhirResponse } from '../fhir/response.ts';
+
+export async function readVisibleAuditEvent(ctx: FhirContext, id: string): Promise<StoredResource | undefined> {
+  const access = ctx.access;
+  if (!access) return (await readAuditEvent(ctx.ex, id)).event;
+  if (access.confirm || access.admits) {
+    // Cached rights are confirmed by the stamp read with the row; then decided in memory when they can be.
+    const { event, compartments, stamp } = await readAuditEvent(ctx.ex, id, { withStamp: !!access.confirm });
+    if (access.confirm) access.confirm(stamp ?? '0');
+    if (!event) return undefined;
+    const admitted = access.admits?.(AUDIT_TYPE, compartments, 0);
+    if (admitted !== undefined) return admitted ? event : undefined;
+  }
+  return (await readAuditEvent(ctx.ex, id, { condition: (alias, params) => access.condition(alias, params, AUDIT_TYPE) })).event;
+}
+
+/** The history of one event: its only version. */
+export async function auditInstanceHistory(ctx: FhirContext, id: string): Promise<FhirResponse> {
+  const event = await readVisibleAuditEvent(ctx, id);
+  if (!event) throw errors.notFound(`${AUDIT_TYPE}/${id} not found`);
+  const splicer = new Splicer();
+  const url = `${ctx.baseUrl}/${AUDIT_TYPE}/${id}/_history`;
+  const bundle: Bundle = {
+    resourceType: 'Bundle',
+    type: 'history',
+    total: 1,
+    link: [{ relation: 'self', url }],
+    entry: [
+      {
+        fullUrl: `${ctx.baseUrl}/${AUDIT_TYPE}/${id}`,
+        resource: splicer.mark(event.content!),
+        request: { method: 'POST', url: AUDIT_TYPE },
+        response: { status: '201', etag: 'W/"1"', lastModified: event.lastUpdated.toISOString() },
+      },
+    ],
+  };
+  return { status: 200, raw: splicer.text(bundle), headers: {} };
+}
