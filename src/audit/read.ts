@@ -6,6 +6,7 @@ import type { Bundle } from '@medplum/fhirtypes';
 import type { FhirContext } from '../fhir/context.ts';
 import { AUDIT_TYPE } from '../access/filter.ts';
 import { readAuditEvent } from '../store/audit.ts';
+import type { SqlParams } from '../fhir/search/sql.ts';
 import type { StoredResource } from '../store/resources.ts';
 import { errors } from '../fhir/outcome.ts';
 import { Splicer } from '../fhir/splice.ts';
@@ -22,7 +23,14 @@ export async function readVisibleAuditEvent(ctx: FhirContext, id: string): Promi
     const admitted = access.admits?.(AUDIT_TYPE, compartments, 0);
     if (admitted !== undefined) return admitted ? event : undefined;
   }
-  return (await readAuditEvent(ctx.ex, id, { condition: (alias, params) => access.condition(alias, params, AUDIT_TYPE) })).event;
+  const { event, visible } = await readAuditEvent(ctx.ex, id, { condition: auditCondition(ctx) });
+  return visible ? event : undefined;
+}
+
+/** The caller's access filter as a condition on an event's row (alias a), when there is one. */
+export function auditCondition(ctx: FhirContext): ((alias: string, params: SqlParams) => string) | undefined {
+  const access = ctx.access;
+  return access && ((alias, params) => access.condition(alias, params, AUDIT_TYPE));
 }
 
 /** The history of one event: its only version. */

@@ -13,8 +13,8 @@ import { getResourceTypes, getSearchParam, isResourceType } from '../fhir/defini
 import { FhirError, issue } from '../fhir/outcome.ts';
 import { lastValue, splitOr, splitPipe, unescapeValue, type Query } from '../fhir/search/parse.ts';
 import { decodeCursor, type Cursor } from '../fhir/search/paging.ts';
-import { dateValueSql, likeEscape, SqlParams } from '../fhir/search/sql.ts';
-import { copyParams, intParam, pageLinks, pagePosition, shape, unknownEntry, type PagePosition, type SearchOptions, type SearchResult } from '../fhir/search/search.ts';
+import { dateValueSql, likeEscape, parseReferenceValue, SqlParams } from '../fhir/search/sql.ts';
+import { copyParams, intParam, pageLinks, pagePosition, shape, summaryAndTotal, unknownEntry, type PagePosition, type SearchOptions, type SearchResult } from '../fhir/search/search.ts';
 import { normalizeString } from '../fhir/search/normalize.ts';
 import { Splicer } from '../fhir/splice.ts';
 import { AUDIT_TYPE } from '../access/filter.ts';
@@ -79,17 +79,13 @@ function referenceSql(ctx: FhirContext, code: string, modifier: string | undefin
   if (modifier === 'identifier') return tokenSql(`${code}:identifier`, raw, params, name);
   let value = unescapeValue(raw);
   if (value.startsWith(`${ctx.baseUrl}/`)) value = value.slice(ctx.baseUrl.length + 1);
-  const m = /^(?:([A-Z][A-Za-z]+)\/)?([A-Za-z0-9\-.]{1,64})(?:\/_history\/.*)?$/.exec(value);
-  if (m && !value.includes('://')) {
-    if (m[1] && !isResourceType(m[1])) throw invalid(`"${value}" is not a reference: "${m[1]}" is not a resource type`, name);
-    if (m[1] && modifier && m[1] !== modifier) return 'false';
-    const type = m[1] ?? modifier;
-    // A bare id names a resource of any type the parameter may point to.
-    const targets = type ? [type] : (getSearchParam(AUDIT_TYPE, code)?.target ?? []).filter(isResourceType);
-    return anyTerm(code, (targets.length ? targets : getResourceTypes()).map((t) => referenceTerm(code, `${t}/${m[2]}`)), params);
-  }
-  if (!/^[A-Za-z][A-Za-z0-9+.-]*:./.test(value)) throw invalid(`"${value}" is not a reference: expected [id], [type]/[id] or an absolute URL`, name);
-  return anyTerm(code, [`${code}=${value}`], params);
+  const ref = parseReferenceValue(value, name);
+  if (!('id' in ref)) return anyTerm(code, [`${code}=${ref.url}`], params);
+  if (ref.type && modifier && ref.type !== modifier) return 'false';
+  const type = ref.type ?? modifier;
+  // A bare id names a resource of any type the parameter may point to.
+  const targets = type ? [type] : (getSearchParam(AUDIT_TYPE, code)?.target ?? []).filter(isResourceType);
+  return anyTerm(code, (targets.length ? targets : getResourceTypes()).map((t) => referenceTerm(code, `${t}/${ref.id}`)), params);
 }
 
 function stringSql(code: string, modifier: string | undefined, raw: string, params: SqlParams): string {
@@ -171,10 +167,7 @@ export async function auditSearch(ctx: FhirContext, query: Query, options: Searc
   const matches = where.length ? where.join(' AND ') : 'true';
 
   const count = Math.min(intParam(query, '_count', ctx.limits.defaultCount), ctx.limits.maxCount);
-  const summary = lastValue(query, '_summary');
-  if (summary && !['true', 'false', 'text', 'data', 'count'].includes(summary)) throw invalid('_summary must be one of true, false, text, data, count', '_summary');
-  const totalMode = lastValue(query, '_total');
-  if (totalMode !== undefined && !['none', 'estimate', 'accurate'].includes(totalMode)) throw invalid('_total must be none, estimate or accurate', '_total');
+  const { summary, totalMode } = summaryAndTotal(query);
   const sort = lastValue(query, '_sort') ?? '';
   if (!Object.hasOwn(SORTS, sort)) throw new FhirError(400, issue('error', 'not-supported', 'The audit trail is sorted by date or _lastUpdated (the same instant), ascending or descending', '_sort'));
   const desc = SORTS[sort];

@@ -6,7 +6,7 @@ import { readCurrent, readCurrentForAccess, readCurrentForAccessWithStamp, readC
 import type { Query } from './search/parse.ts';
 import { SqlParams } from './search/sql.ts';
 import { AUDIT_TYPE } from '../access/filter.ts';
-import { readVisibleAuditEvent } from '../audit/read.ts';
+import { auditCondition, readVisibleAuditEvent } from '../audit/read.ts';
 import { readAuditEvent } from '../store/audit.ts';
 
 /**
@@ -48,8 +48,8 @@ export interface AccessFilter {
  */
 export async function visibility(ctx: FhirContext, type: string, id: string): Promise<{ visible: boolean; compartments: string[] } | undefined> {
   if (type === AUDIT_TYPE) {
-    const { event, compartments } = await readAuditEvent(ctx.ex, id);
-    return event && { visible: !ctx.access || !!(await readVisibleAuditEvent(ctx, id)), compartments };
+    const { event, compartments, visible } = await readAuditEvent(ctx.ex, id, { condition: auditCondition(ctx) });
+    return event && { visible, compartments };
   }
   const params = new SqlParams();
   const t = params.add(type);

@@ -45,24 +45,24 @@ function stored(row: { seq: string; id: string; recorded: Date; content: string 
 }
 
 /**
- * The event with this id and its patients, if the condition on its row (alias a: the access
- * filter's condition for AuditEvent) holds; with the `access` stamp read in the same snapshot
- * when asked for.
+ * The event with this id, its patients, and whether the condition on its row (alias a: the
+ * access filter's condition for AuditEvent) holds (true without one); with the `access` stamp read
+ * in the same snapshot when asked for.
  */
 export async function readAuditEvent(
   ex: Executor, id: string, options: { condition?: (alias: string, params: SqlParams) => string; withStamp?: boolean } = {}
-): Promise<{ event?: StoredResource; compartments: string[]; stamp?: string }> {
+): Promise<{ event?: StoredResource; compartments: string[]; visible: boolean; stamp?: string }> {
   const params = new SqlParams();
   const idParam = params.add(id);
-  const cond = options.condition ? ` AND ${options.condition('a', params)}` : '';
+  const visible = options.condition ? `(${options.condition('a', params)})` : 'true';
   const stamp = options.withStamp ? `${stampSubquery('access')} AS access_stamp, ` : '';
-  const r = await ex.query<{ access_stamp?: string; seq: string | null; id: string; recorded: Date; content: string; compartments: string[] | null }>(
-    `SELECT ${stamp}a.seq::text AS seq, a.id, a.recorded, a.content, a.compartments FROM (VALUES (1)) one (x) LEFT JOIN audit_events a ON a.id = ${idParam}${cond}`,
+  const r = await ex.query<{ access_stamp?: string; seq: string | null; id: string; recorded: Date; content: string; compartments: string[] | null; visible: boolean | null }>(
+    `SELECT ${stamp}a.seq::text AS seq, a.id, a.recorded, a.content, a.compartments, ${visible} AS visible FROM (VALUES (1)) one (x) LEFT JOIN audit_events a ON a.id = ${idParam}`,
     params.values
   );
   const row = r.rows[0];
   const event = row?.seq == null ? undefined : stored(row as { seq: string; id: string; recorded: Date; content: string });
-  return { event, compartments: row?.compartments ?? [], stamp: row?.access_stamp };
+  return { event, compartments: row?.compartments ?? [], visible: row?.visible === true, stamp: row?.access_stamp };
 }
 
 export interface AuditRow {

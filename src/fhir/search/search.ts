@@ -222,6 +222,19 @@ export function intParam(query: Query, name: string, fallback: number): number {
   return Number(v);
 }
 
+/** _summary and _total as the query gives them, a 400 for a value the specification does not define. */
+export function summaryAndTotal(query: Query): { summary?: string; totalMode?: string } {
+  const summary = lastValue(query, '_summary');
+  if (summary && !['true', 'false', 'text', 'data', 'count'].includes(summary)) {
+    throw new FhirError(400, issue('error', 'invalid', `_summary must be one of true, false, text, data, count`, '_summary'));
+  }
+  const totalMode = lastValue(query, '_total');
+  if (totalMode !== undefined && !['none', 'estimate', 'accurate'].includes(totalMode)) {
+    throw new FhirError(400, issue('error', 'invalid', `_total must be none, estimate or accurate`, '_total'));
+  }
+  return { summary, totalMode };
+}
+
 /**
  * The sort terms of _sort (columns, or the smallest/largest indexed value of a parameter), then rid.
  * `carried`: the first key is the column the driving rows carry (Driver.sortKey).
@@ -290,14 +303,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
   await resolveTerminologyModifiers(ctx, clauses); // token :in, :not-in, :below, :above
   const count = Math.min(intParam(query, '_count', ctx.limits.defaultCount), ctx.limits.maxCount);
   const offset = intParam(query, '_offset', 0);
-  const summary = lastValue(query, '_summary');
-  if (summary && !['true', 'false', 'text', 'data', 'count'].includes(summary)) {
-    throw new FhirError(400, issue('error', 'invalid', `_summary must be one of true, false, text, data, count`, '_summary'));
-  }
-  const totalMode = lastValue(query, '_total');
-  if (totalMode !== undefined && !['none', 'estimate', 'accurate'].includes(totalMode)) {
-    throw new FhirError(400, issue('error', 'invalid', `_total must be none, estimate or accurate`, '_total'));
-  }
+  const { summary, totalMode } = summaryAndTotal(query);
   const contained = containedMode(query);
   if (contained.contained !== 'false') {
     if (!resourceType || options.compartment || options.condition || options.includeReferenced) {

@@ -625,19 +625,27 @@ function tokenCondition(s: string, parts: string[], params: SqlParams, name: str
  * (search.html#reference); anything else ("Practitioner/", "/", "patient/1") can name no
  * resource and is a 400, as a malformed date is, not a silent empty page.
  */
-function referenceCondition(s: string, typeModifier: string | undefined, value: string, params: SqlParams, name: string): string {
+export function parseReferenceValue(value: string, name: string): { type?: string; id: string } | { url: string } {
   const m = /^(?:([A-Z][A-Za-z]+)\/)?([A-Za-z0-9\-.]{1,64})(?:\/_history\/.*)?$/.exec(value);
   if (m && !value.includes('://')) {
     if (m[1] && !isResourceType(m[1])) throw invalid(`"${value}" is not a reference: "${m[1]}" is not a resource type`, name);
-    // subject:Patient=23 is subject=Patient/23; subject:Group=Patient/23 can match nothing.
-    if (m[1] && typeModifier && m[1] !== typeModifier) return 'false';
-    const type = m[1] ?? typeModifier;
-    const idCond = `${s}.target_id = ${params.add(m[2])}`;
-    return type ? `(${idCond} AND ${s}.target_type = ${params.add(type)})` : idCond;
+    return { type: m[1], id: m[2] };
   }
   // Absolute URL or canonical (with an optional |version).
   if (!/^[A-Za-z][A-Za-z0-9+.-]*:./.test(value)) {
     throw invalid(`"${value}" is not a reference: expected [id], [type]/[id] or an absolute URL`, name);
+  }
+  return { url: value };
+}
+
+function referenceCondition(s: string, typeModifier: string | undefined, value: string, params: SqlParams, name: string): string {
+  const ref = parseReferenceValue(value, name);
+  if ('id' in ref) {
+    // subject:Patient=23 is subject=Patient/23; subject:Group=Patient/23 can match nothing.
+    if (ref.type && typeModifier && ref.type !== typeModifier) return 'false';
+    const type = ref.type ?? typeModifier;
+    const idCond = `${s}.target_id = ${params.add(ref.id)}`;
+    return type ? `(${idCond} AND ${s}.target_type = ${params.add(type)})` : idCond;
   }
   const [url, version] = value.split('|');
   if (version) return `${s}.url = ${params.add(value)}`;
