@@ -3,7 +3,8 @@
 //
 //   node scripts/bench-audit.ts [--db pglite|postgres] [--resources 20000] [--duration 10]
 //                               [--connections 32] [--rounds 2] [--warmup 1]
-//                               [--baseline DIR] [--arm 'label:KEY=VALUE,KEY=VALUE']...
+//                               [--baseline DIR] [--arm 'label:KEY=VALUE,KEY=VALUE']... [--statements]
+//                               [--profile DIR]
 //
 // Loads --resources French patients through transaction bundles (AUDIT=off, so the load leaves no
 // trail), then runs --rounds rounds; each round starts the real server (`npm start`'s command) once
@@ -16,6 +17,9 @@
 // AUDIT=on arm with extra environment (e.g. 'c1:AUDIT_BATCH_CONCURRENCY=1'). Arms rotate between
 // rounds. Prints per-step medians and the cost (1 - on/off), the audit records written
 // and the commits they took (from the trail itself), and writes bench-results/audit-<db>-<time>.json.
+// Each step's database CPU is split by kind of process (client backends, autovacuum, walwriter...);
+// --statements (PostgreSQL) loads pg_stat_statements and logs each step's heaviest statements.
+// --profile DIR: the measured servers run with --cpu-prof, each profile in DIR/<arm>-<round>/.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +33,7 @@ import { postmasterPidFromBackend, watchCpu } from './lib/bench/cpu.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
 import { resultsFile } from './lib/bench/results.ts';
 import { median, roundOrder } from './lib/bench/rounds.ts';
+import { resetStatements, STATEMENTS_SETTINGS, topStatements, type StatementCost } from './lib/bench/statements.ts';
 import { numberArg, usageError } from './lib/cli.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -45,6 +50,8 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '1' },
     baseline: { type: 'string' },
     arm: { type: 'string', multiple: true },
+    statements: { type: 'boolean', default: false },
+    profile: { type: 'string' },
   },
 });
 if (args.db !== 'pglite' && args.db !== 'postgres') usageError(`--db must be pglite or postgres, not "${args.db}"`);
@@ -57,7 +64,10 @@ const opts = {
   warmup: numberArg('warmup', args.warmup, 0, false),
   baseline: args.baseline,
   arms: args.arm ?? [],
+  statements: args.statements,
+  profile: args.profile,
 };
+if (opts.statements && opts.db !== 'postgres') usageError('--statements needs --db postgres');
 /** A server configuration measured: AUDIT off (the reference), on, and the comparison arms. */
 interface Arm {
   label: string;
@@ -86,18 +96,21 @@ async function main() {
   let postgres: TestPostgres | undefined;
   if (opts.db === 'pglite') dbEnv = { DATA_DIR: join(work, 'pglite') };
   else {
-    postgres = await startPostgres();
+    postgres = await startPostgres({ settings: opts.statements ? STATEMENTS_SETTINGS : [] });
     const p = postgres;
     onCleanup('postgresql', () => p.stop());
     dbEnv = { DATABASE_URL: postgres.url };
   }
   const postmasterPid = postgres ? await postmasterPidFromBackend(postgres.url) : undefined;
   const port = await freePort();
-  const start = (arm: Arm): Promise<ServerProcess> =>
+  const start = (arm: Arm, round?: number): Promise<ServerProcess> =>
     startServer({
       name: `FHIR server (${arm.label})`,
       script: join(arm.root, 'src/main.ts'),
-      nodeArgs: serverCommand().args.slice(0, -1),
+      nodeArgs: [
+        ...serverCommand().args.slice(0, -1),
+        ...(opts.profile && round !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${join(opts.profile, `${arm.label}-${round + 1}`)}`] : []),
+      ],
       env: { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOAD_FIXTURES: 'false', AUDIT: arm.audit, ...arm.env, ...dbEnv },
       port,
       readyPath: '/readyz',
@@ -124,16 +137,20 @@ async function main() {
     { step: 'read', label: 'GET /Patient/{id}', requests: [{ method: 'GET', headers: { accept: FHIR }, setupRequest: (r: object) => ({ ...r, path: `/fhir/Patient/${pick(ids)}` }) }] },
     { step: 'search', label: 'GET /Patient?identifier=INS|nir', requests: [{ method: 'GET', headers: { accept: FHIR }, setupRequest: (r: object) => ({ ...r, path: `/fhir/Patient?identifier=${encodeURIComponent(`${INS}|${pick(nirs)}`)}` }) }] },
   ];
-  const results: { round: number; audit: string; result: StepResult }[] = [];
+  const results: { round: number; audit: string; result: StepResult; statements?: StatementCost[] }[] = [];
   for (let round = 0; round < opts.rounds; round++) {
     // Two arms: off-on, on-off; more: rotated by one each round.
     const order = roundOrder(arms, round);
     for (const arm of order) {
-      server = await start(arm);
+      server = await start(arm, round);
       for (const s of steps) {
+        if (opts.statements && postgres) await resetStatements(postgres.url);
         const result = await runStep({ ...s, url: server.url, connections: opts.connections, duration: opts.duration, warmup: opts.warmup, requests: s.requests as never, settle: () => server.settle(), watchCpu: () => watchCpu(server.pid, postmasterPid, cpus().length) });
-        results.push({ round, audit: arm.label, result });
-        log(`round ${round + 1} ${arm.label} ${s.step}: ${Math.round(result.reqPerSec)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, CPU ${cpuMs(result).toFixed(3)} ms/request (other processes ${result.cpu?.other}% of a core), non-2xx ${result.non2xx}, errors ${result.errors}`);
+        const statements = opts.statements && postgres ? await topStatements(postgres.url) : undefined;
+        results.push({ round, audit: arm.label, result, ...(statements ? { statements } : {}) });
+        const kinds = Object.entries(result.cpu?.databaseKinds ?? {}).map(([k, v]) => `${k} ${v}%`).join(', ');
+        log(`round ${round + 1} ${arm.label} ${s.step}: ${Math.round(result.reqPerSec)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, CPU ${cpuMs(result).toFixed(3)} ms/request (server ${result.cpu?.server}%, database ${result.cpu?.database ?? '-'}%${kinds ? ` [${kinds}]` : ''}, other processes ${result.cpu?.other}% of a core), non-2xx ${result.non2xx}, errors ${result.errors}`);
+        for (const st of statements ?? []) log(`    ${st.calls} calls, ${st.rows} rows, exec ${st.execMs} ms + plan ${st.planMs} ms, ${st.meanUs} µs/call: ${st.query}`);
       }
       await server.stop();
     }

@@ -38,7 +38,7 @@ export function freePort(): Promise<number> {
 }
 
 /** A new throwaway cluster, or (dataDir) one kept by stopAndKeep() started again. */
-export async function startPostgres(options: { dataDir?: string } = {}): Promise<TestPostgres> {
+export async function startPostgres(options: { dataDir?: string; settings?: string[] } = {}): Promise<TestPostgres> {
   const initdb = findBin('initdb');
   const pgCtl = findBin('pg_ctl');
   if (!initdb || !pgCtl) {
@@ -58,7 +58,7 @@ export async function startPostgres(options: { dataDir?: string } = {}): Promise
     run(initdb, ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   }
   const port = await freePort();
-  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB`;
+  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB${(options.settings ?? []).map((x) => ` -c ${x}`).join('')}`;
   run(pgCtl, ['-D', data, '-o', opts, '-l', join(dir, 'postgres.log'), '-w', 'start']);
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,

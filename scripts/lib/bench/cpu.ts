@@ -6,12 +6,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 const TICK = 100; // USER_HZ: clock ticks per second in /proc (100 on Linux)
 
-function procTicks(pid: number): { ticks: number; ppid: number } | undefined {
+function procTicks(pid: number): { ticks: number; ppid: number; reaped: number } | undefined {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after "(comm)": state ppid ... utime(14) stime(15), counted from the closing paren.
+    // Fields after "(comm)": state ppid ... utime(14) stime(15) cutime(16) cstime(17), counted from
+    // the closing paren. cutime + cstime: the ticks of children that exited and were waited for.
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return { ticks: Number(f[11]) + Number(f[12]), ppid: Number(f[1]) };
+    return { ticks: Number(f[11]) + Number(f[12]), ppid: Number(f[1]), reaped: Number(f[13]) + Number(f[14]) };
   } catch {
     return undefined;
   }
@@ -21,6 +22,25 @@ function machineTicks(): number {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const [user, nice, system, , , irq, softirq, steal] = line;
   return user + nice + system + irq + softirq + steal;
+}
+
+/**
+ * What a PostgreSQL process is, from its title ("postgres: autovacuum worker fhir",
+ * "postgres: postgres fhir 127.0.0.1(5432) idle", "postgres: walwriter"): a client backend, an
+ * autovacuum worker or launcher, or another background process (walwriter, checkpointer, ...).
+ */
+function postgresKind(pid: number): string {
+  let title = '';
+  try {
+    title = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+  } catch {
+    return 'gone';
+  }
+  if (/autovacuum/.test(title)) return 'autovacuum';
+  const m = /^postgres: (\S+)/.exec(title);
+  if (!m) return 'postmaster';
+  if (/^(walwriter|checkpointer|background|logical|archiver|stats|walsender|walreceiver)/.test(m[1])) return m[1] === 'background' ? 'bgwriter' : m[1];
+  return 'backend';
 }
 
 /** The CPU ticks of each live process descending from root (root included), by pid. */
@@ -47,22 +67,40 @@ function descendantsTicks(root: number): Map<number, number> {
 }
 
 /**
- * The ticks the processes alive at the end spent since the start (a process started meanwhile: all
- * of its ticks). Per process, not total against total: a backend that exits during the step (a pool
- * closing an idle connection) would otherwise take the ticks of its whole life out of the sum, which
- * came out negative (shown as 0 for PostgreSQL, and the rest under "other"). Its ticks of the step
- * itself are lost: an underestimate at worst.
+ * The ticks the cluster spent since the start, by kind of process. A process alive at both ends:
+ * its difference; one started meanwhile: all its ticks. A process that exited meanwhile (an
+ * autovacuum worker, a backend a pool closed) is in the postmaster's reaped ticks with its whole
+ * life; its ticks before the start, known from the start's reading, are taken out again.
  */
-function ticksSince(start: Map<number, number>, end: Map<number, number>): number {
+function clusterTicksSince(postmasterPid: number, start: ClusterTicks, end: ClusterTicks): { total: number; kinds: Map<string, number> } {
+  const kinds = new Map<string, number>();
+  const add = (kind: string, t: number) => {
+    if (t > 0) kinds.set(kind, (kinds.get(kind) ?? 0) + t);
+  };
+  for (const [pid, t] of end.ticks) add(pid === postmasterPid ? 'postmaster' : postgresKind(pid), t - (start.ticks.get(pid) ?? 0));
+  let goneBefore = 0;
+  for (const [pid, t] of start.ticks) if (!end.ticks.has(pid)) goneBefore += t;
+  add('exited', end.reaped - start.reaped - goneBefore);
   let total = 0;
-  for (const [pid, t] of end) total += Math.max(0, t - (start.get(pid) ?? 0));
-  return total;
+  for (const t of kinds.values()) total += t;
+  return { total, kinds };
+}
+
+interface ClusterTicks {
+  ticks: Map<number, number>;
+  reaped: number;
+}
+
+function clusterTicks(postmasterPid: number): ClusterTicks {
+  return { ticks: descendantsTicks(postmasterPid), reaped: procTicks(postmasterPid)?.reaped ?? 0 };
 }
 
 export interface CpuShare {
   /** Percent of one core. */
   server: number;
   database?: number;
+  /** The database's share by kind of process: client backends, autovacuum, walwriter, checkpointer, ... */
+  databaseKinds?: Record<string, number>;
   loadgen: number;
   other: number;
   machine: number;
@@ -78,7 +116,7 @@ export function watchCpu(serverPid: number, postmasterPid: number | undefined, c
   const t0 = performance.now();
   const m0 = machineTicks();
   const s0 = procTicks(serverPid)?.ticks ?? 0;
-  const d0 = postmasterPid ? descendantsTicks(postmasterPid) : undefined;
+  const d0 = postmasterPid ? clusterTicks(postmasterPid) : undefined;
   const c0 = process.cpuUsage();
   return {
     stop() {
@@ -86,11 +124,13 @@ export function watchCpu(serverPid: number, postmasterPid: number | undefined, c
       const pct = (ticks: number) => Math.round((ticks / TICK / seconds) * 100);
       const machine = pct(machineTicks() - m0);
       const server = pct((procTicks(serverPid)?.ticks ?? s0) - s0);
-      const database = postmasterPid && d0 ? pct(ticksSince(d0, descendantsTicks(postmasterPid))) : undefined;
+      const cluster = postmasterPid && d0 ? clusterTicksSince(postmasterPid, d0, clusterTicks(postmasterPid)) : undefined;
+      const database = cluster ? pct(cluster.total) : undefined;
+      const databaseKinds = cluster ? Object.fromEntries([...cluster.kinds].map(([k, t]) => [k, pct(t)])) : undefined;
       const c = process.cpuUsage(c0);
       const loadgen = Math.round(((c.user + c.system) / 1e6 / seconds) * 100);
       const other = Math.max(0, machine - server - (database ?? 0) - loadgen);
-      return { server, database, loadgen, other, machine, cores };
+      return { server, database, ...(databaseKinds ? { databaseKinds } : {}), loadgen, other, machine, cores };
     },
   };
 }
