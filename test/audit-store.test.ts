@@ -172,6 +172,31 @@ t.test('the trail is its own store, searched as search.html says', async (t) => 
   t.notOk((patient.searchRevInclude ?? []).some((x: string) => x.startsWith('AuditEvent:')), 'no _revinclude of AuditEvent');
 });
 
+t.test('a batch is written event by event: each row gets its own values and terms, empty ones included', async (t) => {
+  const s = await startServer(t);
+  const full = toRecord(event(2));
+  const bare = (r: ReturnType<typeof toRecord>) => ({ ...r, compartments: [], refs: [], codes: [] });
+  const batch = [bare(toRecord(event(3))), full, bare(toRecord(event(4))), toRecord(event(5)), bare(toRecord(event(6)))];
+  await insertAuditRecords(s.db, batch);
+  await insertAuditRecords(s.db, [bare(toRecord(event(7)))]); // a batch of one event without terms
+  const rows = await s.db.query<{ id: string; recorded: Date; content: string; compartments: string[]; refs: string[]; codes: string[] }>(
+    'SELECT id, recorded, content, compartments, refs, codes FROM audit_events ORDER BY seq'
+  );
+  t.equal(rows.rows.length, 6);
+  [...batch, bare(toRecord(event(7)))].forEach((r, i) => {
+    const row = rows.rows[i];
+    t.equal(JSON.parse(row.content).recorded, JSON.parse(r.content).recorded, `event ${i}: its own content`);
+    t.equal(row.recorded.toISOString(), r.recorded, `event ${i}: its time`);
+    t.same([row.compartments, row.refs, row.codes], [r.compartments, r.refs, r.codes], `event ${i}: its own terms`);
+  });
+  t.ok(full.refs.length > 3 && full.codes.length > 3, 'the full events have terms to lose');
+  // Ids are UUIDs version 7: their first 48 bits are the time they were made.
+  const id = rows.rows[1].id;
+  t.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  t.equal(id, batch[1].id);
+  t.ok(Math.abs(parseInt(id.replace(/-/g, '').slice(0, 12), 16) - Date.now()) < 60_000, 'the id starts with the time it was made');
+});
+
 t.test('events a database stored as resources move to the store, with the terms the server writes', async (t) => {
   const s = await startServer(t);
   const end = new Date('2026-03-02T10:00:00.000Z');

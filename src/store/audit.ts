@@ -18,22 +18,34 @@ export interface AuditRecord {
   codes: string[];
 }
 
-// Each event's arrays travel as one text, joined by a separator no term contains (control
-// characters are escaped in JSON and absent from codes), and are split again in SQL: PostgreSQL
-// arrays of arrays must be rectangular.
-const SEP = '\u001f';
-const split = (column: string) => `coalesce(string_to_array(e.${column}, E'\\x1f'), '{}')`;
+// A batch travels as six texts, one per column: the events' values joined by U+001E, and within
+// an event its terms joined by U+001F; SQL splits them again (string_to_array, a plain scan). Array
+// parameters cost more at both ends: the driver escapes every quote of every JSON text into an
+// array literal, and PostgreSQL's array parser unescapes them again (with terms, arrays of arrays,
+// which PostgreSQL needs rectangular). No value contains either separator: JSON escapes control
+// characters, ids and times have none, and terms have them replaced (src/audit/terms.ts).
+const EVENT_SEP = '\u001e';
+const TERM_SEP = '\u001f';
+const events = (n: number) => `string_to_array($${n}, E'\\x1e')`;
+const terms = (column: string) => `coalesce(string_to_array(e.${column}, E'\\x1f'), '{}')`;
 const INSERT = `INSERT INTO audit_events (id, recorded, content, compartments, refs, codes)
-  SELECT e.id, e.recorded, e.content, ${split('compartments')}, ${split('refs')}, ${split('codes')}
-  FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[]) AS e(id, recorded, content, compartments, refs, codes)`;
-const joined = (terms: string[]) => (terms.length ? terms.join(SEP) : null);
+  SELECT e.id, e.recorded::timestamptz, e.content, ${terms('compartments')}, ${terms('refs')}, ${terms('codes')}
+  FROM unnest(${[1, 2, 3, 4, 5, 6].map(events).join(', ')}) AS e(id, recorded, content, compartments, refs, codes)`;
+const column = (records: AuditRecord[], value: (r: AuditRecord) => string) => records.map(value).join(EVENT_SEP);
 
 /** Inserts the records in one statement (one commit). */
 export async function insertAuditRecords(ex: Executor, records: AuditRecord[]): Promise<void> {
   if (records.length === 0) return;
   const r = await ex.query(
     INSERT,
-    [records.map((x) => x.id), records.map((x) => x.recorded), records.map((x) => x.content), records.map((x) => joined(x.compartments)), records.map((x) => joined(x.refs)), records.map((x) => joined(x.codes))],
+    [
+      column(records, (x) => x.id),
+      column(records, (x) => x.recorded),
+      column(records, (x) => x.content),
+      column(records, (x) => x.compartments.join(TERM_SEP)),
+      column(records, (x) => x.refs.join(TERM_SEP)),
+      column(records, (x) => x.codes.join(TERM_SEP)),
+    ],
     'audit_insert'
   );
   if (r.rowCount !== records.length) throw new Error(`${records.length - (r.rowCount ?? 0)} AuditEvents were not stored`);
