@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import type { AccessFilter } from '../fhir/context.ts';
 import { FhirError, issue } from '../fhir/outcome.ts';
 import type { SqlParams } from '../fhir/search/sql.ts';
+import { AUDIT_RESOURCE_TYPE } from '../store/audit.ts';
 import { LABELLED_MASK } from '../store/resources.ts';
 import { matrix, type Category, type Matrix } from './matrix.ts';
 import type { AccessRights } from './rights.ts';
@@ -50,17 +51,14 @@ function groups(sets: Map<Category, Set<string>>, typesByCategory: Map<Category,
   return [...byKey.values()];
 }
 
-/**
- * The audit trail: a patient and their aidant see the AuditEvents of the patient's compartment
- * (who accessed their data) as administrative data; a professional sees only the events of their
- * own actions (an agent is their Practitioner or one of their PractitionerRoles), never their
- * colleagues' trail, whatever the teams they share.
- */
-export const AUDIT_TYPE = 'AuditEvent';
+// The audit trail, below: a patient and their aidant see the AuditEvents of the patient's
+// compartment (who accessed their data) as administrative data; a professional sees only the events
+// of their own actions (an agent is their Practitioner or one of their PractitionerRoles), never
+// their colleagues' trail, whatever the teams they share.
 
 export function accessFilter(rights: AccessRights, m: Matrix = matrix()): CareTeamAccess {
   const ownAuditOnly = rights.kind === 'professional';
-  const typesByCategory = new Map([...m.typesByCategory()].map(([c, types]) => [c, ownAuditOnly ? types.filter((t) => t !== AUDIT_TYPE) : types]));
+  const typesByCategory = new Map([...m.typesByCategory()].map(([c, types]) => [c, ownAuditOnly ? types.filter((t) => t !== AUDIT_RESOURCE_TYPE) : types]));
   const readGroups = groups(rights.read, typesByCategory);
   const patientTypes = m.patientDataTypes();
   const patientTypeSet = new Set(patientTypes);
@@ -91,7 +89,7 @@ export function accessFilter(rights: AccessRights, m: Matrix = matrix()): CareTe
       let reachable: string;
       if (resourceType !== undefined) {
         // The row's type is known (the query pins it): only its own rule, a much smaller plan.
-        if (ownAuditOnly && resourceType === AUDIT_TYPE) reachable = rights.authorRefs.length ? ownAudit() : 'false';
+        if (ownAuditOnly && resourceType === AUDIT_RESOURCE_TYPE) reachable = rights.authorRefs.length ? ownAudit() : 'false';
         else if (!patientTypeSet.has(resourceType)) reachable = rights.outsideRead ? 'true' : 'false';
         else {
           const g = readGroups.find((x) => x.types.includes(resourceType));
@@ -104,14 +102,14 @@ export function accessFilter(rights: AccessRights, m: Matrix = matrix()): CareTe
         reachable = terms.length ? `(${terms.join(' OR ')})` : 'false';
       }
       // The server writes the trail's events without visibility labels (nor has their store a mask).
-      if (reachable === 'false' || !hiddenLabels.length || resourceType === AUDIT_TYPE) return reachable;
+      if (reachable === 'false' || !hiddenLabels.length || resourceType === AUDIT_RESOURCE_TYPE) return reachable;
       // fhir_label_hides (migration 016) runs only for rows with the labelled bit: AND evaluates left to right.
       const authors = authorSees ? rights.authorRefs : [];
       return `(${reachable} AND NOT (${alias}.index_mask & ${LABELLED_MASK} <> 0 AND fhir_label_hides(${alias}.rid, ${params.add(labels.systems)}::text[], ${params.add(hiddenLabels)}::text[], ${params.add(authors)}::text[])))`;
     },
     admits(resourceType: string, compartments: readonly string[], indexMask: number): boolean | undefined {
       if (hiddenLabels.length && indexMask & LABELLED_MASK) return undefined; // labels: the SQL condition decides
-      if (ownAuditOnly && resourceType === AUDIT_TYPE) return undefined; // its agents: the SQL condition decides
+      if (ownAuditOnly && resourceType === AUDIT_RESOURCE_TYPE) return undefined; // its agents: the SQL condition decides
       if (!patientTypeSet.has(resourceType)) return rights.outsideRead;
       const patients = rights.read.get(m.categoryOf(resourceType));
       return compartments.length > 0 && !!patients && compartments.every((p) => patients.has(p));

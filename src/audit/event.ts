@@ -51,7 +51,7 @@ export interface InteractionInput {
   deletedContent?: string;
 }
 
-export const AUDIT_TYPE: Coding = { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'Restful Operation' };
+export const REST_EVENT_TYPE: Coding = { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'Restful Operation' };
 export const INTERACTION_SYSTEM = 'http://hl7.org/fhir/restful-interaction';
 export const ENTITY_TYPE_SYSTEM = 'http://terminology.hl7.org/CodeSystem/audit-entity-type';
 export const OBJECT_ROLE_SYSTEM = 'http://terminology.hl7.org/CodeSystem/object-role';
@@ -298,7 +298,7 @@ export function buildAuditEvent(input: InteractionInput, path: string[], options
   });
   const event: AuditEvent = {
     resourceType: 'AuditEvent',
-    type: AUDIT_TYPE,
+    type: REST_EVENT_TYPE,
     subtype: [c.interaction ? { system: INTERACTION_SYSTEM, code: c.interaction, display: c.interaction } : { system: INTERACTION_SYSTEM, code: 'unknown', display: `${input.method} (no such interaction)` }],
     action: c.action,
     period: { start: input.start.toISOString(), end: input.end.toISOString() },

@@ -4,8 +4,7 @@
 // answered as a missing one.
 import type { Bundle } from '@medplum/fhirtypes';
 import type { FhirContext } from '../fhir/context.ts';
-import { AUDIT_TYPE } from '../access/filter.ts';
-import { readAuditEvent } from '../store/audit.ts';
+import { AUDIT_RESOURCE_TYPE, readAuditEvent } from '../store/audit.ts';
 import type { SqlParams } from '../fhir/search/sql.ts';
 import type { StoredResource } from '../store/resources.ts';
 import { errors } from '../fhir/outcome.ts';
@@ -20,7 +19,7 @@ export async function readVisibleAuditEvent(ctx: FhirContext, id: string): Promi
     const { event, compartments, stamp } = await readAuditEvent(ctx.ex, id, { withStamp: !!access.confirm });
     if (access.confirm) access.confirm(stamp ?? '0');
     if (!event) return undefined;
-    const admitted = access.admits?.(AUDIT_TYPE, compartments, 0);
+    const admitted = access.admits?.(AUDIT_RESOURCE_TYPE, compartments, 0);
     if (admitted !== undefined) return admitted ? event : undefined;
   }
   const { event, visible } = await readAuditEvent(ctx.ex, id, { condition: auditCondition(ctx) });
@@ -30,15 +29,15 @@ export async function readVisibleAuditEvent(ctx: FhirContext, id: string): Promi
 /** The caller's access filter as a condition on an event's row (alias a), when there is one. */
 export function auditCondition(ctx: FhirContext): ((alias: string, params: SqlParams) => string) | undefined {
   const access = ctx.access;
-  return access && ((alias, params) => access.condition(alias, params, AUDIT_TYPE));
+  return access && ((alias, params) => access.condition(alias, params, AUDIT_RESOURCE_TYPE));
 }
 
 /** The history of one event: its only version. */
 export async function auditInstanceHistory(ctx: FhirContext, id: string): Promise<FhirResponse> {
   const event = await readVisibleAuditEvent(ctx, id);
-  if (!event) throw errors.notFound(`${AUDIT_TYPE}/${id} not found`);
+  if (!event) throw errors.notFound(`${AUDIT_RESOURCE_TYPE}/${id} not found`);
   const splicer = new Splicer();
-  const url = `${ctx.baseUrl}/${AUDIT_TYPE}/${id}/_history`;
+  const url = `${ctx.baseUrl}/${AUDIT_RESOURCE_TYPE}/${id}/_history`;
   const bundle: Bundle = {
     resourceType: 'Bundle',
     type: 'history',
@@ -46,9 +45,9 @@ export async function auditInstanceHistory(ctx: FhirContext, id: string): Promis
     link: [{ relation: 'self', url }],
     entry: [
       {
-        fullUrl: `${ctx.baseUrl}/${AUDIT_TYPE}/${id}`,
+        fullUrl: `${ctx.baseUrl}/${AUDIT_RESOURCE_TYPE}/${id}`,
         resource: splicer.mark(event.content!),
-        request: { method: 'POST', url: AUDIT_TYPE },
+        request: { method: 'POST', url: AUDIT_RESOURCE_TYPE },
         response: { status: '201', etag: 'W/"1"', lastModified: event.lastUpdated.toISOString() },
       },
     ],

@@ -17,8 +17,7 @@ import { dateValueSql, likeEscape, parseReferenceValue, SqlParams } from '../fhi
 import { copyParams, intParam, pageLinks, pagePosition, shape, summaryAndTotal, unknownEntry, type PagePosition, type SearchOptions, type SearchResult } from '../fhir/search/search.ts';
 import { normalizeString } from '../fhir/search/normalize.ts';
 import { Splicer } from '../fhir/splice.ts';
-import { AUDIT_TYPE } from '../access/filter.ts';
-import { auditPage, countAuditEvents, type AuditRow } from '../store/audit.ts';
+import { AUDIT_RESOURCE_TYPE, auditPage, countAuditEvents, type AuditRow } from '../store/audit.ts';
 import { INDEXED_CODES, referenceTerm, stringTerms, tokenTerms } from './terms.ts';
 
 type ParamType = 'token' | 'reference' | 'string' | 'date' | 'id';
@@ -84,7 +83,7 @@ function referenceSql(ctx: FhirContext, code: string, modifier: string | undefin
   if (ref.type && modifier && ref.type !== modifier) return 'false';
   const type = ref.type ?? modifier;
   // A bare id names a resource of any type the parameter may point to.
-  const targets = type ? [type] : (getSearchParam(AUDIT_TYPE, code)?.target ?? []).filter(isResourceType);
+  const targets = type ? [type] : (getSearchParam(AUDIT_RESOURCE_TYPE, code)?.target ?? []).filter(isResourceType);
   return anyTerm(code, (targets.length ? targets : getResourceTypes()).map((t) => referenceTerm(code, `${t}/${ref.id}`)), params);
 }
 
@@ -163,7 +162,7 @@ export async function auditSearch(ctx: FhirContext, query: Query, options: Searc
   }
   // The patient compartment (the only one compartment search serves) holds the events of `patient`.
   if (options.compartment) where.push(anyTerm('patient', [referenceTerm('patient', options.compartment)], params));
-  if (ctx.access) where.push(ctx.access.condition('a', params, AUDIT_TYPE));
+  if (ctx.access) where.push(ctx.access.condition('a', params, AUDIT_RESOURCE_TYPE));
   const matches = where.length ? where.join(' AND ') : 'true';
 
   const count = Math.min(intParam(query, '_count', ctx.limits.defaultCount), ctx.limits.maxCount);
@@ -201,7 +200,7 @@ export async function auditSearch(ctx: FhirContext, query: Query, options: Searc
   const elements = lastValue(query, '_elements');
   const splicer = (!summary || summary === 'false') && !elements ? new Splicer() : undefined;
   const entries: BundleEntry[] = rows.map((row) => ({
-    fullUrl: `${ctx.baseUrl}/${AUDIT_TYPE}/${row.id}`,
+    fullUrl: `${ctx.baseUrl}/${AUDIT_RESOURCE_TYPE}/${row.id}`,
     resource: splicer ? splicer.mark(row.content) : shape(JSON.parse(row.content) as Resource, summary, elements),
     search: { mode: 'match' },
   }));

@@ -5,9 +5,8 @@ import type { Db, Executor } from '../store/db.ts';
 import { readCurrent, readCurrentForAccess, readCurrentForAccessWithStamp, readCurrentIf, type AccessRow, type StoredResource } from '../store/resources.ts';
 import type { Query } from './search/parse.ts';
 import { SqlParams } from './search/sql.ts';
-import { AUDIT_TYPE } from '../access/filter.ts';
 import { auditCondition, readVisibleAuditEvent } from '../audit/read.ts';
-import { readAuditEvent } from '../store/audit.ts';
+import { AUDIT_RESOURCE_TYPE, readAuditEvent } from '../store/audit.ts';
 
 /**
  * The access-control hook of the search engine: a condition on a `resources` alias that a
@@ -47,7 +46,7 @@ export interface AccessFilter {
  * Without a filter every stored resource is visible.
  */
 export async function visibility(ctx: FhirContext, type: string, id: string): Promise<{ visible: boolean; compartments: string[] } | undefined> {
-  if (type === AUDIT_TYPE) {
+  if (type === AUDIT_RESOURCE_TYPE) {
     const { event, compartments, visible } = await readAuditEvent(ctx.ex, id, { condition: auditCondition(ctx) });
     return event && { visible, compartments };
   }
@@ -64,7 +63,7 @@ export async function visibility(ctx: FhirContext, type: string, id: string): Pr
 
 /** The current row (deletions included) of a resource the caller may see, in one query; undefined when absent or hidden. */
 export async function readVisible(ctx: FhirContext, type: string, id: string): Promise<StoredResource | undefined> {
-  if (type === AUDIT_TYPE) return readVisibleAuditEvent(ctx, id); // the trail's own store
+  if (type === AUDIT_RESOURCE_TYPE) return readVisibleAuditEvent(ctx, id); // the trail's own store
   const access = ctx.access;
   if (!access) return readCurrent(ctx.ex, type, id);
   if (access.confirm) {

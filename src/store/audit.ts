@@ -8,6 +8,9 @@ import type { Executor } from './db.ts';
 import { ridOf, type StoredResource } from './resources.ts';
 import { stampSubquery } from './stamps.ts';
 
+/** The resource type whose resources live here, not in `resources`: read, searched and filtered by this store's code. */
+export const AUDIT_RESOURCE_TYPE = 'AuditEvent';
+
 export interface AuditRecord {
   id: string;
   /** AuditEvent.recorded, also meta.lastUpdated. */

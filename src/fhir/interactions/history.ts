@@ -3,7 +3,7 @@
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
 import { readVisible, type FhirContext } from '../context.ts';
 import { errors, FhirError, issue } from '../outcome.ts';
-import { AUDIT_TYPE } from '../../access/filter.ts';
+import { AUDIT_RESOURCE_TYPE } from '../../store/audit.ts';
 import { auditInstanceHistory } from '../../audit/read.ts';
 import type { FhirResponse } from '../response.ts';
 import { toRange } from '../search/dates.ts';
@@ -27,7 +27,7 @@ const positionText = (p: HistoryPosition) => `${p.lastUpdated},${p.seq}`;
 
 export async function history(ctx: FhirContext, type: string | undefined, id: string | undefined, query: Query): Promise<FhirResponse> {
   for (const k of Object.keys(query)) if (!KNOWN.has(k)) throw errors.invalid(`Unknown history parameter "${k}"`, k);
-  if (type === AUDIT_TYPE) {
+  if (type === AUDIT_RESOURCE_TYPE) {
     // The trail's events have one version each and no history of the type: it is searched (AuditEvent?date=…&_sort=-date).
     if (id) return auditInstanceHistory(ctx, id);
     throw new FhirError(405, issue('error', 'not-supported', 'The audit trail has no type history: search it instead (AuditEvent?date=ge…&_sort=-date)'), { allow: 'GET' });

@@ -4,7 +4,7 @@ import { errors } from '../outcome.ts';
 import { parseETagVersion, type FhirRequest } from '../request.ts';
 import { versionHeaders, type FhirResponse } from '../response.ts';
 import { readVersion } from '../../store/resources.ts';
-import { AUDIT_TYPE } from '../../access/filter.ts';
+import { AUDIT_RESOURCE_TYPE } from '../../store/audit.ts';
 import { readVisibleAuditEvent } from '../../audit/read.ts';
 
 export async function read(ctx: FhirContext, type: string, id: string, req: FhirRequest): Promise<FhirResponse> {
@@ -26,7 +26,7 @@ export async function read(ctx: FhirContext, type: string, id: string, req: Fhir
 
 export async function vread(ctx: FhirContext, type: string, id: string, vid: string): Promise<FhirResponse> {
   if (!/^\d+$/.test(vid)) throw errors.notFound(`${type}/${id}/_history/${vid} not found`);
-  if (type === AUDIT_TYPE) {
+  if (type === AUDIT_RESOURCE_TYPE) {
     // An event of the trail has one version.
     const event = Number(vid) === 1 ? await readVisibleAuditEvent(ctx, id) : undefined;
     if (!event) throw errors.notFound(`${type}/${id}/_history/${vid} not found`);

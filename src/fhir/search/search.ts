@@ -11,7 +11,7 @@ import { resolveTerminologyModifiers } from '../terminology/search.ts';
 import { statementName } from '../../store/db.ts';
 import { stampSubquery } from '../../store/stamps.ts';
 import { Splicer } from '../splice.ts';
-import { AUDIT_TYPE } from '../../access/filter.ts';
+import { AUDIT_RESOURCE_TYPE } from '../../store/audit.ts';
 import { auditSearch } from '../../audit/search.ts';
 import { containedMatches, containedMode, containedResource, matchingRids, type ContainedMode } from './contained.ts';
 
@@ -291,7 +291,7 @@ export async function search(ctx: FhirContext, resourceType: string | undefined,
     if (options.types) types = types.filter((t) => options.types!.includes(t));
   }
   // The audit trail has a store and a search of its own (src/audit/search.ts).
-  if (types?.length === 1 && types[0] === AUDIT_TYPE) return auditSearch(ctx, query, options);
+  if (types?.length === 1 && types[0] === AUDIT_RESOURCE_TYPE) return auditSearch(ctx, query, options);
   const searchQuery = { ...query };
   delete searchQuery._type;
   for (const name of options.operationParams ?? []) delete searchQuery[name];
