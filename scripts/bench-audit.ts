@@ -24,8 +24,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { freePort, startPostgres, type TestPostgres } from './lib/postgres.ts';
+import { freePort, startPostgres, withClient, type TestPostgres } from './lib/postgres.ts';
 import { serverCommand } from './lib/server-command.ts';
 import { runStep, type StepResult } from './lib/bench/cannon.ts';
 import { loadPatients } from './lib/bench/load.ts';
@@ -144,7 +143,7 @@ async function main() {
     for (const arm of order) {
       // The trail the previous arm wrote is vacuumed now, not by autovacuum during this arm's steps
       // (an autovacuum run took up to half a core in the step after an audited arm, whatever its arm).
-      if (postgres) await vacuumTrail(postgres.url);
+      if (postgres) await withClient(postgres.url, (c) => c.query('VACUUM (ANALYZE) audit_events'));
       server = await start(arm, round);
       for (const s of steps) {
         if (opts.statements && postgres) await resetStatements(postgres.url);
@@ -165,10 +164,7 @@ async function main() {
   const trail = await count('AuditEvent?_summary=count&_total=accurate');
   let commits: number | undefined;
   if (postgres) {
-    const c = new pg.Client(postgres.url);
-    await c.connect();
-    commits = Number((await c.query<{ n: string }>("SELECT count(DISTINCT xmin::text) AS n FROM audit_events")).rows[0].n);
-    await c.end();
+    commits = await withClient(postgres.url, async (c) => Number((await c.query<{ n: string }>('SELECT count(DISTINCT xmin::text) AS n FROM audit_events')).rows[0].n));
   }
   await server.stop();
 
@@ -220,16 +216,6 @@ async function main() {
   writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), options: opts, summary, arms: byArm, trail, commits, ok, results }, null, 2));
   log(`results: ${file}`);
   if (!ok) process.exitCode = 1;
-}
-
-async function vacuumTrail(url: string): Promise<void> {
-  const c = new pg.Client(url);
-  await c.connect();
-  try {
-    await c.query('VACUUM (ANALYZE) audit_events');
-  } finally {
-    await c.end();
-  }
 }
 
 /** CPU time (server and database processes) per answered request, in ms: what a request costs whatever else runs. */

@@ -20,8 +20,7 @@ import { mkdtempSync, rmSync, writeFileSync, readdirSync, statSync } from 'node:
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { freePort, startPostgres, type TestPostgres } from './lib/postgres.ts';
+import { freePort, startPostgres, withClient, type TestPostgres } from './lib/postgres.ts';
 import { serverCommand } from './lib/server-command.ts';
 import { runStep, stopCurrent, type StepResult } from './lib/bench/cannon.ts';
 import { loadPatients } from './lib/bench/load.ts';
@@ -221,21 +220,10 @@ async function databaseEnv(db: 'pglite' | 'postgres', work: string): Promise<{ e
   }
   postmasterPid = await postmasterPidFromBackend(postgres.url);
   const name = `bench_${Date.now()}`;
-  const admin = new pg.Client(postgres.url);
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
+  await withClient(postgres.url, (c) => c.query(`CREATE DATABASE ${name}`));
   const url = new URL(postgres.url);
   url.pathname = `/${name}`;
-  const size = async () => {
-    const c = new pg.Client(url.toString());
-    await c.connect();
-    try {
-      return Number((await c.query<{ s: string }>('SELECT pg_database_size(current_database()) AS s')).rows[0].s);
-    } finally {
-      await c.end();
-    }
-  };
+  const size = () => withClient(url.toString(), async (c) => Number((await c.query<{ s: string }>('SELECT pg_database_size(current_database()) AS s')).rows[0].s));
   return { env: { DATABASE_URL: url.toString() }, size };
 }
 

@@ -49,8 +49,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { freePort, startPostgres, type TestPostgres } from './lib/postgres.ts';
+import { freePort, startPostgres, withClient, type TestPostgres } from './lib/postgres.ts';
 import { serverCommand } from './lib/server-command.ts';
 import { DEFAULT_POOL } from './lib/bench/coordination.ts';
 import { postmasterPidFromBackend, watchCpu, type CpuShare } from './lib/bench/cpu.ts';
@@ -170,16 +169,6 @@ function withDatabase(url: string, name: string): string {
   const u = new URL(url);
   u.pathname = `/${name}`;
   return u.toString();
-}
-
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client(url);
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
 }
 
 let serverCount = 0;

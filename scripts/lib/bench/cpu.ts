@@ -3,6 +3,7 @@
 // generator), and everything else ("other": anything running beside the benchmark,
 // which makes the figures unreliable when it is high). Percentages of one core.
 import { readdirSync, readFileSync } from 'node:fs';
+import { withClient } from '../postgres.ts';
 
 const TICK = 100; // USER_HZ: clock ticks per second in /proc (100 on Linux)
 
@@ -137,13 +138,6 @@ export function watchCpu(serverPid: number, postmasterPid: number | undefined, c
 
 /** The postmaster's pid: the parent of a backend of ours. */
 export async function postmasterPidFromBackend(url: string): Promise<number | undefined> {
-  const { default: pg } = await import('pg');
-  const c = new pg.Client(url);
-  await c.connect();
-  try {
-    const backend = Number((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid);
-    return procTicks(backend)?.ppid;
-  } finally {
-    await c.end();
-  }
+  const backend = await withClient(url, async (c) => Number((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid));
+  return procTicks(backend)?.ppid;
 }

@@ -2,7 +2,7 @@
 // cluster is started with the module loaded (STATEMENTS_SETTINGS), the counters are reset before
 // a step and the heaviest statements read after it. Execution and planning time are server
 // time in the backends (not the CPU of background processes: see cpu.ts's kinds for those).
-import pg from 'pg';
+import { withClient } from '../postgres.ts';
 
 export const STATEMENTS_SETTINGS = ['shared_preload_libraries=pg_stat_statements', 'pg_stat_statements.track=all', 'pg_stat_statements.track_planning=on'];
 
@@ -15,16 +15,6 @@ export interface StatementCost {
   planMs: number;
   /** Microseconds per call. */
   meanUs: number;
-}
-
-async function withClient<T>(url: string, f: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client(url);
-  await c.connect();
-  try {
-    return await f(c);
-  } finally {
-    await c.end();
-  }
 }
 
 export function resetStatements(url: string): Promise<void> {
