@@ -13,17 +13,13 @@ import type { FhirResponse } from '../fhir/response.ts';
 
 export async function readVisibleAuditEvent(ctx: FhirContext, id: string): Promise<StoredResource | undefined> {
   const access = ctx.access;
-  if (!access) return (await readAuditEvent(ctx.ex, id)).event;
-  if (access.confirm || access.admits) {
-    // Cached rights are confirmed by the stamp read with the row; then decided in memory when they can be.
-    const { event, compartments, stamp } = await readAuditEvent(ctx.ex, id, { withStamp: !!access.confirm });
-    if (access.confirm) access.confirm(stamp ?? '0');
-    if (!event) return undefined;
-    const admitted = access.admits?.(AUDIT_RESOURCE_TYPE, compartments, 0);
-    if (admitted !== undefined) return admitted ? event : undefined;
-  }
-  const { event, visible } = await readAuditEvent(ctx.ex, id, { condition: auditCondition(ctx) });
-  return visible ? event : undefined;
+  // One query whatever the filter: the row, the stamp that confirms cached rights, and the SQL
+  // condition's verdict for when the filter cannot decide in memory (a professional's own events).
+  // The trail's condition is on the row's own columns, so computing it when unused costs little.
+  const { event, compartments, visible, stamp } = await readAuditEvent(ctx.ex, id, { condition: auditCondition(ctx), withStamp: !!access?.confirm });
+  if (access?.confirm) access.confirm(stamp ?? '0');
+  if (!event || !access) return event;
+  return (access.admits?.(AUDIT_RESOURCE_TYPE, compartments, 0) ?? visible) ? event : undefined;
 }
 
 /** The caller's access filter as a condition on an event's row (alias a), when there is one. */

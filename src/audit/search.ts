@@ -18,6 +18,7 @@ import { copyParams, intParam, pageLinks, pagePosition, shape, summaryAndTotal, 
 import { normalizeString } from '../fhir/search/normalize.ts';
 import { Splicer } from '../fhir/splice.ts';
 import { AUDIT_RESOURCE_TYPE, auditPage, countAuditEvents, type AuditRow } from '../store/audit.ts';
+import { auditCondition } from './read.ts';
 import { INDEXED_CODES, referenceTerm, stringTerms, tokenTerms } from './terms.ts';
 
 type ParamType = 'token' | 'reference' | 'string' | 'date' | 'id';
@@ -162,7 +163,8 @@ export async function auditSearch(ctx: FhirContext, query: Query, options: Searc
   }
   // The patient compartment (the only one compartment search serves) holds the events of `patient`.
   if (options.compartment) where.push(anyTerm('patient', [referenceTerm('patient', options.compartment)], params));
-  if (ctx.access) where.push(ctx.access.condition('a', params, AUDIT_RESOURCE_TYPE));
+  const access = auditCondition(ctx);
+  if (access) where.push(access('a', params));
   const matches = where.length ? where.join(' AND ') : 'true';
 
   const count = Math.min(intParam(query, '_count', ctx.limits.defaultCount), ctx.limits.maxCount);
