@@ -105,10 +105,12 @@ function dataset() {
     { resourceType: 'Observation', id: ID.obs1, status: 'final', code: { text: 'poids' }, subject: { reference: `Patient/${ID.p1}` }, performer: [{ reference: 'Practitioner/acc-dr-a' }] },
     {
       resourceType: 'Observation', id: ID.obs2, status: 'final', code: { text: 'poids' }, subject: { reference: `Patient/${ID.p2}` }, identifier: [{ system: 'urn:acc', value: 'obs2' }],
+      performer: [{ reference: 'Practitioner/acc-dr-a' }], // Dr A's compartment holds every observation
       contained: [{ resourceType: 'Specimen', id: 'sp', type: { text: 'sang' } }], specimen: { reference: '#sp' },
     },
     {
       resourceType: 'Observation', id: ID.obs3, status: 'final', code: { text: 'poids' }, subject: { reference: `Patient/${ID.p3}` },
+      performer: [{ reference: 'Practitioner/acc-dr-a' }],
       contained: [{ resourceType: 'Specimen', id: 'sp', type: { text: 'sang' } }], specimen: { reference: '#sp' },
     },
     { resourceType: 'Communication', id: ID.comm1, status: 'completed', subject: { reference: `Patient/${ID.p1}` }, payload: [{ contentString: 'cahier de liaison' }] },
@@ -319,6 +321,12 @@ t.test('care-team access rights', async (t) => {
       t.equal(comp.status, 200, 'compartment search answers as for any patient');
       t.same(ids(comp.body), SEES[who].includes('obs2') ? [ID.obs2] : [], 'compartment search');
       noLeak(t, who, comp, 'compartment search', [ID.p2]);
+      // A practitioner's compartment spans patients: the rights decide which of its resources show.
+      const practitioner = await call(who, 'GET', 'Practitioner/acc-dr-a/*?_type=Observation,Appointment&_total=accurate');
+      t.equal(practitioner.status, 200);
+      t.same(ids(practitioner.body), [...seen('Observation'), ...seen('Appointment')].sort(), 'Practitioner/acc-dr-a/*: what the caller sees of it');
+      t.equal(practitioner.body.total, seen('Observation').length + seen('Appointment').length, 'and its total');
+      noLeak(t, who, practitioner, 'practitioner compartment search');
       const hist = await call(who, 'GET', 'Observation/_history');
       t.equal(hist.status, 200);
       {

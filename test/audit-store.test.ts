@@ -145,6 +145,10 @@ t.test('the trail is its own store, searched as search.html says', async (t) => 
   // Compartment search, read, vread, history.
   // (event 30, written during the paging above, is st-p1's)
   t.equal((await http('GET', `${s.url}/Patient/st-p1/AuditEvent?_summary=count`)).body.total, 14, 'the patient compartment');
+  const byAgent = (await http('GET', `${s.url}/AuditEvent?agent=Practitioner/st-nurse&_summary=count`)).body.total;
+  t.ok(byAgent >= 5, 'the nurse\'s five events, and those written since');
+  t.equal((await http('GET', `${s.url}/Practitioner/st-nurse/AuditEvent?_summary=count`)).body.total, byAgent, 'a practitioner\'s compartment: the events they are an agent of');
+  t.equal((await http('GET', `${s.url}/Encounter/e1/AuditEvent?_summary=count`)).status, 400, 'AuditEvent is in no Encounter compartment');
   const read = await http('GET', `${s.url}/AuditEvent/${idOf(2)}`);
   t.equal(read.status, 200);
   t.equal(read.body.recorded, at(2));

@@ -31,6 +31,15 @@ t.test('CapabilityStatement', async (t) => {
   const observation = rest.resource.find((r: any) => r.type === 'Observation');
   t.ok(observation.searchParam.some((p: any) => p.name === 'code-value-quantity' && p.type === 'composite'), 'composite parameters are claimed (search-features.test.ts)');
   t.ok(patient.searchInclude.includes('Patient:organization'));
+  t.ok(patient.searchInclude.includes('Patient:*'), 'the wildcard as _include takes it: [type]:*');
+  t.notOk(patient.searchInclude.includes('*'), 'not a bare *, which _include refuses');
+  // _revinclude values name the references that point at the searched type, not its own.
+  for (const x of ['Observation:subject', 'CareTeam:patient', 'Provenance:target']) t.ok(patient.searchRevInclude.includes(x), `Patient: _revinclude=${x}`);
+  t.notOk(patient.searchRevInclude.includes('Patient:organization'), 'not Patient:organization, which points at an Organization');
+  t.notOk(patient.searchRevInclude.some((x: string) => x.startsWith('AuditEvent:')), 'not the audit trail, which has a store of its own');
+  const practitioner = rest.resource.find((r: any) => r.type === 'Practitioner');
+  t.ok(practitioner.searchRevInclude.includes('CareTeam:participant'), 'Practitioner: _revinclude=CareTeam:participant');
+  t.notOk(practitioner.searchRevInclude.includes('Observation:subject'), 'Observation.subject never points at a Practitioner');
 });
 
 t.test('every advertised search parameter is accepted by the engine', async (t) => {
@@ -49,6 +58,27 @@ t.test('every advertised search parameter is accepted by the engine', async (t) 
     }
   }
   t.ok(checked > 100, `${checked} parameters checked`);
+});
+
+t.test('every advertised _include and _revinclude is taken by the engine, and brings what it names', async (t) => {
+  const s = await startServer(t);
+  const cs = (await http('GET', `${s.url}/metadata`)).body;
+  let checked = 0;
+  for (const r of cs.rest[0].resource.filter((x: any) => ['Patient', 'Practitioner', 'CarePlan', 'CareTeam', 'Appointment'].includes(x.type))) {
+    for (const [name, values] of [['_include', r.searchInclude ?? []], ['_revinclude', r.searchRevInclude ?? []]] as const) {
+      for (const v of values) {
+        const res = await http('GET', `${s.url}/${r.type}?${name}=${encodeURIComponent(v)}&_count=1`, undefined, { prefer: 'handling=strict' });
+        t.equal(res.status, 200, `${r.type}?${name}=${v}`);
+        checked++;
+      }
+    }
+  }
+  t.ok(checked > 200, `${checked} values checked`);
+  // One of them, on data: a Practitioner's care teams come back by CareTeam:participant.
+  await http('PUT', `${s.url}/Practitioner/cap-pr`, { resourceType: 'Practitioner', id: 'cap-pr' });
+  await http('PUT', `${s.url}/CareTeam/cap-ct`, { resourceType: 'CareTeam', id: 'cap-ct', participant: [{ member: { reference: 'Practitioner/cap-pr' } }] });
+  const rev = await http('GET', `${s.url}/Practitioner?_id=cap-pr&_revinclude=CareTeam:participant`);
+  t.same(rev.body.entry.map((e: any) => `${e.search.mode} ${e.resource.resourceType}/${e.resource.id}`), ['match Practitioner/cap-pr', 'include CareTeam/cap-ct']);
 });
 
 t.test('health and readiness', async (t) => {

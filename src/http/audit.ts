@@ -8,12 +8,11 @@
 // including inside batch and transaction bundles, whether or not auditing is on.
 //
 // Registered before the FHIR routes with skip-override, so its hooks cover them.
-import type { Bundle, CapabilityStatement } from '@medplum/fhirtypes';
+import type { Bundle } from '@medplum/fhirtypes';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.ts';
 import { buildAuditEvent, outcomeText, type AuditAuth } from '../audit/event.ts';
 import { toRecord } from '../audit/record.ts';
-import { AUDIT_SEARCH_PARAMS } from '../audit/search.ts';
 import { GroupCommitWriter, type WriterStats } from '../audit/writer.ts';
 import { FhirError, issue, outcome } from '../fhir/outcome.ts';
 import type { Db } from '../store/db.ts';
@@ -102,25 +101,6 @@ export async function auditPlugin(app: FastifyInstance, opts: AuditPluginOptions
     const path = pathOf(request);
     if (!isFhir(path)) return;
     guardAuditTrail(request.method, segments(path), request.body, baseOf(request));
-  });
-
-  // The CapabilityStatement says so: AuditEvent is read and searched only.
-  app.addHook('onSend', async (request, reply, payload) => {
-    if (reply.statusCode !== 200 || typeof payload !== 'string' || request.method !== 'GET' || pathOf(request) !== '/fhir/metadata') return payload;
-    const cs = JSON.parse(payload) as CapabilityStatement;
-    const audit = cs.rest?.[0]?.resource?.find((r) => r.type === 'AuditEvent');
-    if (!audit) return payload;
-    // Its own store (src/audit/search.ts): read, vread, instance history and search by the parameters listed.
-    audit.interaction = (audit.interaction ?? []).filter((i) => !['create', 'update', 'patch', 'delete', 'history-type'].includes(i.code));
-    for (const k of ['conditionalCreate', 'conditionalUpdate', 'conditionalDelete', 'updateCreate', 'searchInclude', 'searchRevInclude'] as const) delete audit[k];
-    audit.searchParam = (audit.searchParam ?? []).filter((p) => Object.hasOwn(AUDIT_SEARCH_PARAMS, p.name));
-    for (const r of cs.rest?.[0]?.resource ?? []) {
-      if (r.searchRevInclude) r.searchRevInclude = r.searchRevInclude.filter((x) => !x.startsWith('AuditEvent:'));
-      if (r.searchRevInclude?.length === 0) delete r.searchRevInclude;
-    }
-    audit.documentation =
-      'The audit trail: one AuditEvent per FHIR interaction, written by the server in a store of its own; read-only. Searched by the parameters listed, sorted by date; no chains, _has, _include or _revinclude; not in the system history.';
-    return JSON.stringify(cs, null, (request.query as Record<string, string[]> | undefined)?._pretty?.[0] === 'true' ? 2 : undefined);
   });
 
   if (config.audit === 'off') return;

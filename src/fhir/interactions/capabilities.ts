@@ -2,7 +2,9 @@
 // and the search parameter definitions the engine indexes: it states what the server does.
 import type { CapabilityStatement, CapabilityStatementRestResource, CapabilityStatementRestResourceSearchParam } from '@medplum/fhirtypes';
 import type { FhirContext } from '../context.ts';
-import { getResourceTypes, getSearchParams, searchParametersVersion } from '../definitions.ts';
+import { getCompartments, getResourceTypes, getSearchParams, searchParametersVersion, type SearchParamDef } from '../definitions.ts';
+import { AUDIT_DOCUMENTATION, AUDIT_INTERACTIONS, AUDIT_SEARCH_PARAMS } from '../../audit/search.ts';
+import { AUDIT_RESOURCE_TYPE } from '../../store/audit.ts';
 import { registry } from '../router.ts';
 import type { InteractionCode } from '../registry.ts';
 import { compositeSpec } from '../search/indexer.ts';
@@ -43,14 +45,21 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
   if (cached && cachedBase === ctx.baseUrl && cachedVersion === searchParametersVersion()) return cached;
   const version = searchParametersVersion();
   const interactions = TYPE_INTERACTIONS.filter((i) => registry.has(i));
+  const indexed = (type: string) => [...getSearchParams(type).values()].filter((p) => INDEXED_TYPES.has(p.type) || compositeSpec(p) !== undefined);
+  const revIncludes = reverseIncludes(indexed);
   const resource: CapabilityStatementRestResource[] = getResourceTypes().map((type) => {
-    const params = [...getSearchParams(type).values()].filter((p) => INDEXED_TYPES.has(p.type) || compositeSpec(p) !== undefined);
-    const searchParam: CapabilityStatementRestResourceSearchParam[] = params.map((p) => ({
-      name: p.code,
-      definition: p.url,
-      type: p.type as CapabilityStatementRestResourceSearchParam['type'],
-      documentation: modifierDoc(p.code, p.type),
-    }));
+    const params = indexed(type);
+    const searchParam: CapabilityStatementRestResourceSearchParam[] = [
+      { name: '_id', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id' },
+      { name: '_lastUpdated', type: 'date', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated' },
+      ...params.filter((p) => p.code !== '_id' && p.code !== '_lastUpdated').map((p) => ({
+        name: p.code,
+        definition: p.url,
+        type: p.type as CapabilityStatementRestResourceSearchParam['type'],
+        documentation: modifierDoc(p.code, p.type),
+      })),
+    ];
+    if (type === AUDIT_RESOURCE_TYPE) return auditEntry(interactions, searchParam);
     const refs = params.filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`);
     return {
       type: type as CapabilityStatementRestResource['type'],
@@ -64,14 +73,9 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
       conditionalUpdate: registry.has('update', true),
       conditionalDelete: registry.has('delete', true) ? 'multiple' : 'not-supported',
       referencePolicy: ['literal', 'logical', 'local'],
-      searchInclude: refs.length ? ['*', ...refs] : undefined,
-      searchRevInclude: refs.length ? refs : undefined,
-      searchParam: [
-        { name: '_id', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id' },
-        { name: '_lastUpdated', type: 'date', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated' },
-        ...searchParam.filter((s) => s.name !== '_id' && s.name !== '_lastUpdated'),
-        ...SPECIAL_PARAMS,
-      ],
+      searchInclude: refs.length ? [`${type}:*`, ...refs] : undefined,
+      searchRevInclude: revIncludes.get(type),
+      searchParam: [...searchParam, ...SPECIAL_PARAMS],
       operation: operations('type', type),
     };
   });
@@ -97,12 +101,55 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
           ...SPECIAL_PARAMS,
         ],
         operation: operations('system'),
+        // Compartment search ([compartment]/[id]/[type] and /*) serves each R4 CompartmentDefinition.
+        compartment: registry.routes.some((r) => r.pattern[2] === ':compartmentType')
+          ? getCompartments().map((c) => `http://hl7.org/fhir/CompartmentDefinition/${c[0].toLowerCase()}${c.slice(1)}`)
+          : undefined,
       },
     ],
   };
   cachedBase = ctx.baseUrl;
   cachedVersion = version;
   return cached;
+}
+
+/**
+ * The _revinclude values a search of each type takes: `Source:param` for every reference
+ * parameter of every type that may point at it (its targets; any type when it names none).
+ * Not the audit trail's: its events live in their own store, which _revinclude does not read.
+ */
+function reverseIncludes(indexed: (type: string) => SearchParamDef[]): Map<string, string[]> {
+  const byTarget = new Map<string, string[]>();
+  for (const source of getResourceTypes()) {
+    if (source === AUDIT_RESOURCE_TYPE) continue;
+    for (const p of indexed(source)) {
+      if (p.type !== 'reference') continue;
+      for (const target of p.target.length ? p.target : getResourceTypes()) {
+        if (!byTarget.has(target)) byTarget.set(target, []);
+        byTarget.get(target)!.push(`${source}:${p.code}`);
+      }
+    }
+  }
+  return byTarget;
+}
+
+/**
+ * The audit trail's entry: its own store, read and searched by the parameters its search
+ * implements (audit/search.ts), never written through the API (http/audit.ts refuses it).
+ */
+function auditEntry(interactions: InteractionCode[], searchParam: CapabilityStatementRestResourceSearchParam[]): CapabilityStatementRestResource {
+  return {
+    type: AUDIT_RESOURCE_TYPE,
+    profile: `http://hl7.org/fhir/StructureDefinition/${AUDIT_RESOURCE_TYPE}`,
+    documentation: AUDIT_DOCUMENTATION,
+    interaction: interactions.filter((i) => AUDIT_INTERACTIONS.includes(i)).map((code) => ({ code: code as 'read' })),
+    versioning: 'versioned',
+    readHistory: true,
+    conditionalRead: 'full-support',
+    referencePolicy: ['literal', 'logical', 'local'],
+    searchParam: searchParam.filter((p) => Object.hasOwn(AUDIT_SEARCH_PARAMS, p.name)),
+    operation: operations('type', AUDIT_RESOURCE_TYPE),
+  };
 }
 
 function modifierDoc(code: string, type: string): string | undefined {

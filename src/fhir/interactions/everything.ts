@@ -10,7 +10,7 @@
 // after this instant: meta.lastUpdated), _type (among the compartment's types), _count, and the
 // usual result parameters (_elements, _summary, _total).
 import { readVisible, type FhirContext } from '../context.ts';
-import { getPatientCompartmentParams, getResourceTypes, getSearchParam } from '../definitions.ts';
+import { getCompartmentTypes, getSearchParam, isResourceType } from '../definitions.ts';
 import { errors, FhirError, issue } from '../outcome.ts';
 import type { FhirRequest } from '../request.ts';
 import { bodyParameters, simpleValue } from './operation-input.ts';
@@ -40,7 +40,7 @@ const CARE_DATE_PARAMS: Record<string, string> = {
 let compartmentTypes: string[] | undefined;
 /** Patient, and every type with a parameter that puts it in a Patient's compartment. */
 function patientCompartmentTypes(): string[] {
-  return (compartmentTypes ??= getResourceTypes().filter((t) => t === 'Patient' || getPatientCompartmentParams(t).length > 0));
+  return (compartmentTypes ??= getCompartmentTypes('Patient').filter(isResourceType));
 }
 
 /** "Type|code" of each compartment type's care-date parameter (looked up each time: custom SearchParameters may add or change one). */

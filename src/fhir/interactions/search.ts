@@ -1,6 +1,7 @@
 // search-type, search-system and compartment search (search.html), GET or POST _search.
 import type { FhirContext } from '../context.ts';
-import { isResourceType, getPatientCompartmentParams } from '../definitions.ts';
+import { getCompartments, getCompartmentTypes, isResourceType } from '../definitions.ts';
+import { AUDIT_RESOURCE_TYPE } from '../../store/audit.ts';
 import { errors } from '../outcome.ts';
 import { parseQueryString, preferHandlingStrict, type FhirRequest } from '../request.ts';
 import type { FhirResponse } from '../response.ts';
@@ -26,21 +27,26 @@ export async function searchSystem(ctx: FhirContext, req: FhirRequest): Promise<
   return respond(await search(ctx, undefined, searchQuery(req), { strict: preferHandlingStrict(req.prefer), path: '' }));
 }
 
-/** Patient/123/CarePlan: the CarePlans in Patient 123's compartment (CompartmentDefinition patient). */
+/**
+ * [compartment]/[id]/[type] and [compartment]/[id]/* (search.html#compartments): the resources
+ * of that type, or of every type the compartment may hold (`_type` narrows them), that are in
+ * the compartment of Patient, Encounter, RelatedPerson, Practitioner or Device [id]
+ * (their R4 CompartmentDefinitions). The audit trail has a store and a search of its own: it is
+ * searched by its type (Patient/123/AuditEvent), not with `*`.
+ */
 export async function searchCompartment(ctx: FhirContext, compartment: string, id: string, type: string, req: FhirRequest): Promise<FhirResponse> {
-  if (compartment !== 'Patient') throw errors.notFound(`Compartment ${compartment} is not supported; Patient is`);
-  if (!isResourceType(type)) throw errors.notFound(`Unknown resource type "${type}"`);
-  if (type !== 'Patient' && getPatientCompartmentParams(type).length === 0) {
-    throw errors.invalid(`${type} is not in the Patient compartment`);
-  }
+  const members = getCompartmentTypes(compartment).filter(isResourceType);
+  if (!members.length) throw errors.notFound(`${compartment} is not a compartment; the compartments are ${getCompartments().join(', ')}`);
+  const all = type === '*';
+  if (!all && !isResourceType(type)) throw errors.notFound(`Unknown resource type "${type}"`);
+  if (!all && !members.includes(type)) throw errors.invalid(`${type} is not in the ${compartment} compartment`);
   const query = searchQuery(req);
-  if (type === 'Patient') query._id = [id];
-  const result = await search(ctx, type, query, {
-    strict: preferHandlingStrict(req.prefer),
-    path: `${compartment}/${id}/${type}`,
-    compartment: type === 'Patient' ? undefined : `Patient/${id}`,
-  });
-  return respond(result);
+  const options = { strict: preferHandlingStrict(req.prefer), path: `${compartment}/${id}/${type}` };
+  return respond(await search(ctx, all ? undefined : type, query, {
+    ...options,
+    compartment: `${compartment}/${id}`,
+    types: all ? members.filter((t) => t !== AUDIT_RESOURCE_TYPE) : undefined,
+  }));
 }
 
 /** The searchset as stored JSON spliced into text, or as a Bundle when entries were reshaped. */

@@ -6,7 +6,7 @@ import { getResourceTypes, getSearchParam, isResourceType, isSingleValued, typeS
 import { FhirError, issue, outcome } from '../outcome.ts';
 import { lastValue, parseSearch, splitOr, type Clause, type Query } from './parse.ts';
 import { decodeCursor, encodeCursor, keysetBound, keysetCondition, orderBy, type Cursor, type SortTerm } from './paging.ts';
-import { armsUnion, clauseSql, drivesFromIndex, matchRows, mergeSameValue, readsBeyondRid, sortedDateArms, SqlParams, type SortedArms, type RidBound } from './sql.ts';
+import { armsUnion, clauseSql, compartmentSql, drivesFromIndex, matchRows, mergeSameValue, readsBeyondRid, sortedDateArms, SqlParams, type SortedArms, type RidBound } from './sql.ts';
 import { resolveTerminologyModifiers } from '../terminology/search.ts';
 import { statementName } from '../../store/db.ts';
 import { stampSubquery } from '../../store/stamps.ts';
@@ -27,7 +27,7 @@ export interface SearchOptions {
   strict: boolean;
   /** The path of the search, for links: "Patient" or "" (system). */
   path: string;
-  /** Compartment search: restrict to resources in this compartment ("Patient/123"). */
+  /** Compartment search: restrict to resources in this compartment ("Patient/123", "Practitioner/456"). */
   compartment?: string;
   /** The types a search without a resource type or `_type` covers (default: every type). */
   types?: readonly string[];
@@ -49,7 +49,7 @@ function mergedClauses(types: string[] | undefined, clauses: Clause[]): Clause[]
 function whereFor(ctx: FhirContext, types: string[] | undefined, clauses: Clause[], params: SqlParams, scope: Scope = {}, ridBound?: RidBound): string {
   const where = ['NOT r.deleted'];
   if (types) where.push(types.length === 1 ? `r.resource_type = ${params.name(types[0])}` : `r.resource_type = ANY(${params.add(types)}::text[])`);
-  if (scope.compartment) where.push(`r.compartments @> ARRAY[${params.add(scope.compartment)}]::text[]`);
+  if (scope.compartment) where.push(compartmentSql(scope.compartment, types ?? getResourceTypes(), 'r', params));
   if (scope.condition) where.push(scope.condition(params));
   for (const c of mergedClauses(types, clauses)) where.push(clauseSql(c, 'r', params, ctx.access, ridBound));
   if (ctx.access) where.push(ctx.access.condition('r', params, types?.length === 1 ? types[0] : undefined));

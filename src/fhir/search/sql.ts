@@ -4,7 +4,7 @@
 // carries the searched type into the index, whose B-trees lead with it (measured at 1M rows:
 // an identifier search drops from a 180 ms scan to a 0.2 ms index probe).
 import type { AccessFilter } from '../context.ts';
-import { isResourceType } from '../definitions.ts';
+import { getCompartmentParams, getSearchParam, isResourceType } from '../definitions.ts';
 import { FhirError, issue } from '../outcome.ts';
 import { toRange, type DateRange } from './dates.ts';
 import { compositeSpec, lowerText } from './indexer.ts';
@@ -292,6 +292,34 @@ export function matchRows(clause: Clause, resourceType: string, params: SqlParam
   const select = (arm: string) => `SELECT ${m.alias}.rid, ${m.alias}.resource_type${carried} FROM ${m.table} ${m.alias} WHERE ${m.alias}.resource_type = ${type} AND ${m.condition}${arm}`;
   const arms = windowArms(clause, m.alias, params);
   return arms ? arms.map(select).join(' UNION ALL ') : select('');
+}
+
+/**
+ * Membership of the rows `r` (of `types`) in compartment "Type/id" (compartmentdefinition.html).
+ * A patient's: the row's compartments column, kept with each write from the Patient
+ * CompartmentDefinition, which the access filter reads too. Another's: what the equivalent search
+ * finds, a reference to it by one of the type's compartment parameters (each `param=Type/id`,
+ * OR-ed), or the compartment's own resource ('{def}').
+ */
+export function compartmentSql(compartment: string, types: readonly string[], r: string, params: SqlParams): string {
+  if (compartment.startsWith('Patient/')) return `${r}.compartments @> ARRAY[${params.add(compartment)}]::text[]`;
+  const slash = compartment.indexOf('/');
+  const [owner, id] = [compartment.slice(0, slash), compartment.slice(slash + 1)];
+  const arms: string[] = [];
+  const keys = types.flatMap((t) => getCompartmentParams(owner, t).filter((p) => getSearchParam(t, p)?.type === 'reference').map((p) => `${t}.${p}`));
+  if (keys.length) {
+    const s = params.alias('cp');
+    // One type: its codes, which the reference index by type and code serves; several: type.code pairs.
+    const which = types.length === 1
+      ? `${s}.code = ANY(${params.add(keys.map((k) => k.slice(types[0].length + 1)))}::text[])`
+      : `${s}.resource_type || '.' || ${s}.code = ANY(${params.add(keys)}::text[])`;
+    arms.push(`EXISTS (SELECT 1 FROM sp_reference ${s} WHERE ${s}.rid = ${r}.rid AND ${s}.resource_type = ${r}.resource_type
+      AND ${s}.target_type = ${params.name(owner)} AND ${s}.target_id = ${params.add(id)} AND ${which})`);
+  }
+  if (types.includes(owner) && getCompartmentParams(owner, owner).includes('{def}')) {
+    arms.push(`(${r}.resource_type = ${params.name(owner)} AND ${r}.id = ${params.add(id)})`);
+  }
+  return arms.length ? `(${arms.join(' OR ')})` : 'false';
 }
 
 function columnSql(clause: Clause, r: string, params: SqlParams): string {

@@ -45,9 +45,9 @@ export function needsOf(req: FhirRequest, baseUrl: string): Need[] {
     case 'history-system':
       return searchTypes().map((t) => ({ resourceType: t, anyOf: ['s'], what: `history of ${t}` }));
     case 'search-type': {
-      // Compartment searches (Patient/1/Observation) search the compartment's type.
-      const target = params.compartmentType ?? type;
-      return [{ resourceType: target, anyOf: ['s'], what: `search ${target}` }];
+      // Compartment searches (Patient/1/Observation) search the compartment's type; Patient/1/* every type, or those of _type.
+      const targets = params.compartmentType === '*' ? searchTypes() : [params.compartmentType ?? type];
+      return targets.map((t) => ({ resourceType: t, anyOf: ['s'], what: `search ${t}` }));
     }
     case 'history-type':
       return [{ resourceType: type, anyOf: ['s'], what: `history of ${type}` }];
