@@ -305,21 +305,24 @@ export function compartmentSql(compartment: string, types: readonly string[], r:
   if (compartment.startsWith('Patient/')) return `${r}.compartments @> ARRAY[${params.add(compartment)}]::text[]`;
   const slash = compartment.indexOf('/');
   const [owner, id] = [compartment.slice(0, slash), compartment.slice(slash + 1)];
-  const arms: string[] = [];
+  // The members' rids, from the references to the compartment (and its own row): a semi-join the
+  // planner drives from the reference index. As a condition on each row (an EXISTS OR-ed with the
+  // own row), Practitioner/[id]/* scanned every resource: 0.35-2.7 s at 1M, against 0.03 s.
+  const members: string[] = [];
   const keys = types.flatMap((t) => getCompartmentParams(owner, t).filter((p) => getSearchParam(t, p)?.type === 'reference').map((p) => `${t}.${p}`));
   if (keys.length) {
     const s = params.alias('cp');
     // One type: its codes, which the reference index by type and code serves; several: type.code pairs.
     const which = types.length === 1
-      ? `${s}.code = ANY(${params.add(keys.map((k) => k.slice(types[0].length + 1)))}::text[])`
+      ? `${s}.resource_type = ${params.name(types[0])} AND ${s}.code = ANY(${params.add(keys.map((k) => k.slice(types[0].length + 1)))}::text[])`
       : `${s}.resource_type || '.' || ${s}.code = ANY(${params.add(keys)}::text[])`;
-    arms.push(`EXISTS (SELECT 1 FROM sp_reference ${s} WHERE ${s}.rid = ${r}.rid AND ${s}.resource_type = ${r}.resource_type
-      AND ${s}.target_type = ${params.name(owner)} AND ${s}.target_id = ${params.add(id)} AND ${which})`);
+    members.push(`SELECT ${s}.rid FROM sp_reference ${s} WHERE ${s}.target_type = ${params.name(owner)} AND ${s}.target_id = ${params.add(id)} AND ${which}`);
   }
   if (types.includes(owner) && getCompartmentParams(owner, owner).includes('{def}')) {
-    arms.push(`(${r}.resource_type = ${params.name(owner)} AND ${r}.id = ${params.add(id)})`);
+    const d = params.alias('cd');
+    members.push(`SELECT ${d}.rid FROM resources ${d} WHERE ${d}.resource_type = ${params.name(owner)} AND ${d}.id = ${params.add(id)}`);
   }
-  return arms.length ? `(${arms.join(' OR ')})` : 'false';
+  return members.length ? `${r}.rid IN (${members.join(' UNION ALL ')})` : 'false';
 }
 
 function columnSql(clause: Clause, r: string, params: SqlParams): string {
