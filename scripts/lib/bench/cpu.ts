@@ -138,6 +138,6 @@ export function watchCpu(serverPid: number, postmasterPid: number | undefined, c
 
 /** The postmaster's pid: the parent of a backend of ours. */
 export async function postmasterPidFromBackend(url: string): Promise<number | undefined> {
-  const backend = await withClient(url, async (c) => Number((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid));
-  return procTicks(backend)?.ppid;
+  // Read while the backend lives: once the connection closes its /proc entry is gone.
+  return withClient(url, async (c) => procTicks(Number((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid))?.ppid);
 }
