@@ -32,6 +32,9 @@
 // GET /Patient?identifier=INS|nir, GET /Observation?subject=Patient/{id}. Tokens come from the
 // embedded OpenID provider as `npm run -s token` gets them. Prints medians per arm and the cost
 // ratios against the target, writes bench-results/access-<db>-<time>.json.
+// It also prints each arm's server + database CPU per request (/proc: the server's process and, on
+// PostgreSQL, the cluster's; PGlite runs inside the server) and the same costs at equal CPU, which
+// move less than req/s when the machine's speed drifts.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +43,7 @@ import type { BundleEntry, CareTeam } from '@medplum/fhirtypes';
 import { freePort, startPostgres } from './lib/postgres.ts';
 import { serverCommand } from './lib/server-command.ts';
 import { runStep, type StepResult } from './lib/bench/cannon.ts';
+import { cpuMsPerRequest, postmasterPidFromBackend, watchCpu } from './lib/bench/cpu.ts';
 import { CoordinationGenerator, dayNumber, DEFAULT_POOL, makePool, poolBundles, SYS, transaction } from './lib/bench/coordination.ts';
 import { postBundle } from './lib/bench/post-bundle.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
@@ -227,10 +231,12 @@ async function main() {
   // DATA_DIR holds the embedded provider's keys and client secret (and the PGlite database).
   const dataDir = join(work, 'data');
   let dbEnv: Record<string, string> = { DATA_DIR: dataDir };
+  let postmasterPid: number | undefined; // PostgreSQL's CPU is counted with the server's (PGlite runs inside it)
   if (opts.db === 'postgres') {
     const postgres = await startPostgres(opts.keep ? { dataDir: join(work, 'pg', 'data') } : {});
     onCleanup('postgresql', () => (opts.keep ? postgres.stopAndKeep() : postgres.stop()));
     dbEnv = { ...dbEnv, DATABASE_URL: postgres.url };
+    postmasterPid = await postmasterPidFromBackend(postgres.url);
   }
   const start = async (arm: Arm, round?: number): Promise<ServerProcess> => {
     const port = await freePort();
@@ -295,9 +301,10 @@ async function main() {
       step: s.step, label: s.label, url: running.server.url, connections: opts.connections, duration: opts.duration, warmup: opts.warmup,
       requests: [{ method: 'GET', headers: running.headers, setupRequest: (r: object) => ({ ...r, path: s.path() }) }] as never,
       settle: () => running.server.settle(),
+      watchCpu: () => watchCpu(running.server.pid, postmasterPid, cpus().length),
     });
     results.push({ round, arm: arm.label, result });
-    log(`round ${round + 1} ${arm.label} ${s.step}: ${Math.round(result.reqPerSec)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}`);
+    log(`round ${round + 1} ${arm.label} ${s.step}: ${Math.round(result.reqPerSec)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, CPU ${cpuMsPerRequest(result).toFixed(3)} ms/request (server ${result.cpu?.server}%, database ${result.cpu?.database ?? '-'}%, other processes ${result.cpu?.other}% of a core), non-2xx ${result.non2xx}, errors ${result.errors}`);
   };
   const launch = async (arm: Arm, round?: number) => {
     const started = await start(arm, round);
@@ -326,10 +333,12 @@ async function main() {
   // ---------------------------------------------------------------- report
   const rps = (arm: string, step: string) => results.filter((r) => r.arm === arm && r.result.step === step).map((r) => r.result.reqPerSec);
   const p50 = (arm: string, step: string) => median(results.filter((r) => r.arm === arm && r.result.step === step).map((r) => r.result.p50));
+  const cpuOf = (arm: string, step: string) => median(results.filter((r) => r.arm === arm && r.result.step === step).map((r) => cpuMsPerRequest(r.result)));
   // NaN when an arm was left out (--arms): printed as "-".
   const cost = (a: number, b: number) => Math.round((1 - a / b) * 1000) / 10;
   const summary = steps.map((s) => {
     const m = Object.fromEntries(ALL_ARMS.map((a) => [a.label, median(rps(a.label, s.step))])) as Record<Arm['label'], number>;
+    const c = Object.fromEntries(ALL_ARMS.map((a) => [a.label, cpuOf(a.label, s.step)])) as Record<Arm['label'], number>;
     return {
       step: s.step,
       label: s.label,
@@ -348,6 +357,15 @@ async function main() {
       accessCost: cost(m['member-noaudit'], m.off),
       /** system client without audit vs off: authentication alone. */
       authenticationCost: cost(m['system-noaudit'], m.off),
+      /** Server and database CPU per request (ms), by arm: steadier than req/s on a machine whose speed drifts. */
+      cpuMsPerRequest: Object.fromEntries(ALL_ARMS.map((a) => [a.label, Math.round(c[a.label] * 1000) / 1000])),
+      /** The same costs at equal CPU, 1 - CPU per request of the cheaper arm / of the dearer one. */
+      atEqualCpu: {
+        accessAndAudit: cost(c.off, c.member),
+        careTeam: cost(c.system, c.member),
+        access: cost(c.off, c['member-noaudit']),
+        careTeamWithoutAudit: cost(c['system-noaudit'], c['member-noaudit']),
+      },
     };
   });
   // A step that answered nothing in its window (every request slower than the run) is a failure, not a 100% cost.
@@ -361,6 +379,15 @@ async function main() {
     const r = s.reqPerSec;
     const verdict = Number.isNaN(s.accessAndAuditCost) ? '' : s.accessAndAuditCost < 25 ? ' pass' : ' MISSED';
     console.log(`| ${s.label} | ${n(r.off)} | ${n(r.system)} | ${n(r.member)} | ${n(r['member-noaudit'])} | ${n(r['system-noaudit'])} | ${pct(s.accessAndAuditCost)}${verdict} | ${pct(s.careTeamCost)} | ${pct(s.systemCost)} | ${pct(s.auditCost)} | ${pct(s.accessCost)} | ${pct(s.authenticationCost)} |`);
+  }
+  console.log('\nserver + database CPU per request (ms, medians), and the costs at equal CPU (1 - cheaper / dearer)');
+  console.log('| step | off | system | member | member, AUDIT=off | system, AUDIT=off | member vs off | member vs system | member vs off, no audit | member vs system, no audit |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const ms = (x: number) => (Number.isNaN(x) ? '-' : x.toFixed(3));
+  for (const s of summary) {
+    const c = s.cpuMsPerRequest;
+    const e = s.atEqualCpu;
+    console.log(`| ${s.label} | ${ms(c.off)} | ${ms(c.system)} | ${ms(c.member)} | ${ms(c['member-noaudit'])} | ${ms(c['system-noaudit'])} | ${pct(e.accessAndAudit)} | ${pct(e.careTeam)} | ${pct(e.access)} | ${pct(e.careTeamWithoutAudit)} |`);
   }
   console.log(`rounds (req/s): ${summary.map((s) => `${s.step} ${ARMS.map((a) => `${a.label} ${s.rounds[a.label].join('/')}`).join(', ')}`).join('; ')}`);
   console.log(`all answers 2xx: ${ok}; load: ${resources} resources in ${Math.round(loadSeconds)} s${retries ? `, ${retries} retries` : ''}`);

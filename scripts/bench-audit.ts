@@ -28,7 +28,7 @@ import { freePort, startPostgres, withClient, type TestPostgres } from './lib/po
 import { serverCommand } from './lib/server-command.ts';
 import { runStep, type StepResult } from './lib/bench/cannon.ts';
 import { loadPatients } from './lib/bench/load.ts';
-import { postmasterPidFromBackend, watchCpu } from './lib/bench/cpu.ts';
+import { cpuMsPerRequest as cpuMs, postmasterPidFromBackend, watchCpu } from './lib/bench/cpu.ts';
 import { cleanupAll, installExitHandlers, onCleanup, startServer, type ServerProcess } from './lib/bench/processes.ts';
 import { resultsFile } from './lib/bench/results.ts';
 import { median, roundOrder } from './lib/bench/rounds.ts';
@@ -216,13 +216,6 @@ async function main() {
   writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), options: opts, summary, arms: byArm, trail, commits, ok, results }, null, 2));
   log(`results: ${file}`);
   if (!ok) process.exitCode = 1;
-}
-
-/** CPU time (server and database processes) per answered request, in ms: what a request costs whatever else runs. */
-function cpuMs(r: StepResult): number {
-  const cpu = (r as StepResult & { cpu?: { server: number; database?: number } }).cpu;
-  if (!cpu || !r.reqPerSec) return NaN;
-  return ((cpu.server + (cpu.database ?? 0)) / 100) * 1000 / r.reqPerSec;
 }
 
 main()

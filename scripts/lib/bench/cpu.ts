@@ -141,3 +141,9 @@ export async function postmasterPidFromBackend(url: string): Promise<number | un
   // Read while the backend lives: once the connection closes its /proc entry is gone.
   return withClient(url, async (c) => procTicks(Number((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid))?.ppid);
 }
+
+/** CPU time (server and database processes) per answered request, in ms: what a request costs whatever else runs. */
+export function cpuMsPerRequest(r: { reqPerSec: number; cpu?: Pick<CpuShare, 'server' | 'database'> }): number {
+  if (!r.cpu || !r.reqPerSec) return NaN;
+  return ((r.cpu.server + (r.cpu.database ?? 0)) / 100) * 1000 / r.reqPerSec;
+}
