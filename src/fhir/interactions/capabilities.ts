@@ -19,6 +19,11 @@ const SPECIAL_PARAMS: CapabilityStatementRestResourceSearchParam[] = [
   { name: '_content', type: 'string', definition: 'http://hl7.org/fhir/SearchParameter/Resource-content', documentation: 'French full text on all the text of the resource, accent-insensitive; web-search syntax' },
   { name: '_list', type: 'string', documentation: 'Resources referenced by the entries of a List (by id); functional lists ($current-...) are not supported' },
 ];
+// The parameters of every resource (Resource-id, Resource-lastUpdated), at type and system level.
+const RESOURCE_PARAMS: CapabilityStatementRestResourceSearchParam[] = [
+  { name: '_id', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id' },
+  { name: '_lastUpdated', type: 'date', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated' },
+];
 export const SOFTWARE = { name: 'fhir-coordination-server', version: '0.1.0' };
 
 let cached: CapabilityStatement | undefined;
@@ -45,13 +50,13 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
   if (cached && cachedBase === ctx.baseUrl && cachedVersion === searchParametersVersion()) return cached;
   const version = searchParametersVersion();
   const interactions = TYPE_INTERACTIONS.filter((i) => registry.has(i));
-  const indexed = (type: string) => [...getSearchParams(type).values()].filter((p) => INDEXED_TYPES.has(p.type) || compositeSpec(p) !== undefined);
+  // Each type's indexed parameters, read once: its own entry and every target's revincludes use them.
+  const indexed = new Map(getResourceTypes().map((type) => [type, [...getSearchParams(type).values()].filter((p) => INDEXED_TYPES.has(p.type) || compositeSpec(p) !== undefined)]));
   const revIncludes = reverseIncludes(indexed);
   const resource: CapabilityStatementRestResource[] = getResourceTypes().map((type) => {
-    const params = indexed(type);
+    const params = indexed.get(type)!;
     const searchParam: CapabilityStatementRestResourceSearchParam[] = [
-      { name: '_id', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id' },
-      { name: '_lastUpdated', type: 'date', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated' },
+      ...RESOURCE_PARAMS,
       ...params.filter((p) => p.code !== '_id' && p.code !== '_lastUpdated').map((p) => ({
         name: p.code,
         definition: p.url,
@@ -95,8 +100,7 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
         resource,
         interaction: SYSTEM_INTERACTIONS.filter((i) => registry.has(i)).map((code) => ({ code: code as 'transaction' })),
         searchParam: [
-          { name: '_id', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id' },
-          { name: '_lastUpdated', type: 'date', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated' },
+          ...RESOURCE_PARAMS,
           { name: '_type', type: 'token', documentation: 'Resource types of a system-level search' },
           ...SPECIAL_PARAMS,
         ],
@@ -118,11 +122,11 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
  * parameter of every type that may point at it (its targets; any type when it names none).
  * Not the audit trail's: its events live in their own store, which _revinclude does not read.
  */
-function reverseIncludes(indexed: (type: string) => SearchParamDef[]): Map<string, string[]> {
+function reverseIncludes(indexed: ReadonlyMap<string, SearchParamDef[]>): Map<string, string[]> {
   const byTarget = new Map<string, string[]>();
-  for (const source of getResourceTypes()) {
+  for (const [source, params] of indexed) {
     if (source === AUDIT_RESOURCE_TYPE) continue;
-    for (const p of indexed(source)) {
+    for (const p of params) {
       if (p.type !== 'reference') continue;
       for (const target of p.target.length ? p.target : getResourceTypes()) {
         if (!byTarget.has(target)) byTarget.set(target, []);

@@ -41,9 +41,9 @@ export async function searchCompartment(ctx: FhirContext, compartment: string, i
   if (!all && !isResourceType(type)) throw errors.notFound(`Unknown resource type "${type}"`);
   if (!all && !members.includes(type)) throw errors.invalid(`${type} is not in the ${compartment} compartment`);
   const query = searchQuery(req);
-  const options = { strict: preferHandlingStrict(req.prefer), path: `${compartment}/${id}/${type}` };
   return respond(await search(ctx, all ? undefined : type, query, {
-    ...options,
+    strict: preferHandlingStrict(req.prefer),
+    path: `${compartment}/${id}/${type}`,
     compartment: `${compartment}/${id}`,
     types: all ? members.filter((t) => t !== AUDIT_RESOURCE_TYPE) : undefined,
   }));
