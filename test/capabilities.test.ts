@@ -42,6 +42,47 @@ t.test('CapabilityStatement', async (t) => {
   t.notOk(practitioner.searchRevInclude.includes('Observation:subject'), 'Observation.subject never points at a Practitioner');
 });
 
+t.test('/metadata is conditional, and answers its modes', async (t) => {
+  const s = await startServer(t);
+  const first = await http('GET', `${s.url}/metadata`);
+  const etag = first.headers.get('etag');
+  t.match(etag, /^W\/"[A-Za-z0-9_-]+"$/, 'a weak ETag');
+  t.ok(first.headers.get('last-modified'), 'Last-Modified');
+  t.equal(Number(first.headers.get('content-length')), Buffer.byteLength(first.text), 'the length of what is sent');
+  t.equal((await http('GET', `${s.url}/metadata`)).headers.get('etag'), etag, 'the same statement, the same ETag');
+  const unchanged = await http('GET', `${s.url}/metadata`, undefined, { 'if-none-match': etag! });
+  t.equal(unchanged.status, 304, 'If-None-Match naming it: 304');
+  t.equal(unchanged.text, '', 'with no body');
+  t.equal(unchanged.headers.get('etag'), etag);
+  t.equal((await http('GET', `${s.url}/metadata`, undefined, { 'if-none-match': `W/"other", ${etag}` })).status, 304, 'one tag of a list');
+  t.equal((await http('GET', `${s.url}/metadata`, undefined, { 'if-none-match': etag!.slice(2) })).status, 304, 'compared weakly: the strong form matches');
+  t.equal((await http('GET', `${s.url}/metadata`, undefined, { 'if-none-match': '*' })).status, 304);
+  const other = await http('GET', `${s.url}/metadata`, undefined, { 'if-none-match': 'W/"other"' });
+  t.equal(other.status, 200, 'another tag: the statement');
+  t.equal(other.body.resourceType, 'CapabilityStatement');
+
+  for (const mode of ['full', 'normative']) {
+    const r = await http('GET', `${s.url}/metadata?mode=${mode}`);
+    t.equal(r.status, 200);
+    t.equal(r.text, first.text, `mode=${mode}: the whole statement (all of it is normative in R4)`);
+  }
+  const tc = await http('GET', `${s.url}/metadata?mode=terminology`);
+  t.equal(tc.status, 200);
+  t.equal(tc.body.resourceType, 'TerminologyCapabilities', 'mode=terminology: the TerminologyCapabilities');
+  t.equal(tc.body.kind, 'instance');
+  t.equal(tc.body.implementation.url, s.url);
+  t.same(tc.body.expansion.parameter.map((p: any) => p.name), ['filter', 'count', 'offset', 'includeDesignations', 'includeDefinition']);
+  t.doesNotThrow(() => validateBase(tc.body), 'valid against the R4 definitions');
+  // What it claims is what $expand takes: paging and the text filter.
+  const expand = await http('GET', `${s.url}/ValueSet/$expand?url=${encodeURIComponent('http://hl7.org/fhir/ValueSet/administrative-gender')}&filter=fem&count=1&offset=0`);
+  t.equal(expand.status, 200);
+  t.same(expand.body.expansion.contains.map((c: any) => c.code), ['female']);
+  const bad = await http('GET', `${s.url}/metadata?mode=everything`);
+  t.equal(bad.status, 400, 'an unknown mode: 400');
+  t.equal(bad.body.resourceType, 'OperationOutcome');
+  t.match(bad.body.issue[0].details.text, /mode/);
+});
+
 t.test('every advertised search parameter is accepted by the engine', async (t) => {
   const s = await startServer(t);
   const cs = (await http('GET', `${s.url}/metadata`)).body;

@@ -72,6 +72,7 @@ t.test('an ANS SearchParameter: existing data found once its reindex completes, 
   t.equal(before.status, 400, 'birthplace is not a parameter of Patient yet');
   const p1Before = (await http('GET', `${s.url}/Patient/p1`)).body.meta;
   const historyBefore = (await http('GET', `${s.url}/Patient/_history?_count=0`)).body.total;
+  const etagBefore = (await http('GET', `${s.url}/metadata`)).headers.get('etag');
 
   const sp = spec(BIRTHPLACE);
   const created = await http('PUT', `${s.url}/SearchParameter/${sp.id}`, sp);
@@ -102,6 +103,7 @@ t.test('an ANS SearchParameter: existing data found once its reindex completes, 
   t.same(await search({ birthplace: 'nice' }), ['p2']);
 
   const cs: any = await client.capabilityStatement();
+  t.not((await http('GET', `${s.url}/metadata`)).headers.get('etag'), etagBefore, "the statement's ETag changed with it");
   const pat = cs.rest[0].resource.find((r: any) => r.type === 'Patient');
   const declared = pat.searchParam.find((p: any) => p.name === 'birthplace');
   t.same({ definition: declared?.definition, type: declared?.type }, { definition: sp.url, type: 'string' }, 'the CapabilityStatement lists it for Patient');

@@ -6,8 +6,8 @@ import type { StoredResource } from '../store/resources.ts';
 export interface FhirResponse {
   status: number;
   resource?: Resource;
-  /** Stored JSON text of the resource, sent verbatim when present. */
-  raw?: string;
+  /** JSON text of the resource, sent verbatim when present: stored text, or bytes encoded once (the CapabilityStatement). */
+  raw?: string | Buffer;
   headers: Record<string, string>;
 }
 
@@ -40,5 +40,5 @@ export function writtenResponse(
 /** The JSON body of a response, parsed if it is only held as text. */
 export function bodyOf(r: FhirResponse): Resource | undefined {
   if (r.resource) return r.resource;
-  return r.raw ? (JSON.parse(r.raw) as Resource) : undefined;
+  return r.raw ? (JSON.parse(r.raw.toString()) as Resource) : undefined;
 }

@@ -3,7 +3,7 @@
 import type { Resource } from '@medplum/fhirtypes';
 import type { FhirContext } from './context.ts';
 import { isResourceType } from './definitions.ts';
-import { capabilityStatement } from './interactions/capabilities.ts';
+import { capabilities } from './interactions/capabilities.ts';
 import { conditionalDelete, deleteResource } from './interactions/delete.ts';
 import { create } from './interactions/create.ts';
 import { history } from './interactions/history.ts';
@@ -25,7 +25,7 @@ import { pendingSearchParameterSync } from './search-parameters.ts';
 const hasCriteria = (req: FhirRequest) => Object.keys(req.query).some((k) => k !== '_format' && k !== '_pretty');
 
 export const registry = new Registry()
-  .add({ method: 'GET', pattern: ['metadata'], level: 'system', interaction: 'capabilities', handle: async (ctx) => ({ status: 200, resource: capabilityStatement(ctx), headers: {} }) })
+  .add({ method: 'GET', pattern: ['metadata'], level: 'system', interaction: 'capabilities', handle: async (ctx, req) => capabilities(ctx, req) })
   .add({ method: 'POST', pattern: [], level: 'system', interaction: 'transaction', handle: (ctx, req) => processBundle(ctx, req, dispatch) })
   .add({ method: 'POST', pattern: [], level: 'system', interaction: 'batch', handle: (ctx, req) => processBundle(ctx, req, dispatch) })
   .add({ method: 'GET', pattern: [], level: 'system', interaction: 'search-system', handle: (ctx, req) => searchSystem(ctx, req) })
