@@ -7,7 +7,7 @@
 // For each database: start the real server (`node src/main.ts`) as a child process on a fresh
 // database (a temporary DATA_DIR for PGlite, a new database on a throwaway PostgreSQL for
 // PostgreSQL), sample its RSS from /proc throughout; load --resources French patients through
-// transaction bundles; measure with autocannon read, create, update and a 100-entry transaction
+// transaction bundles; measure with autocannon read, create, update, a 100-entry transaction and the CapabilityStatement
 // (at --tx-connections: a bundle takes about 0.5 s of the server's CPU, so at 32 connections
 // none would complete within a 10 s window, and autocannon counts only completed requests);
 // then stop it and start the bare server (scripts/lib/bench/bare-server.ts) on the same data
@@ -126,6 +126,9 @@ function fhirSteps(ids: string[]) {
       connections: opts.txConnections,
       requests: [{ method: 'POST', path: '/fhir', headers: { accept: FHIR, 'content-type': FHIR }, setupRequest: (r: object) => ({ ...r, body: pickFrom(txBodies) }) }],
     },
+    // About 1 MB of JSON, fetched by clients and conformance tools before they start; last, so that
+    // its audit events (one per request) do not weigh on the steps above.
+    { step: 'metadata', label: 'capabilities GET /fhir/metadata', requests: [{ method: 'GET', path: '/fhir/metadata', headers: { accept: FHIR } }] },
   ];
 }
 

@@ -42,7 +42,7 @@ export interface DbReport {
   ok: boolean;
 }
 
-export const STEP_ORDER = ['read', 'create', 'update', 'transaction', 'fixed', 'bare-select', 'bare-insert'] as const;
+export const STEP_ORDER = ['read', 'create', 'update', 'transaction', 'metadata', 'fixed', 'bare-select', 'bare-insert'] as const;
 
 const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
 export { mb };
