@@ -1,5 +1,6 @@
 // What every interaction handler receives: where to run SQL (the database, or the open
 // transaction of a transaction bundle), the public base URL, limits, and the access filter.
+import type { CapabilityStatementRestSecurity } from '@medplum/fhirtypes';
 import type { Config } from '../config.ts';
 import type { Db, Executor } from '../store/db.ts';
 import { readCurrent, readCurrentForAccess, readCurrentForAccessWithStamp, readCurrentIf, type AccessRow, type StoredResource } from '../store/resources.ts';
@@ -132,6 +133,8 @@ export interface FhirContext {
   patientInContext?: string;
   /** True while inside a transaction bundle (no nested transaction is opened). */
   inTransaction: boolean;
+  /** The security the server runs under (AUTH=on: SMART on FHIR), stated in its CapabilityStatement. */
+  restSecurity?: CapabilityStatementRestSecurity;
 }
 
 export function withExecutor(ctx: FhirContext, ex: Executor): FhirContext {

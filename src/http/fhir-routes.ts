@@ -35,7 +35,7 @@ export async function fhirRoutes(app: FastifyInstance, opts: FhirRoutesOptions):
     // they were stale, it runs again.
     const run = async (check: StampCheck | undefined) => {
       const access = await accessFor(request, opts.db, opts.limits, baseUrl, check);
-      const ctx: FhirContext = { db: opts.db, ex: opts.db, baseUrl, limits: opts.limits, access, patientInContext: request.auth?.patient, inTransaction: false };
+      const ctx: FhirContext = { db: opts.db, ex: opts.db, baseUrl, limits: opts.limits, access, patientInContext: request.auth?.patient, inTransaction: false, restSecurity: request.server.restSecurity };
       const outcome = await dispatch(ctx, req).then(
         (answer) => ({ answer }),
         (error: unknown) => ({ error })

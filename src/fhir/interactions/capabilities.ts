@@ -34,8 +34,8 @@ export const SOFTWARE = { name: 'fhir-coordination-server', version: '0.1.0' };
 /**
  * The statement as served, with its JSON bytes and validator: about 1 MB, serialised and encoded
  * once per build instead of at every request (13 ms of CPU each, 5 of them encoding the text), and
- * rebuilt when custom SearchParameters are added or removed (definitions.ts counts changes) or
- * the base URL differs.
+ * rebuilt when custom SearchParameters are added or removed (definitions.ts counts changes), or
+ * for another base URL or security (servers of one process: the tests).
  */
 interface Published {
   statement: CapabilityStatement;
@@ -43,17 +43,19 @@ interface Published {
   etag: string;
   base: string;
   version: number;
+  security: FhirContext['restSecurity'];
 }
 let published: Published | undefined;
 
 function publish(ctx: FhirContext): Published {
   const version = searchParametersVersion();
-  if (published && published.base === ctx.baseUrl && published.version === version) return published;
+  const p = published;
+  if (p && p.base === ctx.baseUrl && p.version === version && p.security === ctx.restSecurity) return p;
   const statement = buildStatement(ctx);
   const text = JSON.stringify(statement);
   // Weak: _summary, _elements and _pretty give other bytes of the same statement.
   const etag = `W/"${createHash('sha256').update(text).digest('base64url').slice(0, 22)}"`;
-  published = { statement, bytes: Buffer.from(text), etag, base: ctx.baseUrl, version };
+  published = { statement, bytes: Buffer.from(text), etag, base: ctx.baseUrl, version, security: ctx.restSecurity };
   return published;
 }
 
@@ -171,6 +173,7 @@ function buildStatement(ctx: FhirContext): CapabilityStatement {
     rest: [
       {
         mode: 'server',
+        ...(ctx.restSecurity ? { security: ctx.restSecurity } : {}),
         resource,
         interaction: SYSTEM_INTERACTIONS.filter((i) => registry.has(i)).map((code) => ({ code: code as 'transaction' })),
         searchParam: [

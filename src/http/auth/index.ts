@@ -6,6 +6,7 @@
 //
 // Registered before the FHIR routes with skip-override, so its hooks cover them.
 // Care-team rights are not decided here: request.auth is what that layer reads.
+import type { CapabilityStatementRestSecurity } from '@medplum/fhirtypes';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Server as TlsServer } from 'node:tls';
 import type { Config } from '../../config.ts';
@@ -29,6 +30,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The verified caller (AUTH=on); undefined on public endpoints or when auth is off. */
     auth?: AuthInfo;
+  }
+  interface FastifyInstance {
+    /** The rest.security of the CapabilityStatement, once the token endpoints are known (AUTH=on). */
+    restSecurity?: CapabilityStatementRestSecurity;
   }
 }
 
@@ -62,6 +67,7 @@ export async function authPlugin(app: FastifyInstance, opts: AuthOptions): Promi
   const secrets = loadOrCreateSecrets(config.dataDir);
   let embedded: EmbeddedProvider | undefined;
   let endpoints: SmartEndpoints | undefined;
+  app.decorate('restSecurity', undefined);
 
   // System clients registered through the administration API (src/http/admin.ts).
   const registeredClient = async (clientId: string) => {
@@ -86,6 +92,8 @@ export async function authPlugin(app: FastifyInstance, opts: AuthOptions): Promi
     verifier.setEmbedded({ issuer, keys: secrets.keys.map(publicJwk) });
     verifier.audience = audience;
     endpoints = { issuer, tokenEndpoint: embedded.provider.urlFor('token'), jwksUri: embedded.provider.urlFor('jwks'), trustedIssuers: config.authIssuers };
+    // The CapabilityStatement states the security it runs under (interactions/capabilities.ts).
+    app.restSecurity = restSecurity(endpoints);
   };
   if (config.baseUrl) setup(config.baseUrl);
   else {
@@ -172,14 +180,6 @@ export async function authPlugin(app: FastifyInstance, opts: AuthOptions): Promi
     checkScopes(auth, needsOf(req, fhirBase));
   });
 
-  // The CapabilityStatement states the security it runs under.
-  app.addHook('onSend', async (request, reply, payload) => {
-    if (!endpoints || reply.statusCode !== 200 || typeof payload !== 'string' || request.method !== 'GET' || pathOf(request) !== '/fhir/metadata') return payload;
-    const cs = JSON.parse(payload) as { resourceType?: string; rest?: Array<Record<string, unknown>> };
-    if (cs.resourceType !== 'CapabilityStatement' || !cs.rest?.[0]) return payload;
-    cs.rest[0] = { mode: cs.rest[0].mode, security: restSecurity(endpoints), ...cs.rest[0] };
-    return JSON.stringify(cs, null, wantsPretty(request) ? 2 : undefined);
-  });
 }
 // Hooks and routes apply to the whole server (fastify's skip-override, as fastify-plugin sets it).
 (authPlugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
