@@ -13,6 +13,8 @@ import { errors } from '../outcome.ts';
 import type { FhirRequest } from '../request.ts';
 import type { FhirResponse } from '../response.ts';
 import { compositeSpec } from '../search/indexer.ts';
+import { lastValue } from '../search/parse.ts';
+import { EXPAND_PARAMETERS, EXPAND_TEXT_FILTER } from './terminology.ts';
 import { supportedModifiers } from '../search/sql.ts';
 
 const TYPE_INTERACTIONS: InteractionCode[] = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'];
@@ -40,7 +42,8 @@ export const SOFTWARE = { name: 'fhir-coordination-server', version: '0.1.0' };
 interface Published {
   statement: CapabilityStatement;
   bytes: Buffer;
-  etag: string;
+  /** ETag and Last-Modified. */
+  headers: Record<string, string>;
   base: string;
   version: number;
   security: FhirContext['restSecurity'];
@@ -55,7 +58,8 @@ function publish(ctx: FhirContext): Published {
   const text = JSON.stringify(statement);
   // Weak: _summary, _elements and _pretty give other bytes of the same statement.
   const etag = `W/"${createHash('sha256').update(text).digest('base64url').slice(0, 22)}"`;
-  published = { statement, bytes: Buffer.from(text), etag, base: ctx.baseUrl, version, security: ctx.restSecurity };
+  const headers = { etag, 'last-modified': new Date(statement.date!).toUTCString() };
+  published = { statement, bytes: Buffer.from(text), headers, base: ctx.baseUrl, version, security: ctx.restSecurity };
   return published;
 }
 
@@ -65,15 +69,14 @@ function publish(ctx: FhirContext): Published {
  * If-None-Match naming the current ETag is answered 304.
  */
 export function capabilities(ctx: FhirContext, req: FhirRequest): FhirResponse {
-  const mode = req.query.mode?.[req.query.mode.length - 1];
+  const mode = lastValue(req.query, 'mode');
   if (mode === 'terminology') return { status: 200, resource: terminologyCapabilities(ctx), headers: {} };
   if (mode !== undefined && mode !== 'full' && mode !== 'normative') {
     throw errors.invalid(`mode must be full, normative or terminology, not "${mode}"`, 'mode');
   }
   const p = publish(ctx);
-  const headers = { etag: p.etag, 'last-modified': new Date(p.statement.date!).toUTCString() };
-  if (req.ifNoneMatch !== undefined && matchesETag(req.ifNoneMatch, p.etag)) return { status: 304, headers };
-  return { status: 200, resource: p.statement, raw: p.bytes, headers };
+  if (req.ifNoneMatch !== undefined && matchesETag(req.ifNoneMatch, p.headers.etag)) return { status: 304, headers: p.headers };
+  return { status: 200, resource: p.statement, raw: p.bytes, headers: p.headers };
 }
 
 /** If-None-Match's weak comparison (RFC 9110 13.1.2): `*`, or one of the listed tags, W/ or not. */
@@ -102,8 +105,8 @@ function terminologyCapabilities(ctx: FhirContext): TerminologyCapabilities {
       hierarchical: false,
       paging: true,
       incomplete: false,
-      parameter: ['filter', 'count', 'offset', 'includeDesignations', 'includeDefinition'].map((name) => ({ name })),
-      textFilter: 'Every word of the filter, case- and accent-insensitive, in the code or the display (and the designations with includeDesignations)',
+      parameter: EXPAND_PARAMETERS.map((name) => ({ name })),
+      textFilter: EXPAND_TEXT_FILTER,
     },
     validateCode: { translations: false },
   };

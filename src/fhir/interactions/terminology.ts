@@ -164,6 +164,10 @@ function valueSetRef(p: OpParams, op: string, id: string | undefined): { ref: st
 /** Lower-cased, without accents: the text filter is accent- and case-insensitive. */
 const fold = (s: string) => s.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase();
 
+/** The $expand parameters taken besides the ValueSet, and how the text filter reads (stated in TerminologyCapabilities). */
+export const EXPAND_PARAMETERS = ['filter', 'count', 'offset', 'includeDesignations', 'includeDefinition'] as const;
+export const EXPAND_TEXT_FILTER = 'Every word of the filter, case- and accent-insensitive, in the code or the display (and the designations with includeDesignations)';
+
 /** GET/POST [base]/ValueSet/$expand, [base]/ValueSet/[id]/$expand. */
 export async function expandOperation(ctx: FhirContext, req: FhirRequest, id?: string): Promise<FhirResponse> {
   const op = '$expand';
